@@ -1,0 +1,193 @@
+/*
+ * taskscope: post-mortem inspection of Rust async programs.
+ *
+ * One public header.  Every object is opaque; every fallible function
+ * returns a struct tscope_error * which is NULL on success.  Errors are
+ * owned by the caller and released with tscope_error_destroy() (a no-op
+ * for NULL and for the static out-of-memory error).  Out-parameters come
+ * last and are named ret.  _destroy(NULL) is always a no-op.
+ *
+ * Data flow (see docs/design.md):
+ *   target  (memory + threads of a core, a live process or a host callback)
+ *   program (ELF symbols + DWARF index of the executable)
+ *   session (program + target: load bias, build-id check, TLS)
+ *   model   (runtimes and tasks, rendered as JSON: docs/schema.json)
+ */
+#ifndef TASKSCOPE_H
+#define TASKSCOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define TSCOPE_PUBLIC __attribute__((visibility("default")))
+#else
+#define TSCOPE_PUBLIC
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+/* X-macro: code, name.  Keep in step with gdbext/taskscope/binding.py. */
+#define TSCOPE_ERROR_CODES(X)                                             \
+	X(TSCOPE_ERROR_OK, "ok")                                          \
+	X(TSCOPE_ERROR_NO_MEMORY, "out of memory")                        \
+	X(TSCOPE_ERROR_OS, "operating system error")                      \
+	X(TSCOPE_ERROR_INVALID_ARGUMENT, "invalid argument")              \
+	X(TSCOPE_ERROR_FAULT, "memory not readable")                      \
+	X(TSCOPE_ERROR_BAD_FORMAT, "malformed input file")                \
+	X(TSCOPE_ERROR_NOT_FOUND, "not found")                            \
+	X(TSCOPE_ERROR_MISMATCH, "executable does not match target")      \
+	X(TSCOPE_ERROR_NO_DEBUG_INFO, "no usable debug information")      \
+	X(TSCOPE_ERROR_NO_RUNTIME, "no async runtime found")              \
+	X(TSCOPE_ERROR_UNSUPPORTED, "unsupported layout or version")      \
+	X(TSCOPE_ERROR_LIMIT, "limit reached")
+
+enum tscope_error_code {
+#define TSCOPE_X_ENUM(code, name) code,
+	TSCOPE_ERROR_CODES(TSCOPE_X_ENUM)
+#undef TSCOPE_X_ENUM
+	TSCOPE_NUM_ERROR_CODES
+};
+
+struct tscope_error;
+
+/* Code of @err (TSCOPE_ERROR_OK for NULL). */
+TSCOPE_PUBLIC enum tscope_error_code
+tscope_error_code(const struct tscope_error *err);
+/* Message of @err: what failed, where, what to try.  Valid until destroy. */
+TSCOPE_PUBLIC const char *tscope_error_message(const struct tscope_error *err);
+TSCOPE_PUBLIC void tscope_error_destroy(struct tscope_error *err);
+
+/* Free a string returned by this library (JSON documents). */
+TSCOPE_PUBLIC void tscope_free(void *ptr);
+
+/* Library version string, e.g. "0.1.0". */
+TSCOPE_PUBLIC const char *tscope_version(void);
+
+/* ---------------------------------------------------------------- target */
+
+/*
+ * A target is memory plus threads.  Reads are bounds-checked: an address
+ * no segment covers is a TSCOPE_ERROR_FAULT naming the address.
+ */
+struct tscope_target;
+
+/* Open an ELF core file (memory from PT_LOAD, file-backed pages that were
+ * not dumped from the files named in NT_FILE, threads from NT_PRSTATUS). */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_open_core(const char *path, struct tscope_target **ret);
+
+/* Open a live process through /proc/PID/mem.  Threads are listed from
+ * /proc/PID/task without registers; a host that knows the registers (gdb)
+ * adds them with tscope_target_set_thread_regs(). */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_open_pid(int pid, struct tscope_target **ret);
+
+/* Host read callback: return 0 and fill @buf on success, non-zero if any
+ * byte of [addr, addr+len) is unreadable. */
+typedef int (*tscope_read_fn)(void *arg, uint64_t addr, void *buf,
+			      uint64_t len);
+
+/* A target whose memory comes from the host (gdb's own reader).  The host
+ * adds threads and, for a PIE, the executable's load bias. */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_create_callback(tscope_read_fn read, void *arg,
+			      struct tscope_target **ret);
+
+TSCOPE_PUBLIC void tscope_target_destroy(struct tscope_target *target);
+
+/* Read @len bytes at @addr into @buf. */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_read(struct tscope_target *target, uint64_t addr, void *buf,
+		   uint64_t len);
+
+/* Add or update thread @tid with its thread pointer (x86-64 fs_base),
+ * program counter and stack pointer. */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_set_thread_regs(struct tscope_target *target, int tid,
+			      uint64_t fs_base, uint64_t pc, uint64_t sp);
+
+/* Set the executable's load bias when the target cannot find it (callback
+ * targets; cores and live processes read it from the auxiliary vector). */
+TSCOPE_PUBLIC void tscope_target_set_exe_bias(struct tscope_target *target,
+					      uint64_t bias);
+
+/* Number of threads, and thread @i's id and registers. */
+TSCOPE_PUBLIC size_t tscope_target_num_threads(struct tscope_target *target);
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_thread(struct tscope_target *target, size_t i, int *tid_ret,
+		     uint64_t *fs_base_ret, uint64_t *pc_ret);
+
+/* --------------------------------------------------------------- program */
+
+/* An executable: ELF symbols, PT_TLS, build-id, and a DWARF index built on
+ * first use (one pass over .debug_info, then lookups by name/address). */
+struct tscope_program;
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_program_open(const char *path, struct tscope_program **ret);
+TSCOPE_PUBLIC void tscope_program_destroy(struct tscope_program *prog);
+
+/* Hex build-id of the executable, or "" if it has none. */
+TSCOPE_PUBLIC const char *tscope_program_build_id(struct tscope_program *prog);
+
+/* Build the DWARF index now (otherwise done on first use).  Fails with
+ * TSCOPE_ERROR_NO_DEBUG_INFO for a binary without DWARF types. */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_program_index(struct tscope_program *prog);
+
+/* Look up a type by its qualified DWARF name ("tokio::runtime::task::core::
+ * Header"); *ret is its .debug_info offset.  TSCOPE_ERROR_NOT_FOUND if
+ * absent. */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_program_find_type(struct tscope_program *prog, const char *name,
+			 uint64_t *ret);
+
+/* Byte offset of member @member in the structure at DIE @type_off; *ret.
+ * Members of Rust enums are reached as "Variant.field". */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_program_member_offset(struct tscope_program *prog, uint64_t type_off,
+			     const char *member, uint64_t *ret);
+
+/* The subprogram containing unbiased address @pc: its qualified name
+ * (valid for the program's lifetime) and DIE offset. */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_program_function_at(struct tscope_program *prog, uint64_t pc,
+			   const char **name_ret, uint64_t *die_ret);
+
+/* ---------------------------------------------------------------- session */
+
+struct tscope_session;
+
+/* Pair @prog with @target.  Checks that the target runs this executable
+ * (build-ids of the core's main mapping and the file): a mismatch is
+ * TSCOPE_ERROR_MISMATCH naming both.  The session borrows both objects. */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_create(struct tscope_program *prog,
+		      struct tscope_target *target,
+		      struct tscope_session **ret);
+TSCOPE_PUBLIC void tscope_session_destroy(struct tscope_session *session);
+
+/* Limits, 0 = default.  max_tasks bounds every list walk (default 1<<22). */
+TSCOPE_PUBLIC void tscope_session_set_limits(struct tscope_session *session,
+					     uint64_t max_tasks);
+
+/*
+ * Decode every runtime and task and render the "taskscope/1" JSON document
+ * (docs/schema.json) into *ret (free with tscope_free).  Partial results
+ * are kept: what could not be read is listed under "errors" and marks the
+ * affected object "truncated"/"unreadable".  Fails only when nothing can be
+ * said (no runtime found: TSCOPE_ERROR_NO_RUNTIME, with the reason).
+ */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_tasks_json(struct tscope_session *session, char **ret);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TASKSCOPE_H */

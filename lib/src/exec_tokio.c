@@ -1,0 +1,906 @@
+/*
+ * The tokio executor: runtimes from each thread's TLS CONTEXT, tasks from
+ * OwnedTasks, each task's header, vtable, id, future type and the suspend
+ * point of its root future.  Every offset comes from DWARF or from the
+ * task vtable; the only constants are tokio's state bits (stable since 1.20).
+ */
+#include <elf.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "session.h"
+
+/* runtime/task/state.rs, unchanged 1.20 -> 1.54. */
+#define TOKIO_STATE_BITS(X)                    \
+	X(RUNNING, 0x01)                       \
+	X(COMPLETE, 0x02)                      \
+	X(NOTIFIED, 0x04)                      \
+	X(JOIN_INTEREST, 0x08)                 \
+	X(JOIN_WAKER, 0x10)                    \
+	X(CANCELLED, 0x20)
+#define TOKIO_REF_SHIFT 6
+
+static const struct {
+	const char *name;
+	uint64_t bit;
+} state_bits[] = {
+#define X(name, bit) {#name, bit},
+	TOKIO_STATE_BITS(X)
+#undef X
+};
+
+static const char *state_name(uint64_t st)
+{
+	if (st & 0x02)
+		return "complete";
+	if (st & 0x01)
+		return "running";
+	if (st & 0x20)
+		return "cancelled";
+	if (st & 0x04)
+		return "notified";
+	return "idle";
+}
+
+#define MAX_RUNTIMES 16
+#define MAX_ERRORS 32
+
+struct runtime {
+	uint64_t handle; /* address of the scheduler Handle (ArcInner.data) */
+	uint64_t handle_type;
+	const char *flavor;
+	uint64_t owned_id;
+	uint64_t nshards;
+	uint64_t ntasks;
+	bool truncated;
+};
+
+struct thread_info {
+	int tid;
+	int runtime; /* -1 none */
+	bool has_task;
+	uint64_t task_id;
+};
+
+/* Per-vtable facts (one vtable per future type T and scheduler S). */
+struct vinfo {
+	uint64_t vtable;
+	uint64_t poll;
+	uint64_t trailer_offset, id_offset;
+	const char *future_name; /* T */
+	uint64_t future_type;
+	uint64_t cell_type; /* 0 if not found */
+	struct tscope_error *err;
+};
+
+struct tokio {
+	struct tscope_session *s;
+	struct strbuf *out;
+	struct runtime rt[MAX_RUNTIMES];
+	size_t nrt;
+	struct thread_info *threads;
+	size_t nthreads;
+	char *errors[MAX_ERRORS];
+	size_t nerrors, errors_dropped;
+	/* layout */
+	uint64_t header_type, trailer_type;
+	uint64_t off_state, off_vtable, off_owner, off_next;
+	uint64_t vtable_type, vt_poll, vt_trailer, vt_id, vt_size;
+	struct vinfo *vinfos;
+	size_t nvinfos;
+	struct u64map vinfo_of; /* vtable address -> index+1 */
+	bool first_task;
+};
+
+static void note_error(struct tokio *tk, struct tscope_error *err,
+		       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void note_error(struct tokio *tk, struct tscope_error *err,
+		       const char *fmt, ...)
+{
+	if (tk->nerrors >= MAX_ERRORS) {
+		tk->errors_dropped++;
+		tscope_error_destroy(err);
+		return;
+	}
+	char *prefix = NULL, *msg = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&prefix, fmt, ap) < 0)
+		prefix = NULL;
+	va_end(ap);
+	if (asprintf(&msg, "%s: %s", prefix ? prefix : "error",
+		     tscope_error_message(err)) < 0)
+		msg = NULL;
+	free(prefix);
+	tscope_error_destroy(err);
+	if (msg)
+		tk->errors[tk->nerrors++] = msg;
+}
+
+/* Descend single-purpose wrappers (UnsafeCell, RefCell value, Cell) to the
+ * first type with a variant part. */
+static struct tscope_error *val_enum(struct tscope_session *s, struct tval v,
+				     struct tval *ret)
+{
+	for (int i = 0; i < 6; i++) {
+		const struct ttype *t;
+		struct tscope_error *err = type_strip(s->prog, v.type, &t);
+		if (err)
+			return err;
+		if (t->has_variants) {
+			*ret = v;
+			return NULL;
+		}
+		const struct tmember *m = type_member(t, "value");
+		if (!m && t->nmembers >= 1)
+			m = &t->members[t->nmembers - 1];
+		if (!m)
+			break;
+		v.addr += m->offset;
+		v.type = m->type;
+	}
+	return tscope_error_create(TSCOPE_ERROR_UNSUPPORTED,
+				   "expected an enum behind a wrapper type");
+}
+
+/* ------------------------------------------------------------ runtimes */
+
+struct context_var {
+	const struct elf_sym *sym;
+	uint64_t type;
+};
+
+static struct tscope_error *find_context(struct tokio *tk,
+					 struct context_var *cv)
+{
+	struct tscope_program *prog = tk->s->prog;
+	if (!program_find_symbol_prefix(prog, "_ZN5tokio", -1) &&
+	    !program_find_symbol_prefix(prog, "_RN", -1))
+		return tscope_error_create(
+			TSCOPE_ERROR_NO_RUNTIME,
+			"no tokio runtime found: %s does not contain tokio (no "
+			"tokio symbols in its symbol table); taskscope inspects "
+			"programs built with tokio 1.x", prog->path);
+	/* tokio >= 1.29: CONTEXT is a const-initialized thread_local!, whose
+	 * storage is a TLS symbol named ...CONTEXT...__RUST_STD_INTERNAL_VAL. */
+	cv->sym = program_find_symbol_prefix(
+		prog, "_ZN5tokio7runtime7context7CONTEXT", STT_TLS);
+	if (!cv->sym) {
+		if (!program_find_symbol_prefix(prog, "_ZN5tokio", -1))
+			return tscope_error_create(
+				TSCOPE_ERROR_NO_RUNTIME,
+				"no tokio runtime found: %s does not contain "
+				"tokio (no tokio symbols in its symbol table); "
+				"taskscope inspects programs built with tokio 1.x",
+				prog->path);
+		return tscope_error_create(
+			TSCOPE_ERROR_UNSUPPORTED,
+			"%s links tokio but has no thread-local "
+			"tokio::runtime::context::CONTEXT symbol: tokio older "
+			"than 1.29, or a stripped symbol table (keep .symtab)",
+			prog->path);
+	}
+	if (!prog->has_tls)
+		return tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
+					   "%s has TLS symbols but no PT_TLS segment",
+					   prog->path);
+	struct tscope_error *err = program_ensure_index(prog);
+	if (err)
+		return err;
+	uint64_t var;
+	if (!strmap_lookup(&prog->vars, cv->sym->name, &var))
+		return tscope_error_create(
+			TSCOPE_ERROR_NO_DEBUG_INFO,
+			"no DWARF variable for tokio's CONTEXT (%s) in %s: "
+			"rebuild with debug = 2", cv->sym->name, prog->path);
+	const struct ttype *vt;
+	err = type_get(prog, var, &vt);
+	if (err)
+		return err;
+	cv->type = vt->target;
+	return NULL;
+}
+
+/* Runtime handle of one thread's CONTEXT; *found false if the thread is
+ * not inside a runtime. */
+static struct tscope_error *thread_context(struct tokio *tk,
+					   const struct context_var *cv,
+					   uint64_t fs_base,
+					   struct thread_info *ti, bool *found)
+{
+	struct tscope_session *s = tk->s;
+	struct tscope_program *prog = s->prog;
+	*found = false;
+	/* x86-64 variant II TLS: the executable's block ends at the thread
+	 * pointer. */
+	uint64_t align = prog->tls_align;
+	uint64_t block = (prog->tls_memsz + align - 1) / align * align;
+	struct tval storage = {fs_base - block + cv->sym->value, cv->type};
+
+	struct tval cur, v;
+	const struct tmember *m;
+	struct tscope_error *err = val_find(s, storage, "current_task_id", 3, &cur);
+	if (!err) {
+		err = val_enum(s, cur, &v);
+		if (!err)
+			err = val_variant(s, v, &m, &v);
+		if (!err && m->name && strcmp(m->name, "Some") == 0) {
+			struct tval id;
+			if (!val_member(s, v, "__0", &id)) {
+				uint64_t x;
+				if (!val_uint(s, id, &x)) {
+					ti->has_task = true;
+					ti->task_id = x;
+				}
+			}
+		}
+		tscope_error_destroy(err);
+	} else {
+		tscope_error_destroy(err);
+	}
+
+	err = val_find(s, storage, "handle", 3, &cur);
+	if (err)
+		return err;
+	err = val_enum(s, cur, &v); /* RefCell<Option<scheduler::Handle>> */
+	if (err)
+		return err;
+	err = val_variant(s, v, &m, &v);
+	if (err)
+		return err;
+	if (!m->name || strcmp(m->name, "Some") != 0)
+		return NULL;
+	err = val_member(s, v, "__0", &v);
+	if (err)
+		return err;
+	err = val_variant(s, v, &m, &v); /* CurrentThread | MultiThread */
+	if (err)
+		return err;
+	const char *flavor = m->name && strcmp(m->name, "CurrentThread") == 0
+				     ? "current_thread"
+			     : m->name && strcmp(m->name, "MultiThread") == 0
+				     ? "multi_thread"
+				     : m->name;
+	err = val_member(s, v, "__0", &v); /* Arc<Handle> */
+	if (err)
+		return err;
+	err = val_deref(s, v, &v); /* ArcInner */
+	if (err)
+		return err;
+	err = val_member(s, v, "data", &v);
+	if (err)
+		return err;
+	size_t i;
+	for (i = 0; i < tk->nrt; i++)
+		if (tk->rt[i].handle == v.addr)
+			break;
+	if (i == tk->nrt) {
+		if (tk->nrt == MAX_RUNTIMES)
+			return tscope_error_create(TSCOPE_ERROR_LIMIT,
+						   "more than %d runtimes",
+						   MAX_RUNTIMES);
+		memset(&tk->rt[i], 0, sizeof(tk->rt[i]));
+		tk->rt[i].handle = v.addr;
+		tk->rt[i].handle_type = v.type;
+		tk->rt[i].flavor = flavor ? flavor : "unknown";
+		tk->nrt++;
+	}
+	ti->runtime = (int)i;
+	*found = true;
+	return NULL;
+}
+
+/* ------------------------------------------------------------ layout */
+
+static struct tscope_error *find_layout(struct tokio *tk)
+{
+	struct tscope_session *s = tk->s;
+	struct tscope_program *prog = s->prog;
+	struct tscope_error *err;
+	err = tscope_program_find_type(prog, "tokio::runtime::task::core::Header",
+				       &tk->header_type);
+	if (err)
+		return tscope_error_wrap(err, "tokio task layout");
+	err = tscope_program_find_type(prog, "tokio::runtime::task::core::Trailer",
+				       &tk->trailer_type);
+	if (err)
+		return tscope_error_wrap(err, "tokio task layout (tokio < 1.21?)");
+	struct tval h = {0, tk->header_type}, v;
+	if ((err = val_member(s, h, "state", &v)))
+		return err;
+	tk->off_state = v.addr;
+	if ((err = val_member(s, h, "vtable", &v)))
+		return err;
+	tk->off_vtable = v.addr;
+	const struct ttype *pt;
+	if ((err = type_strip(prog, v.type, &pt)))
+		return err;
+	tk->vtable_type = pt->target;
+	if ((err = val_member(s, h, "owner_id", &v)))
+		return err;
+	tk->off_owner = v.addr;
+	struct tval tr = {0, tk->trailer_type};
+	if ((err = val_find(s, tr, "owned", 1, &v)))
+		return err;
+	if ((err = val_find(s, v, "next", 4, &v)))
+		return err;
+	tk->off_next = v.addr;
+	struct tval vt = {0, tk->vtable_type};
+	if ((err = val_member(s, vt, "poll", &v)))
+		return err;
+	tk->vt_poll = v.addr;
+	if ((err = val_member(s, vt, "trailer_offset", &v)))
+		return tscope_error_wrap(err, "tokio < 1.21 is not supported");
+	tk->vt_trailer = v.addr;
+	if ((err = val_member(s, vt, "id_offset", &v)))
+		return tscope_error_wrap(err, "tokio < 1.23 is not supported");
+	tk->vt_id = v.addr;
+	return type_size(s, tk->vtable_type, &tk->vt_size);
+}
+
+static struct vinfo *get_vinfo(struct tokio *tk, uint64_t vtable)
+{
+	uint64_t idx;
+	if (u64map_get(&tk->vinfo_of, vtable, &idx))
+		return &tk->vinfos[idx - 1];
+	struct vinfo *vi = realloc(tk->vinfos, (tk->nvinfos + 1) * sizeof(*vi));
+	if (!vi)
+		return NULL;
+	tk->vinfos = vi;
+	vi = &tk->vinfos[tk->nvinfos];
+	memset(vi, 0, sizeof(*vi));
+	vi->vtable = vtable;
+	if (!u64map_put(&tk->vinfo_of, vtable, ++tk->nvinfos))
+		return NULL;
+
+	struct tscope_session *s = tk->s;
+	unsigned char buf[256];
+	uint64_t n = tk->vt_size < sizeof(buf) ? tk->vt_size : sizeof(buf);
+	struct tscope_error *err = tscope_target_read(s->target, vtable, buf, n);
+	if (err) {
+		vi->err = tscope_error_wrap(err, "task vtable");
+		return vi;
+	}
+	if (tk->vt_poll + 8 > n || tk->vt_trailer + 8 > n || tk->vt_id + 8 > n) {
+		vi->err = tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
+					      "task vtable larger than expected");
+		return vi;
+	}
+	memcpy(&vi->poll, buf + tk->vt_poll, 8);
+	memcpy(&vi->trailer_offset, buf + tk->vt_trailer, 8);
+	memcpy(&vi->id_offset, buf + tk->vt_id, 8);
+	if (vi->trailer_offset > (1u << 24) || vi->id_offset > (1u << 24)) {
+		vi->err = tscope_error_create(
+			TSCOPE_ERROR_BAD_FORMAT,
+			"task vtable at 0x%llx has implausible offsets "
+			"(corrupt memory?)", (unsigned long long)vtable);
+		return vi;
+	}
+	/* The future type is the template parameter T of
+	 * tokio::runtime::task::raw::poll<T, S> at vtable.poll. */
+	const char *fname;
+	uint64_t die;
+	err = tscope_program_function_at(s->prog, vi->poll - s->bias, &fname, &die);
+	if (err) {
+		vi->err = tscope_error_wrap(err, "task poll function");
+		return vi;
+	}
+	const struct ttype *fn;
+	if ((err = type_get(s->prog, die, &fn))) {
+		vi->err = err;
+		return vi;
+	}
+	const struct tparam *T = type_tparam(fn, "T"), *S = type_tparam(fn, "S");
+	if (!T || !S) {
+		vi->err = tscope_error_create(
+			TSCOPE_ERROR_UNSUPPORTED,
+			"vtable.poll is %s, not tokio::runtime::task::raw::poll<T, S>",
+			fname ? fname : "an unknown function");
+		return vi;
+	}
+	vi->future_type = T->type;
+	vi->future_name = type_name(s->prog, T->type);
+	const char *sname = type_name(s->prog, S->type);
+	char *cell;
+	if (vi->future_name && sname &&
+	    asprintf(&cell, "tokio::runtime::task::core::Cell<%s, %s>",
+		     vi->future_name, sname) >= 0) {
+		uint64_t off;
+		if (strmap_lookup(&s->prog->types, cell, &off))
+			vi->cell_type = off;
+		free(cell);
+	}
+	if (!vi->cell_type)
+		vi->err = tscope_error_create(
+			TSCOPE_ERROR_NO_DEBUG_INFO,
+			"no DWARF type for the task cell of %s",
+			vi->future_name ? vi->future_name : "a future");
+	return vi;
+}
+
+/* ------------------------------------------------------------ futures */
+
+static const char *async_kind(const char *name)
+{
+	if (!name)
+		return NULL;
+	if (strstr(name, "{async_fn_env#"))
+		return "async fn";
+	if (strstr(name, "{async_block_env#"))
+		return "async block";
+	if (strstr(name, "{generator#") || strstr(name, "{coroutine#"))
+		return "generator";
+	return NULL;
+}
+
+/* "crate::checkout::{async_fn_env#0}" -> "crate::checkout";
+ * "crate::main::{async_block_env#1}" -> "crate::main::{async_block#1}". */
+static void function_of(const char *name, char *out, size_t n)
+{
+	snprintf(out, n, "%s", name ? name : "?");
+	char *p = strstr(out, "::{async_fn_env#");
+	if (p) {
+		*p = '\0';
+		return;
+	}
+	p = strstr(out, "{async_block_env#");
+	if (p) {
+		memmove(p + 12, p + 16, strlen(p + 16) + 1);
+		memcpy(p, "{async_block", 12);
+	}
+}
+
+static bool is_state_machine(const struct ttype *t)
+{
+	return t->has_variants && t->discr.name &&
+	       strcmp(t->discr.name, "__state") == 0;
+}
+
+/* Follow wrappers (Pin, Box, Instrumented, BlockingTask...) from a task's
+ * future to its first async state machine. */
+static struct tscope_error *root_state_machine(struct tscope_session *s,
+					       struct tval v, struct tval *ret)
+{
+	static const char *const inner_names[] = {"pointer", "__pointer", "__0",
+						  "inner", "future", "fut",
+						  "value"};
+	for (int depth = 0; depth < 8; depth++) {
+		const struct ttype *t;
+		struct tscope_error *err = type_strip(s->prog, v.type, &t);
+		if (err)
+			return err;
+		if (is_state_machine(t)) {
+			*ret = v;
+			return NULL;
+		}
+		if (t->tag == DW_TAG_pointer_type) {
+			if ((err = val_deref(s, v, &v)))
+				return err;
+			continue;
+		}
+		const struct tmember *m = NULL;
+		for (size_t i = 0; i < ARRAY_SIZE(inner_names) && !m; i++)
+			m = type_member(t, inner_names[i]);
+		if (!m && t->nmembers == 1)
+			m = &t->members[0];
+		if (!m || t->has_variants)
+			break;
+		v.addr += m->offset;
+		v.type = m->type;
+	}
+	return tscope_error_create(TSCOPE_ERROR_NOT_FOUND,
+				   "no async state machine inside the future");
+}
+
+static void render_location(struct tokio *tk, struct tval fut,
+			    struct strbuf *o)
+{
+	struct tscope_session *s = tk->s;
+	struct tval sm, v;
+	const struct tmember *m;
+	const struct ttype *t;
+	struct tscope_error *err = root_state_machine(s, fut, &sm);
+	if (!err)
+		err = type_strip(s->prog, sm.type, &t);
+	if (!err)
+		err = val_variant(s, sm, &m, &v);
+	if (err) {
+		sb_puts(o, "null, \"location_error\": ");
+		sb_json_string(o, tscope_error_message(err));
+		tscope_error_destroy(err);
+		return;
+	}
+	char fn[1024];
+	function_of(t->name, fn, sizeof(fn));
+	const struct ttype *vt;
+	const char *vname = NULL;
+	if (!type_strip(s->prog, m->type, &vt))
+		vname = vt->name;
+	const char *state = "unknown";
+	long await_index = -1;
+	if (vname && strncmp(vname, "Suspend", 7) == 0) {
+		state = "suspended";
+		await_index = strtol(vname + 7, NULL, 10);
+	} else if (vname && strcmp(vname, "Unresumed") == 0) {
+		state = "unresumed";
+	} else if (vname && strcmp(vname, "Returned") == 0) {
+		state = "returned";
+	} else if (vname && strcmp(vname, "Panicked") == 0) {
+		state = "panicked";
+	}
+	sb_puts(o, "{\"function\": ");
+	sb_json_string(o, fn);
+	sb_puts(o, ", \"kind\": ");
+	sb_json_string(o, async_kind(t->name));
+	sb_puts(o, ", \"file\": ");
+	sb_json_string(o, type_decl_file(s->prog, t, m->decl_file));
+	sb_printf(o, ", \"line\": %u, \"state\": \"%s\"", m->decl_line, state);
+	if (await_index >= 0)
+		sb_printf(o, ", \"await_index\": %ld", await_index);
+	sb_puts(o, "}");
+}
+
+/* ------------------------------------------------------------ tasks */
+
+static void render_task(struct tokio *tk, size_t rt, uint64_t hdr,
+			const unsigned char *hbuf, struct vinfo *vi)
+{
+	struct tscope_session *s = tk->s;
+	struct strbuf *o = tk->out;
+	uint64_t state, owner;
+	memcpy(&state, hbuf + tk->off_state, 8);
+	memcpy(&owner, hbuf + tk->off_owner, 8);
+	sb_puts(o, tk->first_task ? "\n  " : ",\n  ");
+	tk->first_task = false;
+	uint64_t id = 0;
+	struct tscope_error *err = NULL;
+	if (!vi->err)
+		err = target_read_u64(s->target, hdr + vi->id_offset, &id);
+	if (vi->err || err)
+		sb_puts(o, "{\"id\": null");
+	else
+		sb_printf(o, "{\"id\": %llu", (unsigned long long)id);
+	sb_printf(o, ", \"address\": \"0x%llx\", \"runtime\": %zu, \"state\": \"%s\", "
+		     "\"state_word\": %llu, \"flags\": [",
+		  (unsigned long long)hdr, rt, state_name(state),
+		  (unsigned long long)state);
+	bool first = true;
+	for (size_t i = 0; i < ARRAY_SIZE(state_bits); i++)
+		if (state & state_bits[i].bit) {
+			sb_printf(o, "%s\"%s\"", first ? "" : ", ", state_bits[i].name);
+			first = false;
+		}
+	sb_printf(o, "], \"refcount\": %llu",
+		  (unsigned long long)(state >> TOKIO_REF_SHIFT));
+	if (tk->rt[rt].owned_id && owner != tk->rt[rt].owned_id)
+		sb_printf(o, ", \"owner_mismatch\": %llu", (unsigned long long)owner);
+	/* Which thread polls it: CONTEXT.current_task_id of that thread. */
+	sb_puts(o, ", \"thread\": ");
+	bool have_thread = false;
+	if ((state & 1) && !vi->err && !err)
+		for (size_t i = 0; i < tk->nthreads; i++)
+			if (tk->threads[i].has_task && tk->threads[i].task_id == id) {
+				sb_printf(o, "%d", tk->threads[i].tid);
+				have_thread = true;
+				break;
+			}
+	if (!have_thread)
+		sb_puts(o, "null");
+	if (vi->err || err) {
+		sb_puts(o, ", \"future\": null, \"location\": null, \"error\": ");
+		sb_json_string(o, tscope_error_message(vi->err ? vi->err : err));
+		tscope_error_destroy(err);
+		sb_puts(o, "}");
+		return;
+	}
+	sb_puts(o, ", \"future\": ");
+	sb_json_string(o, vi->future_name);
+	/* Cell<T,S>.core.stage: Stage::Running(T) | Finished | Consumed. */
+	struct tval cell = {hdr, vi->cell_type}, v;
+	const struct tmember *m;
+	err = val_member(s, cell, "core", &v);
+	if (!err)
+		err = val_find(s, v, "stage", 1, &v);
+	if (!err)
+		err = val_enum(s, v, &v);
+	if (!err)
+		err = val_variant(s, v, &m, &v);
+	if (err) {
+		sb_puts(o, ", \"stage\": null, \"location\": null, \"error\": ");
+		sb_json_string(o, tscope_error_message(err));
+		tscope_error_destroy(err);
+		sb_puts(o, "}");
+		return;
+	}
+	sb_puts(o, ", \"stage\": ");
+	sb_json_string(o, m->name);
+	if (m->name && strcmp(m->name, "Running") == 0 &&
+	    !val_member(s, v, "__0", &v)) {
+		sb_printf(o, ", \"future_address\": \"0x%llx\", \"location\": ",
+			  (unsigned long long)v.addr);
+		render_location(tk, v, o);
+	} else {
+		sb_puts(o, ", \"location\": null");
+	}
+	sb_puts(o, "}");
+}
+
+/* Walk one intrusive list of task headers. */
+static void walk_list(struct tokio *tk, size_t rt, uint64_t head,
+		      struct u64map *seen, const char *what)
+{
+	struct tscope_session *s = tk->s;
+	unsigned char hbuf[64];
+	uint64_t hsize = tk->off_owner + 8;
+	if (hsize > sizeof(hbuf))
+		hsize = sizeof(hbuf);
+	for (uint64_t hdr = head; hdr;) {
+		if (tk->rt[rt].ntasks >= s->max_tasks) {
+			tk->rt[rt].truncated = true;
+			note_error(tk, tscope_error_create(TSCOPE_ERROR_LIMIT,
+				   "stopped after %llu tasks (raise the limit)",
+				   (unsigned long long)s->max_tasks), "%s", what);
+			return;
+		}
+		if (u64map_get(seen, hdr, NULL)) {
+			tk->rt[rt].truncated = true;
+			note_error(tk, tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
+				   "task 0x%llx seen twice: the list loops "
+				   "(corrupt memory?)", (unsigned long long)hdr),
+				   "%s", what);
+			return;
+		}
+		u64map_put(seen, hdr, 1);
+		struct tscope_error *err =
+			tscope_target_read(s->target, hdr, hbuf, hsize);
+		if (err) {
+			tk->rt[rt].truncated = true;
+			note_error(tk, err, "%s: task header 0x%llx", what,
+				   (unsigned long long)hdr);
+			return;
+		}
+		uint64_t vtable;
+		memcpy(&vtable, hbuf + tk->off_vtable, 8);
+		struct vinfo *vi = get_vinfo(tk, vtable);
+		if (!vi) {
+			note_error(tk, &tscope_error_nomem, "%s", what);
+			return;
+		}
+		tk->rt[rt].ntasks++;
+		render_task(tk, rt, hdr, hbuf, vi);
+		if (vi->err && !vi->trailer_offset) {
+			tk->rt[rt].truncated = true;
+			note_error(tk, tscope_error_create(tscope_error_code(vi->err),
+				   "%s", tscope_error_message(vi->err)),
+				   "%s: cannot follow the list past 0x%llx", what,
+				   (unsigned long long)hdr);
+			return;
+		}
+		uint64_t next;
+		err = target_read_u64(s->target,
+				      hdr + vi->trailer_offset + tk->off_next, &next);
+		if (err) {
+			tk->rt[rt].truncated = true;
+			note_error(tk, err, "%s: next of task 0x%llx", what,
+				   (unsigned long long)hdr);
+			return;
+		}
+		hdr = next;
+	}
+}
+
+static uint64_t list_head(struct tokio *tk, struct tval list,
+			  struct tscope_error **errp)
+{
+	struct tval v;
+	*errp = val_find(tk->s, list, "head", 4, &v);
+	if (*errp)
+		return 0;
+	uint64_t head = 0;
+	/* Option<NonNull<Header>>: None is the null pointer. */
+	*errp = target_read_u64(tk->s->target, v.addr, &head);
+	return head;
+}
+
+static void walk_runtime(struct tokio *tk, size_t rt)
+{
+	struct tscope_session *s = tk->s;
+	struct runtime *r = &tk->rt[rt];
+	struct tval h = {r->handle, r->handle_type}, owned, v;
+	char what[64];
+	snprintf(what, sizeof(what), "runtime %zu", rt);
+	struct tscope_error *err = val_find(s, h, "owned", 3, &owned);
+	if (err) {
+		r->truncated = true;
+		note_error(tk, err, "%s: OwnedTasks", what);
+		return;
+	}
+	if (!val_find(s, owned, "id", 1, &v)) {
+		uint64_t id;
+		if (!val_uint(s, v, &id))
+			r->owned_id = id;
+	}
+	struct u64map seen;
+	u64map_init(&seen);
+	/* tokio >= 1.35: ShardedList { lists: Box<[Mutex<LinkedList>]> }. */
+	if (!val_find(s, owned, "lists", 2, &v)) {
+		struct tval ptr, len;
+		const struct ttype *pt;
+		uint64_t data = 0, n = 0, esize = 0;
+		err = val_member(s, v, "data_ptr", &ptr);
+		if (!err)
+			err = val_member(s, v, "length", &len);
+		if (!err)
+			err = target_read_u64(s->target, ptr.addr, &data);
+		if (!err)
+			err = target_read_u64(s->target, len.addr, &n);
+		if (!err)
+			err = type_strip(s->prog, ptr.type, &pt);
+		if (!err)
+			err = type_size(s, pt->target, &esize);
+		if (!err && (n == 0 || n > (1u << 16) || (n & (n - 1))))
+			err = tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
+						  "implausible shard count %llu",
+						  (unsigned long long)n);
+		if (err) {
+			r->truncated = true;
+			note_error(tk, err, "%s: OwnedTasks shards", what);
+			goto out;
+		}
+		r->nshards = n;
+		for (uint64_t i = 0; i < n; i++) {
+			struct tval shard = {data + i * esize, pt->target};
+			uint64_t head = list_head(tk, shard, &err);
+			if (err) {
+				r->truncated = true;
+				note_error(tk, err, "%s: shard %llu", what,
+					   (unsigned long long)i);
+				continue;
+			}
+			char w[96];
+			snprintf(w, sizeof(w), "%s shard %llu", what,
+				 (unsigned long long)i);
+			walk_list(tk, rt, head, &seen, w);
+		}
+	} else {
+		/* tokio 1.21 - 1.34: one Mutex<LinkedList>. */
+		r->nshards = 1;
+		uint64_t head = list_head(tk, owned, &err);
+		if (err) {
+			r->truncated = true;
+			note_error(tk, err, "%s: OwnedTasks list", what);
+		} else {
+			walk_list(tk, rt, head, &seen, what);
+		}
+	}
+out:
+	u64map_free(&seen);
+}
+
+/* ------------------------------------------------------------ render */
+
+struct tscope_error *tokio_render(struct tscope_session *s, struct strbuf *out)
+{
+	struct tokio *tk = calloc(1, sizeof(*tk));
+	if (!tk)
+		return &tscope_error_nomem;
+	tk->s = s;
+	tk->out = out;
+	tk->first_task = true;
+	struct tscope_error *err = NULL;
+	struct context_var cv = {0};
+	if ((err = find_context(tk, &cv)))
+		goto out;
+	size_t nth;
+	struct tscope_thread *th = target_threads(s->target, &nth);
+	tk->threads = calloc(nth ? nth : 1, sizeof(*tk->threads));
+	if (!tk->threads) {
+		err = &tscope_error_nomem;
+		goto out;
+	}
+	size_t with_regs = 0;
+	for (size_t i = 0; i < nth; i++) {
+		struct thread_info *ti = &tk->threads[tk->nthreads++];
+		ti->tid = th[i].tid;
+		ti->runtime = -1;
+		if (!th[i].has_regs || !th[i].fs_base)
+			continue;
+		with_regs++;
+		bool found;
+		struct tscope_error *e = thread_context(tk, &cv, th[i].fs_base, ti,
+							&found);
+		if (e)
+			note_error(tk, e, "thread %d: tokio CONTEXT", th[i].tid);
+	}
+	if (tk->nrt == 0) {
+		if (with_regs == 0)
+			err = tscope_error_create(
+				TSCOPE_ERROR_NO_RUNTIME,
+				"no tokio runtime found: the thread registers "
+				"(fs_base) of %s are unknown, so thread-local "
+				"CONTEXT cannot be read",
+				target_describe(s->target));
+		else
+			err = tscope_error_create(
+				TSCOPE_ERROR_NO_RUNTIME,
+				"no tokio runtime found: none of the %zu threads of "
+				"%s is inside a tokio runtime (tokio's thread-local "
+				"CONTEXT holds no runtime handle on any thread; the "
+				"runtime may not be started yet, or has shut down)%s%s",
+				with_regs, target_describe(s->target),
+				tk->nerrors ? "; first problem: " : "",
+				tk->nerrors ? tk->errors[0] : "");
+		goto out;
+	}
+	if ((err = find_layout(tk)))
+		goto out;
+
+	sb_puts(out, "\"tasks\": [");
+	for (size_t i = 0; i < tk->nrt; i++)
+		walk_runtime(tk, i);
+	sb_puts(out, tk->first_task ? "],\n" : "\n],\n");
+	sb_puts(out, "\"runtimes\": [");
+	for (size_t i = 0; i < tk->nrt; i++) {
+		struct runtime *r = &tk->rt[i];
+		sb_printf(out, "%s{\"index\": %zu, \"flavor\": \"%s\", "
+			       "\"handle\": \"0x%llx\", \"owned_id\": %llu, "
+			       "\"shards\": %llu, \"task_count\": %llu, "
+			       "\"truncated\": %s, \"threads\": [",
+			  i ? ", " : "", i, r->flavor, (unsigned long long)r->handle,
+			  (unsigned long long)r->owned_id,
+			  (unsigned long long)r->nshards,
+			  (unsigned long long)r->ntasks,
+			  r->truncated ? "true" : "false");
+		bool first = true;
+		for (size_t j = 0; j < tk->nthreads; j++)
+			if (tk->threads[j].runtime == (int)i) {
+				sb_printf(out, "%s%d", first ? "" : ", ",
+					  tk->threads[j].tid);
+				first = false;
+			}
+		sb_puts(out, "]}");
+	}
+	sb_puts(out, "],\n\"threads\": [");
+	for (size_t j = 0; j < tk->nthreads; j++) {
+		struct thread_info *ti = &tk->threads[j];
+		sb_printf(out, "%s{\"tid\": %d, \"runtime\": ", j ? ", " : "", ti->tid);
+		if (ti->runtime >= 0)
+			sb_printf(out, "%d", ti->runtime);
+		else
+			sb_puts(out, "null");
+		if (ti->has_task)
+			sb_printf(out, ", \"current_task\": %llu}",
+				  (unsigned long long)ti->task_id);
+		else
+			sb_puts(out, ", \"current_task\": null}");
+	}
+	sb_puts(out, "],\n");
+	sb_printf(out, "\"truncated\": %s, ",
+		  tk->errors_dropped || tk->nerrors ? "true" : "false");
+	sb_puts(out, "\"errors\": [");
+	for (size_t i = 0; i < tk->nerrors; i++) {
+		if (i)
+			sb_puts(out, ", ");
+		sb_json_string(out, tk->errors[i]);
+	}
+	if (tk->errors_dropped)
+		sb_printf(out, "%s\"... and %zu more errors\"",
+			  tk->nerrors ? ", " : "", tk->errors_dropped);
+	sb_puts(out, "], \"warnings\": [");
+	if (s->warning)
+		sb_json_string(out, s->warning);
+	sb_puts(out, "]");
+out:
+	for (size_t i = 0; i < tk->nerrors; i++)
+		free(tk->errors[i]);
+	for (size_t i = 0; i < tk->nvinfos; i++)
+		tscope_error_destroy(tk->vinfos[i].err);
+	free(tk->vinfos);
+	u64map_free(&tk->vinfo_of);
+	free(tk->threads);
+	free(tk);
+	return err;
+}

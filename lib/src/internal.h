@@ -1,0 +1,80 @@
+/* Internal helpers shared by the stages: errors, growable buffers, JSON. */
+#ifndef TSCOPE_INTERNAL_H
+#define TSCOPE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "taskscope.h"
+
+#define TSCOPE_HIDDEN __attribute__((visibility("hidden")))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+struct tscope_error {
+	enum tscope_error_code code;
+	bool is_static;
+	char *message;
+};
+
+/* Preallocated: returned when allocating an error itself fails. */
+extern struct tscope_error tscope_error_nomem;
+
+struct tscope_error *tscope_error_create(enum tscope_error_code code,
+					 const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Prefix @err's message with a printf-formatted context ("reading X: "). */
+struct tscope_error *tscope_error_wrap(struct tscope_error *err,
+				       const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Growable string. */
+struct strbuf {
+	char *s;
+	size_t len, cap;
+	bool oom;
+};
+void sb_init(struct strbuf *sb);
+void sb_free(struct strbuf *sb);
+void sb_append(struct strbuf *sb, const char *s, size_t n);
+void sb_puts(struct strbuf *sb, const char *s);
+void sb_printf(struct strbuf *sb, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void sb_json_string(struct strbuf *sb, const char *s);
+/* Steal the string (NULL on OOM). */
+char *sb_steal(struct strbuf *sb);
+
+/* Open-addressing string -> uint64 map (keys are copied into an arena). */
+struct strmap {
+	struct strmap_entry {
+		const char *key;
+		uint64_t hash;
+		uint64_t value;
+	} *entries;
+	size_t cap, count;
+	char **chunks;
+	size_t nchunks, chunk_used, chunk_cap;
+};
+void strmap_init(struct strmap *m);
+void strmap_free(struct strmap *m);
+/* Insert if absent; returns false on OOM.  Existing keys keep their value. */
+bool strmap_insert(struct strmap *m, const char *key, size_t keylen,
+		   uint64_t value);
+bool strmap_lookup(const struct strmap *m, const char *key, uint64_t *ret);
+/* Copy a string into the map's arena (stable pointer). */
+const char *strmap_intern(struct strmap *m, const char *s, size_t n);
+
+uint64_t hash_bytes(const void *p, size_t n);
+
+/* u64 -> u64 set/map (open addressing, key 0 reserved). */
+struct u64map {
+	uint64_t *keys, *vals;
+	size_t cap, count;
+};
+void u64map_init(struct u64map *m);
+void u64map_free(struct u64map *m);
+bool u64map_put(struct u64map *m, uint64_t key, uint64_t val);
+bool u64map_get(const struct u64map *m, uint64_t key, uint64_t *ret);
+
+#endif

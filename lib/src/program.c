@@ -1,0 +1,555 @@
+/*
+ * The program stage: ELF symbols, PT_TLS and build-id through libelf, and a
+ * DWARF index through libdwarf.
+ *
+ * The index is one pass over .debug_info that records qualified names of
+ * types, linkage names of variables and address ranges of subprograms.  It
+ * never descends into structures or subprograms (their members are decoded
+ * lazily, per type, by type_get()), so it touches a fraction of the DIEs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "program.h"
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int cmp_sym_name(const void *a, const void *b)
+{
+	const struct elf_sym *x = a, *y = b;
+	return strcmp(x->name, y->name);
+}
+
+static struct tscope_error *read_elf(struct tscope_program *prog)
+{
+	Elf *elf = prog->elf;
+	GElf_Ehdr eh;
+	if (!gelf_getehdr(elf, &eh) || elf_kind(elf) != ELF_K_ELF)
+		return tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
+					   "%s is not an ELF file", prog->path);
+	if (eh.e_type == ET_CORE)
+		return tscope_error_create(
+			TSCOPE_ERROR_INVALID_ARGUMENT,
+			"%s is a core file; pass the executable first and the "
+			"core second", prog->path);
+	prog->e_entry = eh.e_entry;
+	size_t phnum;
+	if (elf_getphdrnum(elf, &phnum) == 0) {
+		bool first = true;
+		for (size_t i = 0; i < phnum; i++) {
+			GElf_Phdr ph;
+			if (!gelf_getphdr(elf, (int)i, &ph))
+				continue;
+			if (ph.p_type == PT_TLS) {
+				prog->has_tls = true;
+				prog->tls_memsz = ph.p_memsz;
+				prog->tls_align = ph.p_align ? ph.p_align : 1;
+			} else if (ph.p_type == PT_LOAD && first) {
+				prog->first_load_vaddr = ph.p_vaddr - ph.p_offset;
+				first = false;
+			}
+		}
+	}
+	size_t shstrndx;
+	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+		return NULL;
+	Elf_Scn *scn = NULL;
+	size_t nsyms_total = 0;
+	Elf_Scn *symtab = NULL;
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		const char *name = elf_strptr(elf, shstrndx, sh.sh_name);
+		if (!name)
+			continue;
+		if (strcmp(name, ".debug_info") == 0 && sh.sh_type != SHT_NOBITS &&
+		    sh.sh_size > 0)
+			prog->has_debug_info = true;
+		if (sh.sh_type == SHT_SYMTAB) {
+			symtab = scn;
+			nsyms_total = sh.sh_entsize ? sh.sh_size / sh.sh_entsize : 0;
+		}
+		if (sh.sh_type == SHT_NOTE && !prog->build_id[0]) {
+			Elf_Data *d = elf_getdata(scn, NULL);
+			size_t off = 0, noff, doff;
+			GElf_Nhdr nh;
+			while (d && (noff = 0, off = gelf_getnote(d, off, &nh, &noff,
+								  &doff)) > 0) {
+				if (nh.n_type == NT_GNU_BUILD_ID &&
+				    nh.n_namesz == 4 &&
+				    memcmp((char *)d->d_buf + noff, "GNU", 4) == 0 &&
+				    nh.n_descsz <= 64) {
+					const unsigned char *p =
+						(unsigned char *)d->d_buf + doff;
+					for (size_t i = 0; i < nh.n_descsz; i++)
+						sprintf(prog->build_id + 2 * i,
+							"%02x", p[i]);
+				}
+			}
+		}
+	}
+	if (!symtab)
+		return NULL;
+	GElf_Shdr sh;
+	gelf_getshdr(symtab, &sh);
+	Elf_Data *d = elf_getdata(symtab, NULL);
+	if (!d)
+		return NULL;
+	prog->syms = calloc(nsyms_total ? nsyms_total : 1, sizeof(*prog->syms));
+	if (!prog->syms)
+		return &tscope_error_nomem;
+	for (size_t i = 0; i < nsyms_total; i++) {
+		GElf_Sym s;
+		if (!gelf_getsym(d, (int)i, &s))
+			continue;
+		const char *name = elf_strptr(elf, sh.sh_link, s.st_name);
+		if (!name || !name[0])
+			continue;
+		struct elf_sym *e = &prog->syms[prog->nsyms++];
+		e->name = name; /* owned by libelf's mapping of the file */
+		e->value = s.st_value;
+		e->size = s.st_size;
+		e->type = GELF_ST_TYPE(s.st_info);
+	}
+	qsort(prog->syms, prog->nsyms, sizeof(*prog->syms), cmp_sym_name);
+	return NULL;
+}
+
+const struct elf_sym *program_find_symbol(struct tscope_program *prog,
+					  const char *name)
+{
+	size_t lo = 0, hi = prog->nsyms;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(prog->syms[mid].name, name);
+		if (c == 0)
+			return &prog->syms[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+const struct elf_sym *program_find_symbol_prefix(struct tscope_program *prog,
+						 const char *prefix, int stt)
+{
+	size_t n = strlen(prefix), lo = 0, hi = prog->nsyms;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (strncmp(prog->syms[mid].name, prefix, n) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < prog->nsyms; i++) {
+		if (strncmp(prog->syms[i].name, prefix, n) != 0)
+			break;
+		if (stt < 0 || prog->syms[i].type == stt)
+			return &prog->syms[i];
+	}
+	return NULL;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_program_open(const char *path, struct tscope_program **ret)
+{
+	struct tscope_error *err;
+	struct tscope_program *prog = calloc(1, sizeof(*prog));
+	if (!prog)
+		return &tscope_error_nomem;
+	prog->fd = -1;
+	strmap_init(&prog->types);
+	strmap_init(&prog->vars);
+	strmap_init(&prog->names);
+	prog->path = strdup(path);
+	if (!prog->path) {
+		err = &tscope_error_nomem;
+		goto out;
+	}
+	prog->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (prog->fd < 0) {
+		err = tscope_error_create(TSCOPE_ERROR_OS,
+					  "cannot open executable %s: %s", path,
+					  strerror(errno));
+		goto out;
+	}
+	elf_version(EV_CURRENT);
+	prog->elf = elf_begin(prog->fd, ELF_C_READ_MMAP, NULL);
+	if (!prog->elf) {
+		err = tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
+					  "%s: %s", path, elf_errmsg(-1));
+		goto out;
+	}
+	err = read_elf(prog);
+	if (err)
+		goto out;
+	*ret = prog;
+	return NULL;
+out:
+	tscope_program_destroy(prog);
+	return err;
+}
+
+TSCOPE_PUBLIC void tscope_program_destroy(struct tscope_program *prog)
+{
+	if (!prog)
+		return;
+	for (size_t i = 0; i < prog->type_cache.cap; i++) {
+		if (!prog->type_cache.keys[i])
+			continue;
+		struct ttype *t = (struct ttype *)(uintptr_t)prog->type_cache.vals[i];
+		free(t->members);
+		free(t->variants);
+		free(t->tparams);
+		free(t);
+	}
+	u64map_free(&prog->type_cache);
+	for (size_t i = 0; i < prog->cu_files.cap; i++) {
+		if (!prog->cu_files.keys[i])
+			continue;
+		struct cu_files *f = (struct cu_files *)(uintptr_t)prog->cu_files.vals[i];
+		for (Dwarf_Signed j = 0; j < f->count; j++)
+			dwarf_dealloc(prog->dbg, f->files[j], DW_DLA_STRING);
+		if (f->files)
+			dwarf_dealloc(prog->dbg, f->files, DW_DLA_LIST);
+		free(f);
+	}
+	u64map_free(&prog->cu_files);
+	if (prog->dbg)
+		dwarf_finish(prog->dbg, NULL);
+	tscope_error_destroy(prog->index_err);
+	strmap_free(&prog->types);
+	strmap_free(&prog->vars);
+	strmap_free(&prog->names);
+	u64map_free(&prog->name_of);
+	u64map_free(&prog->cu_of);
+	free(prog->funcs);
+	free(prog->syms);
+	if (prog->elf)
+		elf_end(prog->elf);
+	if (prog->fd >= 0)
+		close(prog->fd);
+	free(prog->path);
+	free(prog);
+}
+
+TSCOPE_PUBLIC const char *tscope_program_build_id(struct tscope_program *prog)
+{
+	return prog->build_id;
+}
+
+/* ------------------------------------------------------------ indexing */
+
+struct walk {
+	struct tscope_program *prog;
+	Dwarf_Off cu_off;
+	char path[8192];
+	size_t pathlen;
+	struct tscope_error *err;
+};
+
+static bool add_func(struct tscope_program *prog, uint64_t lo, uint64_t hi,
+		     uint64_t die)
+{
+	if (prog->nfuncs == prog->funcs_cap) {
+		size_t cap = prog->funcs_cap ? prog->funcs_cap * 2 : 4096;
+		struct func_range *f = realloc(prog->funcs, cap * sizeof(*f));
+		if (!f)
+			return false;
+		prog->funcs = f;
+		prog->funcs_cap = cap;
+	}
+	prog->funcs[prog->nfuncs++] = (struct func_range){lo, hi, die};
+	return true;
+}
+
+static const char *record_name(struct walk *w, Dwarf_Off off,
+			       const char *name)
+{
+	size_t n = strlen(name);
+	size_t base = w->pathlen;
+	if (base + n + 3 >= sizeof(w->path))
+		return NULL;
+	if (base) {
+		memcpy(w->path + base, "::", 2);
+		base += 2;
+	}
+	memcpy(w->path + base, name, n + 1);
+	const char *q = strmap_intern(&w->prog->names, w->path, base + n);
+	w->path[w->pathlen] = '\0';
+	if (q)
+		u64map_put(&w->prog->name_of, off + 1, (uint64_t)(uintptr_t)q);
+	return q;
+}
+
+static void walk_children(struct walk *w, Dwarf_Die parent, int depth);
+
+static void visit(struct walk *w, Dwarf_Die die, int depth)
+{
+	struct tscope_program *prog = w->prog;
+	Dwarf_Half tag;
+	Dwarf_Off off;
+	if (dwarf_tag(die, &tag, NULL) != DW_DLV_OK ||
+	    dwarf_dieoffset(die, &off, NULL) != DW_DLV_OK)
+		return;
+	prog->index_dies++;
+	char *name = NULL;
+	switch (tag) {
+	case DW_TAG_namespace: {
+		if (dwarf_diename(die, &name, NULL) != DW_DLV_OK)
+			name = "";
+		size_t save = w->pathlen, n = strlen(name);
+		if (save + n + 3 < sizeof(w->path) && depth < 64) {
+			if (save) {
+				memcpy(w->path + save, "::", 2);
+				w->pathlen += 2;
+			}
+			memcpy(w->path + w->pathlen, name, n + 1);
+			w->pathlen += n;
+			walk_children(w, die, depth + 1);
+		}
+		w->pathlen = save;
+		w->path[save] = '\0';
+		return;
+	}
+	case DW_TAG_structure_type:
+	case DW_TAG_union_type:
+	case DW_TAG_enumeration_type:
+	case DW_TAG_base_type:
+	case DW_TAG_typedef: {
+		if (dwarf_diename(die, &name, NULL) != DW_DLV_OK)
+			return;
+		const char *q = record_name(w, off, name);
+		if (q) {
+			strmap_insert(&prog->types, q, strlen(q), off);
+			u64map_put(&prog->cu_of, off + 1, w->cu_off + 1);
+		}
+		return;
+	}
+	case DW_TAG_subprogram: {
+		Dwarf_Addr lo;
+		if (dwarf_lowpc(die, &lo, NULL) != DW_DLV_OK)
+			return;
+		Dwarf_Addr hi;
+		Dwarf_Half form;
+		enum Dwarf_Form_Class cls;
+		if (dwarf_highpc_b(die, &hi, &form, &cls, NULL) != DW_DLV_OK)
+			return;
+		if (cls == DW_FORM_CLASS_CONSTANT)
+			hi += lo;
+		if (dwarf_diename(die, &name, NULL) == DW_DLV_OK)
+			record_name(w, off, name);
+		u64map_put(&prog->cu_of, off + 1, w->cu_off + 1);
+		if (!add_func(prog, lo, hi, off))
+			w->err = &tscope_error_nomem;
+		return;
+	}
+	case DW_TAG_variable: {
+		char *link;
+		if (dwarf_die_text(die, DW_AT_linkage_name, &link, NULL) ==
+		    DW_DLV_OK) {
+			strmap_insert(&prog->vars, link, strlen(link), off);
+			u64map_put(&prog->cu_of, off + 1, w->cu_off + 1);
+		}
+		return;
+	}
+	default:
+		return;
+	}
+}
+
+static void walk_children(struct walk *w, Dwarf_Die parent, int depth)
+{
+	Dwarf_Die child;
+	if (dwarf_child(parent, &child, NULL) != DW_DLV_OK)
+		return;
+	for (;;) {
+		visit(w, child, depth);
+		Dwarf_Die sib;
+		int r = dwarf_siblingof_b(w->prog->dbg, child, true, &sib, NULL);
+		dwarf_dealloc_die(child);
+		if (r != DW_DLV_OK || w->err)
+			break;
+		child = sib;
+	}
+}
+
+static int cmp_func(const void *a, const void *b)
+{
+	const struct func_range *x = a, *y = b;
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	/* Wider first, so the innermost range comes last among equals. */
+	if (x->hi != y->hi)
+		return x->hi > y->hi ? -1 : 1;
+	return 0;
+}
+
+struct tscope_error *program_ensure_index(struct tscope_program *prog)
+{
+	if (prog->indexed)
+		return NULL;
+	if (prog->index_err)
+		return tscope_error_create(tscope_error_code(prog->index_err),
+					   "%s", tscope_error_message(prog->index_err));
+	double t0 = now_seconds();
+	struct tscope_error *err = NULL;
+	if (!prog->has_debug_info) {
+		err = tscope_error_create(
+			TSCOPE_ERROR_NO_DEBUG_INFO,
+			"%s has no DWARF debug info (.debug_info is missing: "
+			"stripped?); rebuild with debug = 2 (or debug = "
+			"\"line-tables-only\" is not enough), or point gdb at the "
+			"unstripped binary / its separate debug file",
+			prog->path);
+		goto fail;
+	}
+	Dwarf_Error derr = NULL;
+	int r = dwarf_init_path(prog->path, NULL, 0, DW_DLC_READ,
+				DW_GROUPNUMBER_ANY, NULL, NULL, &prog->dbg,
+				NULL, 0, NULL, &derr);
+	if (r != DW_DLV_OK) {
+		err = tscope_error_create(
+			TSCOPE_ERROR_NO_DEBUG_INFO, "libdwarf cannot read %s: %s",
+			prog->path,
+			r == DW_DLV_ERROR ? dwarf_errmsg(derr) : "no DWARF sections");
+		prog->dbg = NULL;
+		goto fail;
+	}
+	struct walk *w = calloc(1, sizeof(*w));
+	if (!w) {
+		err = &tscope_error_nomem;
+		goto fail;
+	}
+	w->prog = prog;
+	for (;;) {
+		Dwarf_Unsigned next;
+		Dwarf_Half version, cu_type;
+		r = dwarf_next_cu_header_d(prog->dbg, true, NULL, &version, NULL,
+					   NULL, NULL, NULL, NULL, NULL, &next,
+					   &cu_type, &derr);
+		if (r != DW_DLV_OK)
+			break;
+		Dwarf_Die cu;
+		if (dwarf_siblingof_b(prog->dbg, NULL, true, &cu, &derr) !=
+		    DW_DLV_OK)
+			continue;
+		dwarf_dieoffset(cu, &w->cu_off, NULL);
+		w->pathlen = 0;
+		w->path[0] = '\0';
+		walk_children(w, cu, 0);
+		dwarf_dealloc_die(cu);
+		if (w->err)
+			break;
+	}
+	err = w->err;
+	free(w);
+	if (err)
+		goto fail;
+	if (prog->types.count == 0) {
+		err = tscope_error_create(
+			TSCOPE_ERROR_NO_DEBUG_INFO,
+			"%s has no DWARF type information; rebuild with "
+			"debug = 2 (full debug info)", prog->path);
+		goto fail;
+	}
+	qsort(prog->funcs, prog->nfuncs, sizeof(*prog->funcs), cmp_func);
+	prog->indexed = true;
+	prog->index_seconds = now_seconds() - t0;
+	return NULL;
+fail:
+	prog->index_err = err;
+	return tscope_error_create(tscope_error_code(err), "%s",
+				   tscope_error_message(err));
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_program_index(struct tscope_program *prog)
+{
+	return program_ensure_index(prog);
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_program_find_type(struct tscope_program *prog, const char *name,
+			 uint64_t *ret)
+{
+	struct tscope_error *err = program_ensure_index(prog);
+	if (err)
+		return err;
+	if (!strmap_lookup(&prog->types, name, ret))
+		return tscope_error_create(TSCOPE_ERROR_NOT_FOUND,
+					   "type %s not found in %s", name,
+					   prog->path);
+	return NULL;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_program_member_offset(struct tscope_program *prog, uint64_t type_off,
+			     const char *member, uint64_t *ret)
+{
+	char buf[512];
+	uint64_t total = 0;
+	const struct ttype *t;
+	struct tscope_error *err = type_strip(prog, type_off, &t);
+	if (err)
+		return err;
+	snprintf(buf, sizeof(buf), "%s", member);
+	for (char *part = strtok(buf, "."); part; part = strtok(NULL, ".")) {
+		const struct tmember *m = type_member(t, part);
+		if (!m)
+			return tscope_error_create(TSCOPE_ERROR_NOT_FOUND,
+						   "%s has no member %s",
+						   t->name ? t->name : "type",
+						   part);
+		total += m->offset;
+		err = type_strip(prog, m->type, &t);
+		if (err)
+			return err;
+	}
+	*ret = total;
+	return NULL;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_program_function_at(struct tscope_program *prog, uint64_t pc,
+			   const char **name_ret, uint64_t *die_ret)
+{
+	struct tscope_error *err = program_ensure_index(prog);
+	if (err)
+		return err;
+	/* Last range starting at or below pc, then walk back for one that
+	 * contains it (ranges nest, and equal starts sort wide-first). */
+	size_t lo = 0, hi = prog->nfuncs;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (prog->funcs[mid].lo <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo, steps = 0; i-- > 0 && steps < 64; steps++) {
+		if (pc >= prog->funcs[i].lo && pc < prog->funcs[i].hi) {
+			*die_ret = prog->funcs[i].die;
+			*name_ret = type_name(prog, prog->funcs[i].die);
+			return NULL;
+		}
+	}
+	return tscope_error_create(TSCOPE_ERROR_NOT_FOUND,
+				   "no function at 0x%llx in %s",
+				   (unsigned long long)pc, prog->path);
+}

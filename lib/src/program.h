@@ -1,0 +1,118 @@
+/* Program internals: ELF symbols, DWARF index and the type cache. */
+#ifndef TSCOPE_PROGRAM_H
+#define TSCOPE_PROGRAM_H
+
+#include <libdwarf/dwarf.h>
+#include <libdwarf/libdwarf.h>
+
+#include "internal.h"
+
+struct elf_sym {
+	const char *name;
+	uint64_t value, size;
+	unsigned char type; /* STT_* */
+};
+
+struct tmember {
+	const char *name;
+	uint64_t offset;
+	uint64_t type; /* DIE offset, 0 = none */
+	uint32_t decl_file, decl_line;
+	bool artificial;
+};
+
+struct tvariant {
+	bool has_value; /* false: the default (dataful) variant */
+	uint64_t value;
+	struct tmember member; /* named like the variant, typed by its struct */
+};
+
+struct tparam {
+	const char *name;
+	uint64_t type;
+};
+
+/* One DWARF type (or subprogram), decoded once and cached by DIE offset. */
+struct ttype {
+	uint64_t off;
+	int tag;
+	const char *name;  /* qualified when the index knows it */
+	uint64_t size;
+	bool has_size;
+	uint64_t target; /* DW_AT_type: pointee, typedef target, ... */
+	uint64_t count;  /* arrays */
+	struct tmember *members;
+	size_t nmembers;
+	bool has_variants;
+	struct tmember discr;
+	struct tvariant *variants;
+	size_t nvariants;
+	struct tparam *tparams;
+	size_t ntparams;
+	uint64_t cu_off; /* the CU this DIE belongs to (for decl_file) */
+};
+
+struct func_range {
+	uint64_t lo, hi, die;
+};
+
+struct cu_files {
+	char **files;
+	Dwarf_Signed count;
+	int version;
+};
+
+struct tscope_program {
+	char *path;
+	int fd;
+	void *elf; /* Elf * */
+	char build_id[129];
+	uint64_t e_entry;
+	uint64_t first_load_vaddr;
+	bool has_tls;
+	uint64_t tls_memsz, tls_align;
+	bool has_debug_info;
+
+	struct elf_sym *syms;
+	size_t nsyms;
+	char *symstr_copy;
+	struct strmap sym_by_name; /* name -> index+1 */
+
+	Dwarf_Debug dbg;
+	bool indexed;
+	struct tscope_error *index_err;
+	struct strmap types;   /* qualified type name -> DIE offset */
+	struct strmap vars;    /* linkage name -> DIE offset */
+	struct strmap names;   /* interned names */
+	struct u64map name_of; /* DIE offset -> const char * (qualified) */
+	struct u64map cu_of;   /* type DIE offset -> CU DIE offset */
+	struct func_range *funcs;
+	size_t nfuncs, funcs_cap;
+	struct u64map type_cache; /* DIE offset -> struct ttype * */
+	struct u64map cu_files;   /* CU DIE offset -> struct cu_files * */
+	uint64_t index_dies;      /* DIEs visited by the index pass */
+	double index_seconds;
+};
+
+struct tscope_error *program_ensure_index(struct tscope_program *prog);
+const struct elf_sym *program_find_symbol(struct tscope_program *prog,
+					  const char *name);
+/* First symbol whose name starts with @prefix and has type @stt. */
+const struct elf_sym *program_find_symbol_prefix(struct tscope_program *prog,
+						 const char *prefix, int stt);
+
+/* Type cache.  Returned pointers live as long as the program. */
+struct tscope_error *type_get(struct tscope_program *prog, uint64_t off,
+			      const struct ttype **ret);
+/* Strip typedefs, const, volatile. */
+struct tscope_error *type_strip(struct tscope_program *prog, uint64_t off,
+				const struct ttype **ret);
+const struct tmember *type_member(const struct ttype *t, const char *name);
+const struct tparam *type_tparam(const struct ttype *t, const char *name);
+/* Source file name of decl_file @idx in the CU of @t ("" if unknown). */
+const char *type_decl_file(struct tscope_program *prog, const struct ttype *t,
+			   uint32_t idx);
+/* Qualified name for DIE @off, or its plain DW_AT_name. */
+const char *type_name(struct tscope_program *prog, uint64_t off);
+
+#endif

@@ -1,0 +1,188 @@
+/*
+ * A session pairs a program with a target: it finds the load bias, checks
+ * that the target really runs this executable (build-ids), and renders the
+ * model as the "taskscope/1" JSON document.
+ */
+#include <elf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "session.h"
+
+/* Build-id of the ELF image whose file offset 0 is mapped at @base.  Also
+ * returns its entry point and its first-load vaddr (to derive the bias). */
+static bool image_build_id(struct tscope_target *t, uint64_t base,
+			   char out[129], uint64_t *entry_ret,
+			   uint64_t *vaddr0_ret)
+{
+	Elf64_Ehdr eh;
+	struct tscope_error *err = tscope_target_read(t, base, &eh, sizeof(eh));
+	if (err) {
+		tscope_error_destroy(err);
+		return false;
+	}
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+	    (eh.e_type != ET_EXEC && eh.e_type != ET_DYN) ||
+	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 64)
+		return false;
+	Elf64_Phdr ph[64];
+	err = tscope_target_read(t, base + eh.e_phoff, ph,
+				 eh.e_phnum * sizeof(Elf64_Phdr));
+	if (err) {
+		tscope_error_destroy(err);
+		return false;
+	}
+	uint64_t vaddr0 = 0;
+	bool have_load = false;
+	for (unsigned i = 0; i < eh.e_phnum; i++)
+		if (ph[i].p_type == PT_LOAD && !have_load) {
+			vaddr0 = ph[i].p_vaddr - ph[i].p_offset;
+			have_load = true;
+		}
+	*entry_ret = eh.e_entry;
+	*vaddr0_ret = vaddr0;
+	out[0] = '\0';
+	uint64_t bias = base - vaddr0;
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		if (ph[i].p_type != PT_NOTE || ph[i].p_filesz > 4096)
+			continue;
+		unsigned char buf[4096];
+		err = tscope_target_read(t, ph[i].p_vaddr + bias, buf,
+					 ph[i].p_filesz);
+		if (err) {
+			tscope_error_destroy(err);
+			continue;
+		}
+		size_t off = 0, n = ph[i].p_filesz;
+		while (off + 12 <= n) {
+			uint32_t namesz, descsz, type;
+			memcpy(&namesz, buf + off, 4);
+			memcpy(&descsz, buf + off + 4, 4);
+			memcpy(&type, buf + off + 8, 4);
+			size_t doff = off + 12 + ((namesz + 3) & ~3u);
+			size_t next = doff + ((descsz + 3) & ~3u);
+			if (next > n)
+				break;
+			if (type == NT_GNU_BUILD_ID && namesz == 4 &&
+			    memcmp(buf + off + 12, "GNU", 4) == 0 && descsz <= 64) {
+				for (size_t j = 0; j < descsz; j++)
+					sprintf(out + 2 * j, "%02x", buf[doff + j]);
+				return true;
+			}
+			off = next;
+		}
+	}
+	return true;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_create(struct tscope_program *prog,
+		      struct tscope_target *target,
+		      struct tscope_session **ret)
+{
+	struct tscope_session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return &tscope_error_nomem;
+	s->prog = prog;
+	s->target = target;
+	s->max_tasks = 1u << 22;
+
+	uint64_t have, want;
+	bool truncated = target_core_truncated(target, &have, &want);
+
+	uint64_t at_entry;
+	bool has_entry = target_auxv_entry(target, &at_entry);
+	const char *exe_path = NULL;
+	if (has_entry) {
+		/* The main executable is the mapped ELF image whose entry
+		 * point, relocated, is AT_ENTRY. */
+		for (size_t i = 0; i < target_num_mappings(target); i++) {
+			const struct tscope_mapping *m = target_mapping(target, i);
+			if (m->pgoff != 0)
+				continue;
+			char id[129];
+			uint64_t entry, vaddr0;
+			if (!image_build_id(target, m->start, id, &entry, &vaddr0))
+				continue;
+			if (m->start - vaddr0 + entry != at_entry)
+				continue;
+			snprintf(s->core_build_id, sizeof(s->core_build_id), "%s", id);
+			exe_path = m->path;
+			break;
+		}
+		s->bias = at_entry - prog->e_entry;
+		s->bias_known = true;
+	} else if (target_host_bias(target, &s->bias)) {
+		s->bias_known = true;
+	} else {
+		s->bias = 0;
+		s->bias_known = false;
+	}
+
+	if (s->core_build_id[0] && prog->build_id[0] &&
+	    strcmp(s->core_build_id, prog->build_id) != 0) {
+		struct tscope_error *err = tscope_error_create(
+			TSCOPE_ERROR_MISMATCH,
+			"%s was produced by %s (build-id %s), but the executable "
+			"given is %s (build-id %s); load the executable that "
+			"produced it%s%s",
+			target_describe(target), exe_path ? exe_path : "another program",
+			s->core_build_id, prog->path, prog->build_id,
+			exe_path ? ": file " : "", exe_path ? exe_path : "");
+		free(s);
+		return err;
+	}
+	if (truncated) {
+		if (asprintf(&s->warning,
+			     "%s is truncated (%llu of %llu bytes); results "
+			     "may be incomplete", target_describe(target),
+			     (unsigned long long)have,
+			     (unsigned long long)want) < 0)
+			s->warning = NULL;
+	} else if (!s->core_build_id[0] && target_kind(target) != TARGET_CALLBACK) {
+		if (asprintf(&s->warning,
+			     "could not read the build-id of the program in %s; "
+			     "make sure %s is the executable that produced it",
+			     target_describe(target), prog->path) < 0)
+			s->warning = NULL;
+	}
+	*ret = s;
+	return NULL;
+}
+
+TSCOPE_PUBLIC void tscope_session_destroy(struct tscope_session *s)
+{
+	if (!s)
+		return;
+	free(s->warning);
+	free(s);
+}
+
+TSCOPE_PUBLIC void tscope_session_set_limits(struct tscope_session *s,
+					     uint64_t max_tasks)
+{
+	s->max_tasks = max_tasks ? max_tasks : (1u << 22);
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_tasks_json(struct tscope_session *s, char **ret)
+{
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_puts(&sb, "{\"schema\": \"taskscope/1\", \"program\": {\"path\": ");
+	sb_json_string(&sb, s->prog->path);
+	sb_puts(&sb, ", \"build_id\": ");
+	sb_json_string(&sb, s->prog->build_id);
+	sb_puts(&sb, "}, \"target\": ");
+	sb_json_string(&sb, target_describe(s->target));
+	sb_puts(&sb, ", ");
+	struct tscope_error *err = tokio_render(s, &sb);
+	if (err) {
+		sb_free(&sb);
+		return err;
+	}
+	sb_puts(&sb, "}\n");
+	*ret = sb_steal(&sb);
+	return *ret ? NULL : &tscope_error_nomem;
+}

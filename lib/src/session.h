@@ -1,0 +1,51 @@
+#ifndef TSCOPE_SESSION_H
+#define TSCOPE_SESSION_H
+
+#include "program.h"
+#include "target.h"
+
+struct tscope_session {
+	struct tscope_program *prog;
+	struct tscope_target *target;
+	uint64_t bias; /* runtime address = DWARF/ELF address + bias */
+	bool bias_known;
+	char core_build_id[129];
+	uint64_t max_tasks;
+	char *warning; /* e.g. build-id could not be verified */
+};
+
+/* A typed location in the target: address + DIE offset of its type. */
+struct tval {
+	uint64_t addr;
+	uint64_t type;
+};
+
+/* Member @name of the struct @v (typedefs stripped). */
+struct tscope_error *val_member(struct tscope_session *s, struct tval v,
+				const char *name, struct tval *ret);
+/* Breadth-first search for member @name through nested (non-pointer)
+ * members up to @depth levels: tolerant of wrapper types (UnsafeCell,
+ * RefCell, Mutex, loom, ...) that change between versions. */
+struct tscope_error *val_find(struct tscope_session *s, struct tval v,
+			      const char *name, int depth, struct tval *ret);
+/* Active variant of the Rust enum @v: the variant's member value (typed by
+ * the variant struct) and the variant's member descriptor. */
+struct tscope_error *val_variant(struct tscope_session *s, struct tval v,
+				 const struct tmember **member_ret,
+				 struct tval *ret);
+/* Follow a pointer (or a struct wrapping one: NonNull, Box, Arc, Unique). */
+struct tscope_error *val_deref(struct tscope_session *s, struct tval v,
+			       struct tval *ret);
+/* Read an unsigned integer of the type's size (1, 2, 4 or 8 bytes); structs
+ * of one integer (NonZeroU64, Id, AtomicUsize...) are read through. */
+struct tscope_error *val_uint(struct tscope_session *s, struct tval v,
+			      uint64_t *ret);
+/* Size of @type in bytes. */
+struct tscope_error *type_size(struct tscope_session *s, uint64_t type,
+			       uint64_t *ret);
+
+/* The tokio executor: renders its part of the JSON document. */
+struct tscope_error *tokio_render(struct tscope_session *s,
+				  struct strbuf *out);
+
+#endif

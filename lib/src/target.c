@@ -1,0 +1,610 @@
+/*
+ * The one memory reader.  A core is a list of PT_LOAD segments (plus the
+ * files named in NT_FILE for pages gcore did not dump), a live process is
+ * /proc/PID/mem, a host is a callback.  The decoder never knows which.
+ */
+#include <dirent.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/procfs.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "target.h"
+
+struct segment {
+	uint64_t vaddr, memsz, offset, filesz;
+};
+
+#define CACHE_PAGES 256
+#define PAGE 4096
+
+struct cache_page {
+	uint64_t pageno; /* +1, 0 = empty */
+	bool bad;
+	unsigned char data[PAGE];
+};
+
+struct tscope_target {
+	enum target_kind kind;
+	char *desc;
+	/* core */
+	int fd;
+	const unsigned char *map;
+	uint64_t map_size;
+	struct segment *segs;
+	size_t nsegs;
+	uint64_t want_size;
+	/* pid */
+	int pid, memfd;
+	/* callback */
+	tscope_read_fn read_fn;
+	void *read_arg;
+	struct cache_page *cache;
+
+	struct tscope_mapping *maps;
+	size_t nmaps;
+	struct tscope_thread *threads;
+	size_t nthreads;
+	bool has_entry;
+	uint64_t at_entry;
+	bool has_bias;
+	uint64_t bias;
+};
+
+const char *target_describe(struct tscope_target *t) { return t->desc; }
+enum target_kind target_kind(struct tscope_target *t) { return t->kind; }
+
+bool target_auxv_entry(struct tscope_target *t, uint64_t *ret)
+{
+	*ret = t->at_entry;
+	return t->has_entry;
+}
+
+bool target_host_bias(struct tscope_target *t, uint64_t *ret)
+{
+	*ret = t->bias;
+	return t->has_bias;
+}
+
+size_t target_num_mappings(struct tscope_target *t) { return t->nmaps; }
+const struct tscope_mapping *target_mapping(struct tscope_target *t, size_t i)
+{
+	return i < t->nmaps ? &t->maps[i] : NULL;
+}
+
+struct tscope_thread *target_threads(struct tscope_target *t, size_t *n)
+{
+	*n = t->nthreads;
+	return t->threads;
+}
+
+bool target_core_truncated(struct tscope_target *t, uint64_t *have,
+			   uint64_t *want)
+{
+	*have = t->map_size;
+	*want = t->want_size;
+	return t->kind == TARGET_CORE && t->want_size > t->map_size;
+}
+
+static struct tscope_target *target_alloc(enum target_kind kind)
+{
+	struct tscope_target *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->kind = kind;
+	t->fd = -1;
+	t->memfd = -1;
+	return t;
+}
+
+static struct tscope_thread *add_thread(struct tscope_target *t, int tid)
+{
+	for (size_t i = 0; i < t->nthreads; i++)
+		if (t->threads[i].tid == tid)
+			return &t->threads[i];
+	struct tscope_thread *th =
+		realloc(t->threads, (t->nthreads + 1) * sizeof(*th));
+	if (!th)
+		return NULL;
+	t->threads = th;
+	th = &t->threads[t->nthreads++];
+	memset(th, 0, sizeof(*th));
+	th->tid = tid;
+	return th;
+}
+
+static bool add_mapping(struct tscope_target *t, uint64_t start, uint64_t end,
+			uint64_t pgoff, const char *path)
+{
+	struct tscope_mapping *m =
+		realloc(t->maps, (t->nmaps + 1) * sizeof(*m));
+	if (!m)
+		return false;
+	t->maps = m;
+	m = &t->maps[t->nmaps];
+	m->path = strdup(path);
+	if (!m->path)
+		return false;
+	m->start = start;
+	m->end = end;
+	m->pgoff = pgoff;
+	m->fd = -1;
+	t->nmaps++;
+	return true;
+}
+
+static void parse_auxv(struct tscope_target *t, const unsigned char *p,
+		       size_t n)
+{
+	for (size_t off = 0; off + 16 <= n; off += 16) {
+		uint64_t type, val;
+		memcpy(&type, p + off, 8);
+		memcpy(&val, p + off + 8, 8);
+		if (type == AT_NULL)
+			break;
+		if (type == AT_ENTRY) {
+			t->at_entry = val;
+			t->has_entry = true;
+		}
+	}
+}
+
+/* NT_FILE: count, page_size, count x {start, end, pgoff}, then names. */
+static void parse_nt_file(struct tscope_target *t, const unsigned char *p,
+			  size_t n)
+{
+	if (n < 16)
+		return;
+	uint64_t count, page_size;
+	memcpy(&count, p, 8);
+	memcpy(&page_size, p + 8, 8);
+	if (count > n / 24)
+		return;
+	const char *names = (const char *)p + 16 + count * 24;
+	const char *end = (const char *)p + n;
+	for (uint64_t i = 0; i < count && names < end; i++) {
+		uint64_t e[3];
+		memcpy(e, p + 16 + i * 24, 24);
+		size_t len = strnlen(names, (size_t)(end - names));
+		if (names + len >= end)
+			break;
+		add_mapping(t, e[0], e[1], e[2] * page_size, names);
+		names += len + 1;
+	}
+}
+
+static struct tscope_error *parse_core_notes(struct tscope_target *t,
+					     const unsigned char *p, size_t n)
+{
+	size_t off = 0;
+	while (off + 12 <= n) {
+		uint32_t namesz, descsz, type;
+		memcpy(&namesz, p + off, 4);
+		memcpy(&descsz, p + off + 4, 4);
+		memcpy(&type, p + off + 8, 4);
+		size_t name_off = off + 12;
+		size_t desc_off = name_off + ((namesz + 3) & ~3u);
+		size_t next = desc_off + ((descsz + 3) & ~3u);
+		if (desc_off > n || next > n || next <= off)
+			break;
+		const unsigned char *desc = p + desc_off;
+		if (type == NT_PRSTATUS && descsz >= sizeof(struct elf_prstatus)) {
+			struct elf_prstatus st;
+			memcpy(&st, desc, sizeof(st));
+			struct tscope_thread *th = add_thread(t, st.pr_pid);
+			if (!th)
+				return &tscope_error_nomem;
+			/* x86-64 user_regs_struct, see <sys/user.h>. */
+			th->has_regs = true;
+			th->fs_base = st.pr_reg[21];
+			th->pc = st.pr_reg[16];
+			th->sp = st.pr_reg[19];
+		} else if (type == NT_AUXV) {
+			parse_auxv(t, desc, descsz);
+		} else if (type == NT_FILE) {
+			parse_nt_file(t, desc, descsz);
+		}
+		off = next;
+	}
+	return NULL;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_open_core(const char *path, struct tscope_target **ret)
+{
+	struct tscope_error *err = NULL;
+	struct tscope_target *t = target_alloc(TARGET_CORE);
+	if (!t)
+		return &tscope_error_nomem;
+	if (asprintf(&t->desc, "core file %s", path) < 0) {
+		t->desc = NULL;
+		err = &tscope_error_nomem;
+		goto out;
+	}
+	t->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (t->fd < 0) {
+		err = tscope_error_create(TSCOPE_ERROR_OS,
+					  "cannot open core file %s: %s", path,
+					  strerror(errno));
+		goto out;
+	}
+	struct stat st;
+	if (fstat(t->fd, &st) < 0 || st.st_size < (off_t)sizeof(Elf64_Ehdr)) {
+		err = tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
+					  "%s is too small to be an ELF core file",
+					  path);
+		goto out;
+	}
+	t->map_size = (uint64_t)st.st_size;
+	void *map = mmap(NULL, t->map_size, PROT_READ, MAP_PRIVATE, t->fd, 0);
+	if (map == MAP_FAILED) {
+		err = tscope_error_create(TSCOPE_ERROR_OS, "cannot map %s: %s",
+					  path, strerror(errno));
+		goto out;
+	}
+	t->map = map;
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)t->map;
+	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
+	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_type != ET_CORE) {
+		err = tscope_error_create(
+			TSCOPE_ERROR_BAD_FORMAT,
+			"%s is not a 64-bit ELF core file (make one with gcore or "
+			"a kernel core dump)", path);
+		goto out;
+	}
+	if (eh->e_machine != EM_X86_64) {
+		err = tscope_error_create(TSCOPE_ERROR_UNSUPPORTED,
+					  "%s: only x86-64 cores are supported",
+					  path);
+		goto out;
+	}
+	if (eh->e_phentsize != sizeof(Elf64_Phdr) ||
+	    eh->e_phoff > t->map_size ||
+	    (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) >
+		    t->map_size - eh->e_phoff) {
+		err = tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
+					  "%s: program headers lie outside the "
+					  "file (truncated core?)", path);
+		goto out;
+	}
+	const Elf64_Phdr *ph = (const Elf64_Phdr *)(t->map + eh->e_phoff);
+	t->segs = calloc(eh->e_phnum ? eh->e_phnum : 1, sizeof(*t->segs));
+	if (!t->segs) {
+		err = &tscope_error_nomem;
+		goto out;
+	}
+	for (unsigned i = 0; i < eh->e_phnum; i++) {
+		uint64_t end = ph[i].p_offset + ph[i].p_filesz;
+		if (end > t->want_size)
+			t->want_size = end;
+		if (ph[i].p_type == PT_LOAD) {
+			struct segment *s = &t->segs[t->nsegs++];
+			s->vaddr = ph[i].p_vaddr;
+			s->memsz = ph[i].p_memsz;
+			s->offset = ph[i].p_offset;
+			s->filesz = ph[i].p_filesz;
+		} else if (ph[i].p_type == PT_NOTE) {
+			if (ph[i].p_offset >= t->map_size)
+				continue;
+			uint64_t n = ph[i].p_filesz;
+			if (n > t->map_size - ph[i].p_offset)
+				n = t->map_size - ph[i].p_offset;
+			err = parse_core_notes(t, t->map + ph[i].p_offset, n);
+			if (err)
+				goto out;
+		}
+	}
+	*ret = t;
+	return NULL;
+out:
+	tscope_target_destroy(t);
+	return err;
+}
+
+static bool parse_proc_maps(struct tscope_target *t)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/maps", t->pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	char line[4096 + 128];
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long start, end, off;
+		char perms[8];
+		int pos = 0;
+		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %n", &start, &end,
+			   perms, &off, &pos) < 4)
+			continue;
+		char *name = line + pos;
+		name[strcspn(name, "\n")] = '\0';
+		if (name[0] != '/')
+			continue;
+		add_mapping(t, start, end, off, name);
+	}
+	fclose(f);
+	return true;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_open_pid(int pid, struct tscope_target **ret)
+{
+	struct tscope_error *err = NULL;
+	struct tscope_target *t = target_alloc(TARGET_PID);
+	if (!t)
+		return &tscope_error_nomem;
+	t->pid = pid;
+	if (asprintf(&t->desc, "process %d", pid) < 0) {
+		t->desc = NULL;
+		err = &tscope_error_nomem;
+		goto out;
+	}
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	t->memfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (t->memfd < 0) {
+		err = tscope_error_create(
+			TSCOPE_ERROR_OS,
+			"cannot open %s: %s (is the process alive, and may you "
+			"ptrace it? see /proc/sys/kernel/yama/ptrace_scope)",
+			path, strerror(errno));
+		goto out;
+	}
+	t->cache = calloc(CACHE_PAGES, sizeof(*t->cache));
+	if (!t->cache) {
+		err = &tscope_error_nomem;
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/auxv", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		unsigned char buf[4096];
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n > 0)
+			parse_auxv(t, buf, (size_t)n);
+		close(fd);
+	}
+	parse_proc_maps(t);
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d)))
+			if (de->d_name[0] >= '0' && de->d_name[0] <= '9')
+				add_thread(t, atoi(de->d_name));
+		closedir(d);
+	}
+	*ret = t;
+	return NULL;
+out:
+	tscope_target_destroy(t);
+	return err;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_create_callback(tscope_read_fn read, void *arg,
+			      struct tscope_target **ret)
+{
+	if (!read)
+		return tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
+					   "read callback is NULL");
+	struct tscope_target *t = target_alloc(TARGET_CALLBACK);
+	if (!t)
+		return &tscope_error_nomem;
+	t->read_fn = read;
+	t->read_arg = arg;
+	t->desc = strdup("debugger target");
+	t->cache = calloc(CACHE_PAGES, sizeof(*t->cache));
+	if (!t->desc || !t->cache) {
+		tscope_target_destroy(t);
+		return &tscope_error_nomem;
+	}
+	*ret = t;
+	return NULL;
+}
+
+TSCOPE_PUBLIC void tscope_target_destroy(struct tscope_target *t)
+{
+	if (!t)
+		return;
+	if (t->map)
+		munmap((void *)t->map, t->map_size);
+	if (t->fd >= 0)
+		close(t->fd);
+	if (t->memfd >= 0)
+		close(t->memfd);
+	for (size_t i = 0; i < t->nmaps; i++) {
+		if (t->maps[i].fd >= 0)
+			close(t->maps[i].fd);
+		free(t->maps[i].path);
+	}
+	free(t->maps);
+	free(t->segs);
+	free(t->threads);
+	free(t->cache);
+	free(t->desc);
+	free(t);
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_set_thread_regs(struct tscope_target *t, int tid,
+			      uint64_t fs_base, uint64_t pc, uint64_t sp)
+{
+	struct tscope_thread *th = add_thread(t, tid);
+	if (!th)
+		return &tscope_error_nomem;
+	th->has_regs = true;
+	th->fs_base = fs_base;
+	th->pc = pc;
+	th->sp = sp;
+	return NULL;
+}
+
+TSCOPE_PUBLIC void tscope_target_set_exe_bias(struct tscope_target *t,
+					      uint64_t bias)
+{
+	t->has_bias = true;
+	t->bias = bias;
+}
+
+TSCOPE_PUBLIC size_t tscope_target_num_threads(struct tscope_target *t)
+{
+	return t ? t->nthreads : 0;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_thread(struct tscope_target *t, size_t i, int *tid_ret,
+		     uint64_t *fs_base_ret, uint64_t *pc_ret)
+{
+	if (i >= t->nthreads)
+		return tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
+					   "thread index %zu out of range", i);
+	*tid_ret = t->threads[i].tid;
+	*fs_base_ret = t->threads[i].fs_base;
+	*pc_ret = t->threads[i].pc;
+	return NULL;
+}
+
+/* Pages a core left out (read-only file-backed text and data) are still in
+ * the file named in NT_FILE. */
+static bool read_from_mapped_file(struct tscope_target *t, uint64_t addr,
+				  unsigned char *buf, uint64_t len)
+{
+	for (size_t i = 0; i < t->nmaps; i++) {
+		struct tscope_mapping *m = &t->maps[i];
+		if (addr < m->start || addr + len > m->end)
+			continue;
+		if (m->fd == -1) {
+			m->fd = open(m->path, O_RDONLY | O_CLOEXEC);
+			if (m->fd < 0)
+				m->fd = -2;
+		}
+		if (m->fd < 0)
+			return false;
+		ssize_t n = pread(m->fd, buf, len,
+				  (off_t)(m->pgoff + (addr - m->start)));
+		return n == (ssize_t)len;
+	}
+	return false;
+}
+
+static struct tscope_error *core_read(struct tscope_target *t, uint64_t addr,
+				      unsigned char *buf, uint64_t len)
+{
+	while (len) {
+		const struct segment *s = NULL;
+		for (size_t i = 0; i < t->nsegs; i++) {
+			if (addr >= t->segs[i].vaddr &&
+			    addr - t->segs[i].vaddr < t->segs[i].memsz) {
+				s = &t->segs[i];
+				break;
+			}
+		}
+		uint64_t chunk = len;
+		if (s) {
+			uint64_t in = addr - s->vaddr;
+			if (chunk > s->memsz - in)
+				chunk = s->memsz - in;
+			if (in < s->filesz) {
+				if (chunk > s->filesz - in)
+					chunk = s->filesz - in;
+				uint64_t off = s->offset + in;
+				if (off > t->map_size || chunk > t->map_size - off)
+					return tscope_error_create(
+						TSCOPE_ERROR_FAULT,
+						"cannot read 0x%llx: %s is truncated "
+						"(%llu bytes, its headers need %llu); "
+						"re-create the core",
+						(unsigned long long)addr, t->desc + 10,
+						(unsigned long long)t->map_size,
+						(unsigned long long)t->want_size);
+				memcpy(buf, t->map + off, chunk);
+				goto next;
+			}
+		}
+		/* Not dumped: only file-backed pages can be recovered. */
+		if (chunk > PAGE - (addr % PAGE))
+			chunk = PAGE - (addr % PAGE);
+		if (!read_from_mapped_file(t, addr, buf, chunk))
+			return tscope_error_create(
+				TSCOPE_ERROR_FAULT,
+				"cannot read 0x%llx: not in the core's memory "
+				"(not dumped, or not a valid address)",
+				(unsigned long long)addr);
+next:
+		addr += chunk;
+		buf += chunk;
+		len -= chunk;
+	}
+	return NULL;
+}
+
+static bool fill_page(struct tscope_target *t, uint64_t pageno,
+		      unsigned char *data)
+{
+	if (t->kind == TARGET_PID)
+		return pread(t->memfd, data, PAGE, (off_t)(pageno * PAGE)) ==
+		       PAGE;
+	return t->read_fn(t->read_arg, pageno * PAGE, data, PAGE) == 0;
+}
+
+static struct tscope_error *cached_read(struct tscope_target *t,
+					uint64_t addr, unsigned char *buf,
+					uint64_t len)
+{
+	uint64_t start = addr;
+	while (len) {
+		uint64_t pageno = addr / PAGE, in = addr % PAGE;
+		uint64_t chunk = PAGE - in < len ? PAGE - in : len;
+		struct cache_page *cp = &t->cache[pageno % CACHE_PAGES];
+		if (cp->pageno != pageno + 1) {
+			cp->pageno = pageno + 1;
+			cp->bad = !fill_page(t, pageno, cp->data);
+		}
+		if (cp->bad) {
+			/* A page may be partly readable: ask for just the
+			 * bytes wanted before giving up. */
+			bool ok;
+			if (t->kind == TARGET_PID)
+				ok = pread(t->memfd, buf, chunk, (off_t)addr) ==
+				     (ssize_t)chunk;
+			else
+				ok = t->read_fn(t->read_arg, addr, buf, chunk) == 0;
+			if (!ok)
+				return tscope_error_create(
+					TSCOPE_ERROR_FAULT,
+					"cannot read 0x%llx (%llu bytes from "
+					"0x%llx) in %s",
+					(unsigned long long)addr,
+					(unsigned long long)(len + addr - start),
+					(unsigned long long)start, t->desc);
+		} else {
+			memcpy(buf, cp->data + in, chunk);
+		}
+		addr += chunk;
+		buf += chunk;
+		len -= chunk;
+	}
+	return NULL;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_read(struct tscope_target *t, uint64_t addr, void *buf,
+		   uint64_t len)
+{
+	if (len == 0)
+		return NULL;
+	if (addr + len < addr)
+		return tscope_error_create(TSCOPE_ERROR_FAULT,
+					   "cannot read 0x%llx: range wraps",
+					   (unsigned long long)addr);
+	if (t->kind == TARGET_CORE)
+		return core_read(t, addr, buf, len);
+	return cached_read(t, addr, buf, len);
+}

@@ -1,0 +1,44 @@
+/* Target internals shared with the session (mappings, auxv). */
+#ifndef TSCOPE_TARGET_H
+#define TSCOPE_TARGET_H
+
+#include "internal.h"
+
+struct tscope_mapping {
+	uint64_t start, end, pgoff; /* pgoff in bytes */
+	char *path;
+	int fd; /* -1 not yet opened, -2 could not open */
+};
+
+struct tscope_thread {
+	int tid;
+	bool has_regs;
+	uint64_t fs_base, pc, sp;
+};
+
+enum target_kind { TARGET_CORE, TARGET_PID, TARGET_CALLBACK };
+
+/* Describe the target for messages ("core file /x/core", "process 12"). */
+const char *target_describe(struct tscope_target *t);
+/* Executable entry point from the auxiliary vector (AT_ENTRY); false if
+ * unknown. */
+bool target_auxv_entry(struct tscope_target *t, uint64_t *ret);
+/* Host-provided bias, if any. */
+bool target_host_bias(struct tscope_target *t, uint64_t *ret);
+size_t target_num_mappings(struct tscope_target *t);
+const struct tscope_mapping *target_mapping(struct tscope_target *t, size_t i);
+struct tscope_thread *target_threads(struct tscope_target *t, size_t *n);
+/* For cores: true if the file is shorter than its program headers say. */
+bool target_core_truncated(struct tscope_target *t, uint64_t *have,
+			   uint64_t *want);
+enum target_kind target_kind(struct tscope_target *t);
+
+/* Convenience readers. */
+static inline struct tscope_error *target_read_u64(struct tscope_target *t,
+						   uint64_t addr,
+						   uint64_t *ret)
+{
+	return tscope_target_read(t, addr, ret, 8);
+}
+
+#endif

@@ -1,0 +1,352 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct tscope_error tscope_error_nomem = {
+	.code = TSCOPE_ERROR_NO_MEMORY,
+	.is_static = true,
+	.message = "out of memory",
+};
+
+static const char *const error_names[] = {
+#define TSCOPE_X_NAME(code, name) name,
+	TSCOPE_ERROR_CODES(TSCOPE_X_NAME)
+#undef TSCOPE_X_NAME
+};
+
+struct tscope_error *tscope_error_create(enum tscope_error_code code,
+					 const char *fmt, ...)
+{
+	struct tscope_error *err = malloc(sizeof(*err));
+	if (!err)
+		return &tscope_error_nomem;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&err->message, fmt, ap) < 0)
+		err->message = NULL;
+	va_end(ap);
+	if (!err->message) {
+		free(err);
+		return &tscope_error_nomem;
+	}
+	err->code = code;
+	err->is_static = false;
+	return err;
+}
+
+struct tscope_error *tscope_error_wrap(struct tscope_error *err,
+				       const char *fmt, ...)
+{
+	if (!err || err->is_static)
+		return err;
+	char *prefix;
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vasprintf(&prefix, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return err;
+	char *msg;
+	if (asprintf(&msg, "%s: %s", prefix, err->message) >= 0) {
+		free(err->message);
+		err->message = msg;
+	}
+	free(prefix);
+	return err;
+}
+
+TSCOPE_PUBLIC enum tscope_error_code
+tscope_error_code(const struct tscope_error *err)
+{
+	return err ? err->code : TSCOPE_ERROR_OK;
+}
+
+TSCOPE_PUBLIC const char *tscope_error_message(const struct tscope_error *err)
+{
+	if (!err)
+		return "success";
+	return err->message ? err->message : error_names[err->code];
+}
+
+TSCOPE_PUBLIC void tscope_error_destroy(struct tscope_error *err)
+{
+	if (!err || err->is_static)
+		return;
+	free(err->message);
+	free(err);
+}
+
+TSCOPE_PUBLIC void tscope_free(void *ptr) { free(ptr); }
+
+TSCOPE_PUBLIC const char *tscope_version(void) { return "0.1.0"; }
+
+/* ------------------------------------------------------------- strbuf */
+
+void sb_init(struct strbuf *sb) { memset(sb, 0, sizeof(*sb)); }
+void sb_free(struct strbuf *sb)
+{
+	free(sb->s);
+	sb_init(sb);
+}
+
+static bool sb_reserve(struct strbuf *sb, size_t extra)
+{
+	if (sb->oom)
+		return false;
+	if (sb->len + extra + 1 <= sb->cap)
+		return true;
+	size_t cap = sb->cap ? sb->cap : 256;
+	while (cap < sb->len + extra + 1)
+		cap *= 2;
+	char *s = realloc(sb->s, cap);
+	if (!s) {
+		sb->oom = true;
+		return false;
+	}
+	sb->s = s;
+	sb->cap = cap;
+	return true;
+}
+
+void sb_append(struct strbuf *sb, const char *s, size_t n)
+{
+	if (!sb_reserve(sb, n))
+		return;
+	memcpy(sb->s + sb->len, s, n);
+	sb->len += n;
+	sb->s[sb->len] = '\0';
+}
+
+void sb_puts(struct strbuf *sb, const char *s) { sb_append(sb, s, strlen(s)); }
+
+void sb_printf(struct strbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || !sb_reserve(sb, (size_t)n))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(sb->s + sb->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	sb->len += (size_t)n;
+}
+
+void sb_json_string(struct strbuf *sb, const char *s)
+{
+	if (!s) {
+		sb_puts(sb, "null");
+		return;
+	}
+	sb_append(sb, "\"", 1);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		switch (*p) {
+		case '"': sb_puts(sb, "\\\""); break;
+		case '\\': sb_puts(sb, "\\\\"); break;
+		case '\n': sb_puts(sb, "\\n"); break;
+		case '\t': sb_puts(sb, "\\t"); break;
+		default:
+			if (*p < 0x20)
+				sb_printf(sb, "\\u%04x", *p);
+			else
+				sb_append(sb, (const char *)p, 1);
+		}
+	}
+	sb_append(sb, "\"", 1);
+}
+
+char *sb_steal(struct strbuf *sb)
+{
+	if (sb->oom) {
+		sb_free(sb);
+		return NULL;
+	}
+	if (!sb->s)
+		sb_append(sb, "", 0);
+	char *s = sb->s;
+	sb_init(sb);
+	return s;
+}
+
+/* ------------------------------------------------------------- maps */
+
+uint64_t hash_bytes(const void *p, size_t n)
+{
+	/* FNV-1a, then a final mix so low bits are usable as a table index. */
+	uint64_t h = 0xcbf29ce484222325ull;
+	const unsigned char *c = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= c[i];
+		h *= 0x100000001b3ull;
+	}
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 32;
+	return h;
+}
+
+void strmap_init(struct strmap *m) { memset(m, 0, sizeof(*m)); }
+
+void strmap_free(struct strmap *m)
+{
+	for (size_t i = 0; i < m->nchunks; i++)
+		free(m->chunks[i]);
+	free(m->chunks);
+	free(m->entries);
+	strmap_init(m);
+}
+
+const char *strmap_intern(struct strmap *m, const char *s, size_t n)
+{
+	if (m->nchunks == 0 || m->chunk_used + n + 1 > m->chunk_cap) {
+		size_t cap = n + 1 > (1u << 20) ? n + 1 : (1u << 20);
+		char **chunks = realloc(m->chunks,
+					(m->nchunks + 1) * sizeof(*chunks));
+		if (!chunks)
+			return NULL;
+		m->chunks = chunks;
+		char *c = malloc(cap);
+		if (!c)
+			return NULL;
+		m->chunks[m->nchunks++] = c;
+		m->chunk_used = 0;
+		m->chunk_cap = cap;
+	}
+	char *dst = m->chunks[m->nchunks - 1] + m->chunk_used;
+	memcpy(dst, s, n);
+	dst[n] = '\0';
+	m->chunk_used += n + 1;
+	return dst;
+}
+
+static bool strmap_grow(struct strmap *m)
+{
+	size_t cap = m->cap ? m->cap * 2 : 1024;
+	struct strmap_entry *e = calloc(cap, sizeof(*e));
+	if (!e)
+		return false;
+	for (size_t i = 0; i < m->cap; i++) {
+		if (!m->entries[i].key)
+			continue;
+		size_t j = m->entries[i].hash & (cap - 1);
+		while (e[j].key)
+			j = (j + 1) & (cap - 1);
+		e[j] = m->entries[i];
+	}
+	free(m->entries);
+	m->entries = e;
+	m->cap = cap;
+	return true;
+}
+
+bool strmap_insert(struct strmap *m, const char *key, size_t keylen,
+		   uint64_t value)
+{
+	if ((m->count + 1) * 2 > m->cap && !strmap_grow(m))
+		return false;
+	uint64_t h = hash_bytes(key, keylen);
+	size_t j = h & (m->cap - 1);
+	while (m->entries[j].key) {
+		if (m->entries[j].hash == h &&
+		    strlen(m->entries[j].key) == keylen &&
+		    memcmp(m->entries[j].key, key, keylen) == 0)
+			return true;
+		j = (j + 1) & (m->cap - 1);
+	}
+	const char *k = strmap_intern(m, key, keylen);
+	if (!k)
+		return false;
+	m->entries[j].key = k;
+	m->entries[j].hash = h;
+	m->entries[j].value = value;
+	m->count++;
+	return true;
+}
+
+bool strmap_lookup(const struct strmap *m, const char *key, uint64_t *ret)
+{
+	if (!m->cap)
+		return false;
+	size_t n = strlen(key);
+	uint64_t h = hash_bytes(key, n);
+	size_t j = h & (m->cap - 1);
+	while (m->entries[j].key) {
+		if (m->entries[j].hash == h && strcmp(m->entries[j].key, key) == 0) {
+			*ret = m->entries[j].value;
+			return true;
+		}
+		j = (j + 1) & (m->cap - 1);
+	}
+	return false;
+}
+
+void u64map_init(struct u64map *m) { memset(m, 0, sizeof(*m)); }
+void u64map_free(struct u64map *m)
+{
+	free(m->keys);
+	free(m->vals);
+	u64map_init(m);
+}
+
+static size_t u64_slot(uint64_t k, size_t cap)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdull;
+	k ^= k >> 33;
+	return k & (cap - 1);
+}
+
+bool u64map_put(struct u64map *m, uint64_t key, uint64_t val)
+{
+	if ((m->count + 1) * 2 > m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 64;
+		uint64_t *keys = calloc(cap, sizeof(*keys));
+		uint64_t *vals = calloc(cap, sizeof(*vals));
+		if (!keys || !vals) {
+			free(keys);
+			free(vals);
+			return false;
+		}
+		for (size_t i = 0; i < m->cap; i++) {
+			if (!m->keys[i])
+				continue;
+			size_t j = u64_slot(m->keys[i], cap);
+			while (keys[j])
+				j = (j + 1) & (cap - 1);
+			keys[j] = m->keys[i];
+			vals[j] = m->vals[i];
+		}
+		free(m->keys);
+		free(m->vals);
+		m->keys = keys;
+		m->vals = vals;
+		m->cap = cap;
+	}
+	size_t j = u64_slot(key, m->cap);
+	while (m->keys[j] && m->keys[j] != key)
+		j = (j + 1) & (m->cap - 1);
+	if (!m->keys[j])
+		m->count++;
+	m->keys[j] = key;
+	m->vals[j] = val;
+	return true;
+}
+
+bool u64map_get(const struct u64map *m, uint64_t key, uint64_t *ret)
+{
+	if (!m->cap)
+		return false;
+	size_t j = u64_slot(key, m->cap);
+	while (m->keys[j]) {
+		if (m->keys[j] == key) {
+			if (ret)
+				*ret = m->vals[j];
+			return true;
+		}
+		j = (j + 1) & (m->cap - 1);
+	}
+	return false;
+}
