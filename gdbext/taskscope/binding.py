@@ -1,0 +1,239 @@
+"""ctypes binding to libtaskscope.
+
+The library is found, in order: $TASKSCOPE_LIBRARY; build/libtaskscope.so of
+this checkout; the installed library next to this package (lib/ of the
+prefix); the dynamic linker's search path.
+"""
+
+import ctypes
+import json
+import os
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Keep in step with TSCOPE_ERROR_CODES in lib/include/taskscope.h.
+ERROR_NAMES = [
+    "ok", "no-memory", "os", "invalid-argument", "fault", "bad-format",
+    "not-found", "mismatch", "no-debug-info", "no-runtime", "unsupported",
+    "limit",
+]
+
+SCHEMA = "taskscope/1"
+
+
+class TaskscopeError(Exception):
+    """An error reported by the library: .code names its kind."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = ERROR_NAMES[code] if 0 <= code < len(ERROR_NAMES) else str(code)
+
+
+def _candidates():
+    env = os.environ.get("TASKSCOPE_LIBRARY")
+    if env:
+        yield env
+        return
+    checkout = os.path.dirname(os.path.dirname(_HERE))
+    yield os.path.join(checkout, "build", "libtaskscope.so")
+    # Installed: <prefix>/share/taskscope/gdbext/taskscope -> <prefix>/lib*
+    prefix = os.path.dirname(os.path.dirname(os.path.dirname(checkout)))
+    for libdir in ("lib", "lib64", "lib/x86_64-linux-gnu"):
+        yield os.path.join(prefix, libdir, "libtaskscope.so.0")
+    yield "libtaskscope.so.0"
+
+
+_lib = None
+
+
+def library():
+    """Load (once) and return the ctypes library object."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    tried = []
+    for path in _candidates():
+        if os.sep in path and not os.path.exists(path):
+            tried.append(path)
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+            break
+        except OSError as e:
+            tried.append("%s (%s)" % (path, e))
+    else:
+        raise TaskscopeError(
+            4 - 2,  # "os"
+            "cannot load libtaskscope; build it with `./dev build` or set "
+            "TASKSCOPE_LIBRARY (tried: %s)" % ", ".join(tried))
+    _declare(lib)
+    _lib = lib
+    return lib
+
+
+READ_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64,
+                           ctypes.c_void_p, ctypes.c_uint64)
+
+
+def _declare(lib):
+    P = ctypes.c_void_p
+    PP = ctypes.POINTER(ctypes.c_void_p)
+    sig = {
+        "tscope_error_code": (ctypes.c_int, [P]),
+        "tscope_error_message": (ctypes.c_char_p, [P]),
+        "tscope_error_destroy": (None, [P]),
+        "tscope_free": (None, [P]),
+        "tscope_version": (ctypes.c_char_p, []),
+        "tscope_target_open_core": (P, [ctypes.c_char_p, PP]),
+        "tscope_target_open_pid": (P, [ctypes.c_int, PP]),
+        "tscope_target_create_callback": (P, [READ_FN, P, PP]),
+        "tscope_target_destroy": (None, [P]),
+        "tscope_target_set_thread_regs": (P, [P, ctypes.c_int, ctypes.c_uint64,
+                                              ctypes.c_uint64, ctypes.c_uint64]),
+        "tscope_target_set_exe_bias": (None, [P, ctypes.c_uint64]),
+        "tscope_program_open": (P, [ctypes.c_char_p, PP]),
+        "tscope_program_destroy": (None, [P]),
+        "tscope_program_build_id": (ctypes.c_char_p, [P]),
+        "tscope_program_index": (P, [P]),
+        "tscope_session_create": (P, [P, P, PP]),
+        "tscope_session_destroy": (None, [P]),
+        "tscope_session_set_limits": (None, [P, ctypes.c_uint64]),
+        "tscope_session_tasks_json": (P, [P, PP]),
+    }
+    for name, (res, args) in sig.items():
+        fn = getattr(lib, name)
+        fn.restype = res
+        fn.argtypes = args
+
+
+def _check(err):
+    if err:
+        lib = library()
+        code = lib.tscope_error_code(err)
+        msg = lib.tscope_error_message(err).decode("utf-8", "replace")
+        lib.tscope_error_destroy(err)
+        raise TaskscopeError(code, msg)
+
+
+def _fs(path):
+    return os.fsencode(path)
+
+
+class Target:
+    """Memory and threads: a core file, a live pid, or a read callback."""
+
+    def __init__(self, handle, keep=None):
+        self._h = handle
+        self._keep = keep  # keeps a ctypes callback alive
+
+    @classmethod
+    def core(cls, path):
+        out = ctypes.c_void_p()
+        _check(library().tscope_target_open_core(_fs(path), ctypes.byref(out)))
+        return cls(out)
+
+    @classmethod
+    def pid(cls, pid):
+        out = ctypes.c_void_p()
+        _check(library().tscope_target_open_pid(int(pid), ctypes.byref(out)))
+        return cls(out)
+
+    @classmethod
+    def callback(cls, read):
+        """read(addr, length) -> bytes, or None if unreadable."""
+
+        def trampoline(_arg, addr, buf, length):
+            try:
+                data = read(addr, length)
+            except Exception:
+                return 1
+            if data is None or len(data) != length:
+                return 1
+            ctypes.memmove(buf, data, length)
+            return 0
+
+        cb = READ_FN(trampoline)
+        out = ctypes.c_void_p()
+        _check(library().tscope_target_create_callback(cb, None, ctypes.byref(out)))
+        return cls(out, keep=cb)
+
+    def set_thread_regs(self, tid, fs_base, pc=0, sp=0):
+        _check(library().tscope_target_set_thread_regs(self._h, tid, fs_base, pc, sp))
+
+    def set_exe_bias(self, bias):
+        library().tscope_target_set_exe_bias(self._h, bias)
+
+    def close(self):
+        if self._h:
+            library().tscope_target_destroy(self._h)
+            self._h = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Program:
+    """An executable with its DWARF index (built on first use)."""
+
+    def __init__(self, path):
+        out = ctypes.c_void_p()
+        _check(library().tscope_program_open(_fs(path), ctypes.byref(out)))
+        self._h = out
+        self.path = path
+
+    @property
+    def build_id(self):
+        return library().tscope_program_build_id(self._h).decode()
+
+    def index(self):
+        _check(library().tscope_program_index(self._h))
+
+    def close(self):
+        if self._h:
+            library().tscope_program_destroy(self._h)
+            self._h = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Session:
+    """A program paired with a target; produces the taskscope/1 model."""
+
+    def __init__(self, program, target):
+        out = ctypes.c_void_p()
+        _check(library().tscope_session_create(program._h, target._h,
+                                               ctypes.byref(out)))
+        self._h = out
+        self.program = program  # the session borrows both
+        self.target = target
+
+    def set_limits(self, max_tasks=0):
+        library().tscope_session_set_limits(self._h, max_tasks)
+
+    def tasks(self):
+        """The decoded model as a dict (docs/schema.json)."""
+        out = ctypes.c_void_p()
+        _check(library().tscope_session_tasks_json(self._h, ctypes.byref(out)))
+        try:
+            text = ctypes.string_at(out).decode("utf-8", "replace")
+        finally:
+            library().tscope_free(out)
+        return json.loads(text)
+
+    def close(self):
+        if self._h:
+            library().tscope_session_destroy(self._h)
+            self._h = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
