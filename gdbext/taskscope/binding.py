@@ -57,7 +57,10 @@ def library():
             tried.append(path)
             continue
         try:
-            lib = ctypes.CDLL(path)
+            # gdb itself links elfutils' libdw, which exports functions
+            # named like libdwarf's (dwarf_child, dwarf_tag, ...).  Bind our
+            # library to its own dependencies first.
+            lib = ctypes.CDLL(path, mode=os.RTLD_LOCAL | os.RTLD_DEEPBIND)
             break
         except OSError as e:
             tried.append("%s (%s)" % (path, e))

@@ -1,0 +1,240 @@
+"""gdb commands.  Every command has a --json twin of its human view, and
+every user-facing failure is a gdb.GdbError (clean message, non-zero exit in
+gdb -batch).  Tracebacks only with `set taskscope debug on`."""
+
+import argparse
+import json
+import os
+import re
+import struct
+
+import gdb
+
+from . import binding, render
+
+
+class _Debug(gdb.Parameter):
+    """Show Python tracebacks for taskscope internal errors."""
+
+    set_doc = "Set whether taskscope shows tracebacks of internal errors."
+    show_doc = "Show whether taskscope shows tracebacks of internal errors."
+
+    def __init__(self):
+        super().__init__("taskscope-debug", gdb.COMMAND_MAINTENANCE, gdb.PARAM_BOOLEAN)
+        self.value = False
+
+
+class _Prefix(gdb.Command):
+    """Prefix for taskscope settings."""
+
+    def __init__(self, name, cmd_class):
+        super().__init__(name, cmd_class, prefix=True)
+
+
+_programs = {}   # (path, mtime, size) -> binding.Program: index DWARF once
+_cores = {}      # (path, mtime, size) -> binding.Target
+_debug = None
+
+
+def _file_key(path):
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_mtime_ns, st.st_size)
+
+
+def _program(path):
+    key = _file_key(path)
+    prog = _programs.get(key)
+    if prog is None:
+        prog = binding.Program(path)
+        _programs.clear()
+        _programs[key] = prog
+    return prog
+
+
+def _core_path():
+    """The core file gdb has loaded, if any (gdb 13 has no Python API)."""
+    inf = gdb.selected_inferior()
+    for attr in ("core_filename",):  # gdb >= 14
+        ps = inf.progspace
+        if hasattr(ps, attr) and getattr(ps, attr):
+            return getattr(ps, attr)
+    try:
+        text = gdb.execute("info target", to_string=True)
+    except gdb.error:
+        return None
+    m = re.search(r"Local core dump file:\s*\n\s*[`'](.+?)', file type", text)
+    return m.group(1) if m else None
+
+
+def _exe_path():
+    ps = gdb.current_progspace()
+    path = ps.filename if ps else None
+    if not path:
+        raise gdb.GdbError(
+            "taskscope: no executable loaded; start gdb as `gdb PROGRAM CORE` "
+            "or `gdb -p PID`, or use the `file` command")
+    return path
+
+
+def _elf_entry(path):
+    with open(path, "rb") as f:
+        head = f.read(32)
+    return struct.unpack_from("<Q", head, 24)[0]
+
+
+def _live_target(inf):
+    """A live process: /proc/PID/mem, or gdb's own reader as a fallback
+    (remote targets); registers from gdb either way."""
+    try:
+        target = binding.Target.pid(inf.pid)
+    except binding.TaskscopeError:
+        def read(addr, length):
+            try:
+                return bytes(inf.read_memory(addr, length))
+            except gdb.MemoryError:
+                return None
+        target = binding.Target.callback(read)
+        auxv = gdb.execute("info auxv", to_string=True)
+        m = re.search(r"AT_ENTRY\s.*?(0x[0-9a-f]+)", auxv)
+        if m:
+            target.set_exe_bias(int(m.group(1), 16) - _elf_entry(_exe_path()))
+    selected = gdb.selected_thread()
+    try:
+        for th in inf.threads():
+            th.switch()
+            frame = gdb.newest_frame()
+            fs_base = int(frame.read_register("fs_base"))
+            pc = int(frame.pc())
+            sp = int(frame.read_register("rsp"))
+            target.set_thread_regs(th.ptid[1], fs_base, pc, sp)
+    finally:
+        if selected is not None and selected.is_valid():
+            selected.switch()
+    return target
+
+
+def open_session():
+    """Program + target for the current inferior."""
+    exe = _exe_path()
+    inf = gdb.selected_inferior()
+    core = _core_path()
+    if core:
+        key = _file_key(core)
+        target = _cores.get(key)
+        if target is None:
+            target = binding.Target.core(core)
+            _cores.clear()
+            _cores[key] = target
+    elif inf.pid:
+        target = _live_target(inf)
+    else:
+        raise gdb.GdbError(
+            "taskscope: no process or core file; load a core (`core FILE`), "
+            "attach (`attach PID`) or `run` the program first")
+    return binding.Session(_program(exe), target)
+
+
+def thread_labeler():
+    """tid -> 'Thread N (LWP tid)' using gdb's thread numbers."""
+    nums = {}
+    try:
+        for th in gdb.selected_inferior().threads():
+            nums[th.ptid[1]] = th.num
+    except gdb.error:
+        pass
+
+    def label(tid):
+        if tid in nums:
+            return "%d (LWP %d)" % (nums[tid], tid)
+        return "LWP %d" % tid
+    return label
+
+
+class _ArgParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise gdb.GdbError("%s: %s\n%s" % (self.prog, message, self.format_usage().strip()))
+
+    def exit(self, status=0, message=None):
+        if message:
+            raise gdb.GdbError(message)
+        raise _HelpShown()
+
+
+class _HelpShown(Exception):
+    pass
+
+
+class TaskscopeCommand(gdb.Command):
+    """Base: argument parsing and error policy."""
+
+    parser = None
+
+    def invoke(self, arg, from_tty):
+        try:
+            args = self.parser.parse_args(gdb.string_to_argv(arg))
+        except _HelpShown:
+            gdb.write(self.parser.format_help())
+            return
+        try:
+            self.run(args)
+        except binding.TaskscopeError as e:
+            raise gdb.GdbError("taskscope: " + str(e))
+        except gdb.GdbError:
+            raise
+        except Exception as e:
+            if _debug is not None and _debug.value:
+                raise
+            raise gdb.GdbError(
+                "taskscope: internal error: %s: %s (set taskscope-debug on for "
+                "a traceback, and please report it)" % (type(e).__name__, e))
+
+
+class InfoAsyncTasks(TaskscopeCommand):
+    """List the async tasks of the program: one line per task.
+
+Usage: info async-tasks [--json] [--state STATE] [--limit N]
+
+Each line shows the task id, its state (idle, notified, running, cancelled,
+complete), the thread polling it if running, its future (the async fn it
+runs) and the source line where it is suspended; then a summary by state.
+Works on core files and live processes (tokio 1.29+ with debug info).
+
+  --json          print the taskscope/1 JSON document instead
+  --state STATE   only tasks in this state
+  --limit N       stop walking task lists after N tasks"""
+
+    parser = _ArgParser(prog="info async-tasks", add_help=True)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--state")
+    parser.add_argument("--limit", type=int, default=0)
+
+    def __init__(self):
+        super().__init__("info async-tasks", gdb.COMMAND_STATUS)
+
+    def run(self, args):
+        session = open_session()
+        if args.limit:
+            session.set_limits(args.limit)
+        model = session.tasks()
+        if args.state:
+            model["tasks"] = [t for t in model["tasks"] if t.get("state") == args.state]
+        if args.json:
+            gdb.write(json.dumps(model, indent=1) + "\n")
+        else:
+            for line in render.tasks_table(model, thread_labeler()):
+                gdb.write(line + "\n")
+        incomplete = [w for w in model.get("warnings", []) if "truncated" in w]
+        if incomplete and model.get("errors"):
+            raise gdb.GdbError("taskscope: results are incomplete: " + incomplete[0])
+
+
+_registered = False
+
+
+def register():
+    global _registered, _debug
+    if _registered:
+        return
+    _debug = _Debug()
+    InfoAsyncTasks()
+    _registered = True
