@@ -20,6 +20,10 @@ ERROR_NAMES = [
 
 SCHEMA = "taskscope/1"
 
+# enum tscope_json_flags
+JSON_FRAMES = 1
+JSON_LOCALS = 2
+
 
 class TaskscopeError(Exception):
     """An error reported by the library: .code names its kind."""
@@ -101,7 +105,7 @@ def _declare(lib):
         "tscope_session_create": (P, [P, P, PP]),
         "tscope_session_destroy": (None, [P]),
         "tscope_session_set_limits": (None, [P, ctypes.c_uint64]),
-        "tscope_session_tasks_json": (P, [P, PP]),
+        "tscope_session_tasks_json": (P, [P, ctypes.c_uint, PP]),
     }
     for name, (res, args) in sig.items():
         fn = getattr(lib, name)
@@ -220,10 +224,12 @@ class Session:
     def set_limits(self, max_tasks=0):
         library().tscope_session_set_limits(self._h, max_tasks)
 
-    def tasks(self):
-        """The decoded model as a dict (docs/schema.json)."""
+    def tasks(self, frames=False, locals=False):
+        """The decoded model as a dict (docs/schema.json); with frames=True
+        each task carries its await chain, with locals=True their locals."""
+        flags = (JSON_FRAMES if frames or locals else 0) | (JSON_LOCALS if locals else 0)
         out = ctypes.c_void_p()
-        _check(library().tscope_session_tasks_json(self._h, ctypes.byref(out)))
+        _check(library().tscope_session_tasks_json(self._h, flags, ctypes.byref(out)))
         try:
             text = ctypes.string_at(out).decode("utf-8", "replace")
         finally:

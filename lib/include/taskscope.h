@@ -183,8 +183,15 @@ TSCOPE_PUBLIC void tscope_session_set_limits(struct tscope_session *session,
  * affected object "truncated"/"unreadable".  Fails only when nothing can be
  * said (no runtime found: TSCOPE_ERROR_NO_RUNTIME, with the reason).
  */
+/* Flags for tscope_session_tasks_json(). */
+enum tscope_json_flags {
+	TSCOPE_JSON_FRAMES = 1, /* each task's await chain: "frames" */
+	TSCOPE_JSON_LOCALS = 2, /* with each frame's live locals */
+};
+
 TSCOPE_PUBLIC struct tscope_error *
-tscope_session_tasks_json(struct tscope_session *session, char **ret);
+tscope_session_tasks_json(struct tscope_session *session, unsigned flags,
+			  char **ret);
 
 #ifdef __cplusplus
 }

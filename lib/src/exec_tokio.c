@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "future.h"
 #include "session.h"
 
 /* runtime/task/state.rs, unchanged 1.20 -> 1.54. */
@@ -78,6 +79,8 @@ struct vinfo {
 struct tokio {
 	struct tscope_session *s;
 	struct strbuf *out;
+	unsigned flags;
+	struct future_hooks hooks;
 	struct runtime rt[MAX_RUNTIMES];
 	size_t nrt;
 	struct thread_info *threads;
@@ -423,35 +426,6 @@ static struct vinfo *get_vinfo(struct tokio *tk, uint64_t vtable)
 
 /* ------------------------------------------------------------ futures */
 
-static const char *async_kind(const char *name)
-{
-	if (!name)
-		return NULL;
-	if (strstr(name, "{async_fn_env#"))
-		return "async fn";
-	if (strstr(name, "{async_block_env#"))
-		return "async block";
-	if (strstr(name, "{generator#") || strstr(name, "{coroutine#"))
-		return "generator";
-	return NULL;
-}
-
-/* "crate::checkout::{async_fn_env#0}" -> "crate::checkout";
- * "crate::main::{async_block_env#1}" -> "crate::main::{async_block#1}". */
-static void function_of(const char *name, char *out, size_t n)
-{
-	snprintf(out, n, "%s", name ? name : "?");
-	char *p = strstr(out, "::{async_fn_env#");
-	if (p) {
-		*p = '\0';
-		return;
-	}
-	p = strstr(out, "{async_block_env#");
-	if (p) {
-		memmove(p + 12, p + 16, strlen(p + 16) + 1);
-		memcpy(p, "{async_block", 12);
-	}
-}
 
 static bool is_state_machine(const struct ttype *t)
 {
@@ -514,7 +488,7 @@ static void render_location(struct tokio *tk, struct tval fut,
 		return;
 	}
 	char fn[1024];
-	function_of(t->name, fn, sizeof(fn));
+	const char *kind = future_function_name(t->name, fn, sizeof(fn));
 	const struct ttype *vt;
 	const char *vname = NULL;
 	if (!type_strip(s->prog, m->type, &vt))
@@ -534,7 +508,7 @@ static void render_location(struct tokio *tk, struct tval fut,
 	sb_puts(o, "{\"function\": ");
 	sb_json_string(o, fn);
 	sb_puts(o, ", \"kind\": ");
-	sb_json_string(o, async_kind(t->name));
+	sb_json_string(o, kind);
 	sb_puts(o, ", \"file\": ");
 	sb_json_string(o, type_decl_file(s->prog, t, m->decl_file));
 	sb_printf(o, ", \"line\": %u, \"state\": \"%s\"", m->decl_line, state);
@@ -622,6 +596,12 @@ static void render_task(struct tokio *tk, size_t rt, uint64_t hdr,
 		sb_printf(o, ", \"future_address\": \"0x%llx\", \"location\": ",
 			  (unsigned long long)v.addr);
 		render_location(tk, v, o);
+		if (tk->flags & TSCOPE_JSON_FRAMES) {
+			sb_puts(o, ", \"frames\": ");
+			future_render_chain(s, &tk->hooks, v,
+					    tk->flags & TSCOPE_JSON_LOCALS ? CHAIN_LOCALS : 0,
+					    o);
+		}
 	} else {
 		sb_puts(o, ", \"location\": null");
 	}
@@ -782,13 +762,39 @@ out:
 
 /* ------------------------------------------------------------ render */
 
-struct tscope_error *tokio_render(struct tscope_session *s, struct strbuf *out)
+/* JoinHandle targets: id and state of the task at @hdr. */
+static bool task_brief(void *arg, uint64_t hdr, uint64_t *id_ret,
+		       uint64_t *state_ret)
+{
+	struct tokio *tk = arg;
+	uint64_t vtable;
+	struct tscope_error *err = target_read_u64(tk->s->target,
+						   hdr + tk->off_vtable, &vtable);
+	if (!err)
+		err = target_read_u64(tk->s->target, hdr + tk->off_state, state_ret);
+	if (err) {
+		tscope_error_destroy(err);
+		return false;
+	}
+	struct vinfo *vi = get_vinfo(tk, vtable);
+	if (!vi || !vi->id_offset)
+		return false;
+	err = target_read_u64(tk->s->target, hdr + vi->id_offset, id_ret);
+	tscope_error_destroy(err);
+	return !err;
+}
+
+struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
+				  struct strbuf *out)
 {
 	struct tokio *tk = calloc(1, sizeof(*tk));
 	if (!tk)
 		return &tscope_error_nomem;
 	tk->s = s;
 	tk->out = out;
+	tk->flags = flags;
+	tk->hooks.arg = tk;
+	tk->hooks.task_brief = task_brief;
 	tk->first_task = true;
 	struct tscope_error *err = NULL;
 	struct context_var cv = {0};

@@ -238,6 +238,7 @@ TSCOPE_PUBLIC void tscope_program_destroy(struct tscope_program *prog)
 	strmap_free(&prog->names);
 	u64map_free(&prog->name_of);
 	u64map_free(&prog->cu_of);
+	u64map_free(&prog->vtables);
 	free(prog->funcs);
 	free(prog->syms);
 	if (prog->elf)
@@ -361,6 +362,26 @@ static void visit(struct walk *w, Dwarf_Die die, int depth)
 	}
 	case DW_TAG_variable: {
 		char *link;
+		/* rustc's trait-object vtables: "<T as Trait>::{vtable}" at
+		 * DW_OP_addr, typed by a struct whose DW_AT_containing_type is T.
+		 * Indexed by address: a Box<dyn Future> names its concrete type. */
+		if (dwarf_diename(die, &name, NULL) == DW_DLV_OK) {
+			size_t n = strlen(name);
+			if (n > 10 && memcmp(name + n - 10, "::{vtable}", 10) == 0) {
+				Dwarf_Attribute a;
+				if (dwarf_attr(die, DW_AT_location, &a, NULL) == DW_DLV_OK) {
+					Dwarf_Unsigned len;
+					Dwarf_Ptr blk;
+					if (dwarf_formexprloc(a, &len, &blk, NULL) == DW_DLV_OK &&
+					    len == 9 && ((unsigned char *)blk)[0] == DW_OP_addr) {
+						uint64_t addr;
+						memcpy(&addr, (unsigned char *)blk + 1, 8);
+						u64map_put(&prog->vtables, addr, off + 1);
+					}
+					dwarf_dealloc_attribute(a);
+				}
+			}
+		}
 		if (dwarf_die_text(die, DW_AT_linkage_name, &link, NULL) ==
 		    DW_DLV_OK) {
 			strmap_insert(&prog->vars, link, strlen(link), off);
@@ -552,4 +573,25 @@ tscope_program_function_at(struct tscope_program *prog, uint64_t pc,
 	return tscope_error_create(TSCOPE_ERROR_NOT_FOUND,
 				   "no function at 0x%llx in %s",
 				   (unsigned long long)pc, prog->path);
+}
+
+struct tscope_error *program_vtable_type(struct tscope_program *prog,
+					 uint64_t addr, uint64_t *ret)
+{
+	struct tscope_error *err = program_ensure_index(prog);
+	if (err)
+		return err;
+	uint64_t var;
+	if (u64map_get(&prog->vtables, addr, &var)) {
+		const struct ttype *v, *vt;
+		if (!(err = type_get(prog, var - 1, &v)) &&
+		    !(err = type_get(prog, v->target, &vt)) && vt->containing) {
+			*ret = vt->containing;
+			return NULL;
+		}
+		tscope_error_destroy(err);
+	}
+	return tscope_error_create(TSCOPE_ERROR_NOT_FOUND,
+				   "no vtable known at 0x%llx",
+				   (unsigned long long)addr);
 }

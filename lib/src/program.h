@@ -50,6 +50,7 @@ struct ttype {
 	struct tparam *tparams;
 	size_t ntparams;
 	uint64_t cu_off; /* the CU this DIE belongs to (for decl_file) */
+	uint64_t containing; /* DW_AT_containing_type (vtable types) */
 };
 
 struct func_range {
@@ -90,6 +91,7 @@ struct tscope_program {
 	size_t nfuncs, funcs_cap;
 	struct u64map type_cache; /* DIE offset -> struct ttype * */
 	struct u64map cu_files;   /* CU DIE offset -> struct cu_files * */
+	struct u64map vtables;    /* vtable address (unbiased) -> var DIE + 1 */
 	uint64_t index_dies;      /* DIEs visited by the index pass */
 	double index_seconds;
 };
@@ -100,6 +102,10 @@ const struct elf_sym *program_find_symbol(struct tscope_program *prog,
 /* First symbol whose name starts with @prefix and has type @stt. */
 const struct elf_sym *program_find_symbol_prefix(struct tscope_program *prog,
 						 const char *prefix, int stt);
+
+/* Concrete type behind the trait-object vtable at unbiased @addr. */
+struct tscope_error *program_vtable_type(struct tscope_program *prog,
+					 uint64_t addr, uint64_t *ret);
 
 /* Type cache.  Returned pointers live as long as the program. */
 struct tscope_error *type_get(struct tscope_program *prog, uint64_t off,

@@ -166,7 +166,8 @@ TSCOPE_PUBLIC void tscope_session_set_limits(struct tscope_session *s,
 }
 
 TSCOPE_PUBLIC struct tscope_error *
-tscope_session_tasks_json(struct tscope_session *s, char **ret)
+tscope_session_tasks_json(struct tscope_session *s, unsigned flags,
+			  char **ret)
 {
 	struct strbuf sb;
 	sb_init(&sb);
@@ -177,7 +178,7 @@ tscope_session_tasks_json(struct tscope_session *s, char **ret)
 	sb_puts(&sb, "}, \"target\": ");
 	sb_json_string(&sb, target_describe(s->target));
 	sb_puts(&sb, ", ");
-	struct tscope_error *err = tokio_render(s, &sb);
+	struct tscope_error *err = tokio_render(s, flags, &sb);
 	if (err) {
 		sb_free(&sb);
 		return err;

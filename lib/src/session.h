@@ -45,7 +45,7 @@ struct tscope_error *type_size(struct tscope_session *s, uint64_t type,
 			       uint64_t *ret);
 
 /* The tokio executor: renders its part of the JSON document. */
-struct tscope_error *tokio_render(struct tscope_session *s,
+struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 				  struct strbuf *out);
 
 #endif

@@ -164,6 +164,7 @@ struct tscope_error *type_get(struct tscope_program *prog, uint64_t off,
 		t->name = die_name(prog, die);
 	t->has_size = attr_udata(die, DW_AT_byte_size, &t->size);
 	attr_ref(die, DW_AT_type, &t->target);
+	attr_ref(die, DW_AT_containing_type, &t->containing);
 	Dwarf_Off cu_off = 0;
 	dwarf_CU_dieoffset_given_die(die, &cu_off, NULL);
 	t->cu_off = cu_off;
