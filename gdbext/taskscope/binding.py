@@ -106,6 +106,8 @@ def _declare(lib):
         "tscope_session_destroy": (None, [P]),
         "tscope_session_set_limits": (None, [P, ctypes.c_uint64]),
         "tscope_session_tasks_json": (P, [P, ctypes.c_uint, PP]),
+        "tscope_session_future_json": (P, [P, ctypes.c_uint64, ctypes.c_char_p,
+                                           ctypes.c_uint, PP]),
     }
     for name, (res, args) in sig.items():
         fn = getattr(lib, name)
@@ -230,6 +232,18 @@ class Session:
         flags = (JSON_FRAMES if frames or locals else 0) | (JSON_LOCALS if locals else 0)
         out = ctypes.c_void_p()
         _check(library().tscope_session_tasks_json(self._h, flags, ctypes.byref(out)))
+        try:
+            text = ctypes.string_at(out).decode("utf-8", "replace")
+        finally:
+            library().tscope_free(out)
+        return json.loads(text)
+
+    def future(self, addr, type_name, locals=False):
+        """Await chain of the future of type type_name at addr."""
+        out = ctypes.c_void_p()
+        _check(library().tscope_session_future_json(
+            self._h, addr, type_name.encode(), JSON_LOCALS if locals else 0,
+            ctypes.byref(out)))
         try:
             text = ctypes.string_at(out).decode("utf-8", "replace")
         finally:

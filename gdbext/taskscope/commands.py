@@ -228,6 +228,178 @@ Works on core files and live processes (tokio 1.29+ with debug info).
             raise gdb.GdbError("taskscope: results are incomplete: " + incomplete[0])
 
 
+class AsyncPrefix(gdb.Command):
+    """Inspect the async tasks of a Rust program (taskscope).
+
+Subcommands: async backtrace (bt), async task.  See also: info async-tasks."""
+
+    def __init__(self):
+        super().__init__("async", gdb.COMMAND_STACK, gdb.COMPLETE_COMMAND, prefix=True)
+
+
+def _select_tasks(model, which):
+    tasks = model.get("tasks", [])
+    if which in (None, "all"):
+        return tasks
+    try:
+        want = int(which)
+    except ValueError:
+        raise gdb.GdbError("taskscope: task id must be a number or `all`, not %r" % which)
+    found = [t for t in tasks if t.get("id") == want]
+    if not found:
+        ids = sorted(t["id"] for t in tasks if t.get("id") is not None)
+        raise gdb.GdbError("taskscope: no task %d (tasks: %s)" % (
+            want, ", ".join(map(str, ids[:20])) + (" …" if len(ids) > 20 else "")))
+    return found
+
+
+def gdb_local_formatter():
+    """Locals printed through gdb's own value printers (rustc's, ours)."""
+    cache = {}
+
+    def variant_type(frame):
+        key = (frame.get("type"), frame.get("variant_member"))
+        if key not in cache:
+            vt = None
+            try:
+                smt = gdb.lookup_type(frame["type"])
+                for f in smt.fields():
+                    if f.name == frame.get("variant_member"):
+                        vt = f.type
+            except (gdb.error, KeyError, TypeError):
+                vt = None
+            cache[key] = vt
+        return cache[key]
+
+    def fmt(frame, loc):
+        vt = variant_type(frame)
+        if vt is not None:
+            for f in vt.fields():
+                if f.name == loc["name"]:
+                    try:
+                        val = gdb.Value(int(loc["address"], 16)).cast(f.type.pointer()).dereference()
+                        text = val.format_string(max_elements=16, max_depth=2)
+                        return "%s = %s" % (loc["name"], " ".join(text.split()))
+                    except gdb.error as e:
+                        return "%s = <unreadable %s: %s>" % (loc["name"], loc["address"], e)
+        return "%s: %s @%s" % (loc["name"], render.shorten(loc.get("type")), loc["address"])
+    return fmt
+
+
+class AsyncBacktrace(TaskscopeCommand):
+    """Await chain of a task (or of all tasks), innermost await first.
+
+Usage: async backtrace [ID|all] [--full] [--group] [--json]
+Alias: async bt
+
+Frame #0 is what the task waits on (a leaf future such as a lock acquire,
+a sleep, a channel receive); the last frame is the task's root future.
+Async fns and blocks show the file:line of their await; wrappers (Pin,
+Box<dyn Future> with its concrete type) and combinators (join!, select!,
+Timeout, ...) are frames too, with one indented chain per branch.
+
+  --full    also show the locals live across each await
+  --group   coalesce tasks with identical chains, with counts
+  --json    print {"schema", "tasks": [{"id", "future", "frames": [...]}]}"""
+
+    parser = _ArgParser(prog="async backtrace", add_help=True)
+    parser.add_argument("which", nargs="?", default="all")
+    parser.add_argument("--full", action="store_true")
+    parser.add_argument("--group", action="store_true")
+    parser.add_argument("--json", action="store_true")
+
+    def __init__(self, name="async backtrace"):
+        super().__init__(name, gdb.COMMAND_STACK)
+
+    def run(self, args):
+        model = open_session().tasks(frames=True, locals=args.full)
+        tasks = _select_tasks(model, args.which)
+        if args.json:
+            doc = {"schema": model["schema"],
+                   "tasks": [{k: t.get(k) for k in ("id", "state", "future", "frames")}
+                             for t in tasks],
+                   "errors": model.get("errors", []),
+                   "warnings": model.get("warnings", [])}
+            gdb.write(json.dumps(doc, indent=1) + "\n")
+            return
+        fmt = gdb_local_formatter() if args.full else None
+        for line in render.backtrace_lines(model, tasks, args.group, thread_labeler(), fmt):
+            gdb.write(line + "\n")
+        for e in model.get("errors", []):
+            gdb.write("error: %s\n" % e)
+
+
+class AsyncTask(TaskscopeCommand):
+    """Everything known about one task.
+
+Usage: async task ID [--json]
+
+State word and flags, reference count, runtime, thread polling it, the
+task's address and future type, then its await chain with locals."""
+
+    parser = _ArgParser(prog="async task", add_help=True)
+    parser.add_argument("id")
+    parser.add_argument("--json", action="store_true")
+
+    def __init__(self):
+        super().__init__("async task", gdb.COMMAND_STACK)
+
+    def run(self, args):
+        model = open_session().tasks(frames=True, locals=True)
+        task = _select_tasks(model, args.id)[0]
+        if args.json:
+            gdb.write(json.dumps(task, indent=1) + "\n")
+            return
+        label = thread_labeler()
+        rt = model["runtimes"][task["runtime"]] if task.get("runtime") is not None else {}
+        w = gdb.write
+        w("Task %s\n" % task.get("id"))
+        w("  state:    %s (state word 0x%x: %s; refcount %s)\n" % (
+            task.get("state"), task.get("state_word", 0), " | ".join(task.get("flags", [])) or "-",
+            task.get("refcount")))
+        w("  runtime:  %s (%s, handle %s)\n" % (task.get("runtime"), rt.get("flavor"), rt.get("handle")))
+        w("  thread:   %s\n" % (label(task["thread"]) if task.get("thread") is not None else "-"))
+        w("  header:   %s\n" % task.get("address"))
+        w("  future:   %s @%s\n" % (task.get("future"), task.get("future_address")))
+        w("  location: %s\n" % render.location_text(task))
+        w("Await chain:\n")
+        for f in task.get("frames") or []:
+            for line in render.frame_lines(f, "  ", gdb_local_formatter()):
+                w(line + "\n")
+
+
+class AsyncFutureFunction(gdb.Function):
+    """$async_future(ID[, LEVEL]): the future of task ID at await LEVEL.
+
+LEVEL 0 is the innermost frame (as in `async bt`); without LEVEL, the
+task's root future.  Example: print $async_future(7, 1).stock"""
+
+    def __init__(self):
+        super().__init__("async_future")
+
+    def invoke(self, task_id, level=None):
+        try:
+            model = open_session().tasks(frames=True)
+        except binding.TaskscopeError as e:
+            raise gdb.GdbError("taskscope: " + str(e))
+        task = _select_tasks(model, str(int(task_id)))[0]
+        frames = task.get("frames") or []
+        if not frames:
+            raise gdb.GdbError("taskscope: task %d has no decodable future" % int(task_id))
+        lvl = len(frames) - 1 if level is None else int(level)
+        if not 0 <= lvl < len(frames):
+            raise gdb.GdbError("taskscope: task %d has levels 0..%d" % (int(task_id), len(frames) - 1))
+        f = frames[lvl]
+        tname = f.get("type") or f.get("concrete_type") or f.get("function")
+        try:
+            gtype = gdb.lookup_type(tname)
+        except gdb.error:
+            raise gdb.GdbError(
+                "taskscope: gdb cannot name the type %s (generic types are not "
+                "looked up by name); its address is %s" % (tname, f.get("address")))
+        return gdb.Value(int(f["address"], 16)).cast(gtype.pointer()).dereference()
+
+
 _registered = False
 
 
@@ -237,4 +409,9 @@ def register():
         return
     _debug = _Debug()
     InfoAsyncTasks()
+    AsyncPrefix()
+    AsyncBacktrace()
+    AsyncBacktrace("async bt")
+    AsyncTask()
+    AsyncFutureFunction()
     _registered = True

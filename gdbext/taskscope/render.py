@@ -84,3 +84,121 @@ def summary(model):
     if model.get("truncated"):
         text += " [incomplete: see errors]"
     return text
+
+
+def shorten(name, limit=48):
+    """Collapse long generic argument lists: Foo<very::long<...>> -> Foo<…>."""
+    if not name:
+        return "?"
+    out, depth, start = [], 0, 0
+    i = 0
+    while i < len(name):
+        ch = name[i]
+        if ch == "<":
+            if depth == 0:
+                start = len(out)
+            depth += 1
+        elif ch == ">" and depth > 0:
+            depth -= 1
+            if depth == 0:
+                inner = "".join(out[start + 1:])
+                if len(inner) > limit:
+                    del out[start + 1:]
+                    out.append("…")
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+KIND_LABEL = {
+    "leaf": "leaf",
+    "wrapper": "wrapper",
+    "box_dyn": "Box<dyn Future>",
+    "combinator": "combinator",
+    "timeout": "timeout",
+    "join_handle": "JoinHandle",
+    "truncated": "truncated",
+    "error": "error",
+}
+
+
+def frame_lines(frame, indent="", local_fmt=None):
+    """Lines for one frame, `bt` style; branches indented below."""
+    lvl = "%s#%-3d" % (indent, frame.get("level", 0))
+    kind = frame.get("kind")
+    if frame.get("line") is not None and kind not in KIND_LABEL:
+        state = frame.get("state")
+        extra = "" if state == "suspended" else " [%s]" % state
+        text = "%s %s (%s)%s at %s:%s" % (lvl, shorten(frame.get("function")), kind,
+                                          extra, short_path(frame.get("file")),
+                                          frame.get("line"))
+    else:
+        label = KIND_LABEL.get(kind, kind)
+        text = "%s <%s> %s" % (lvl, label, shorten(frame.get("function")))
+        if frame.get("concrete_type"):
+            text += " = %s" % shorten(frame["concrete_type"])
+        if frame.get("joins"):
+            text += " -> task %s" % frame["joins"]["id"]
+        if kind == "leaf":
+            text += " @%s" % frame.get("address")
+        if frame.get("error"):
+            text += " <%s>" % frame["error"]
+    lines = [text]
+    for loc in frame.get("locals", []) or []:
+        if local_fmt:
+            lines.append("%s        %s" % (indent, local_fmt(frame, loc)))
+        else:
+            lines.append("%s        %s: %s @%s" % (indent, loc["name"],
+                                                  shorten(loc.get("type")), loc["address"]))
+    branches = frame.get("branches") or []
+    for br in branches:
+        lines.append("%s     branch %d (%s)%s" % (indent, br["index"], br["state"],
+                                                 ":" if br["frames"] else ""))
+        for f in br["frames"]:
+            lines.extend(frame_lines(f, indent + "       ", local_fmt))
+    if frame.get("branches_truncated"):
+        lines.append("%s     (more branches not shown)" % indent)
+    return lines
+
+
+def task_title(task, thread_label=None):
+    th = ""
+    if task.get("thread") is not None:
+        th = ", polled by thread %s" % (thread_label(task["thread"]) if thread_label
+                                        else task["thread"])
+    return "Task %s (%s%s): %s" % (task.get("id"), task.get("state"), th, future_text(task))
+
+
+def chain_signature(task):
+    def sig(frames):
+        out = []
+        for f in frames:
+            out.append((f.get("kind"), f.get("function"), f.get("file"), f.get("line"),
+                        tuple((b["state"], sig(b["frames"])) for b in f.get("branches", []))))
+        return tuple(out)
+    return sig(task.get("frames") or [])
+
+
+def backtrace_lines(model, tasks, group=False, thread_label=None, local_fmt=None):
+    out = []
+    if group:
+        groups = {}
+        for t in tasks:
+            groups.setdefault(chain_signature(t), []).append(t)
+        for _sig, members in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+            ids = [str(t.get("id")) for t in members]
+            shown = ", ".join(ids[:8]) + (", …" if len(ids) > 8 else "")
+            out.append("%d task%s (%s): %s" % (len(members), "" if len(members) == 1 else "s",
+                                               shown, future_text(members[0])))
+            for f in members[0].get("frames") or []:
+                out.extend(frame_lines(f, "  ", local_fmt))
+            out.append("")
+    else:
+        for t in tasks:
+            out.append(task_title(t, thread_label))
+            if t.get("error"):
+                out.append("  <unreadable: %s>" % t["error"])
+            for f in t.get("frames") or []:
+                out.extend(frame_lines(f, "", local_fmt))
+            out.append("")
+    return out

@@ -193,6 +193,17 @@ TSCOPE_PUBLIC struct tscope_error *
 tscope_session_tasks_json(struct tscope_session *session, unsigned flags,
 			  char **ret);
 
+/*
+ * Decode one future: the value of type @type_name (qualified DWARF name,
+ * e.g. "app::main::{async_block_env#0}") at @addr, as {"frames": [...]}
+ * (same frame objects as the task model).  For futures that are not tasks:
+ * a block_on future on a thread's stack, a value a pretty-printer shows.
+ * TSCOPE_ERROR_NOT_FOUND if the type is unknown.
+ */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_future_json(struct tscope_session *session, uint64_t addr,
+			   const char *type_name, unsigned flags, char **ret);
+
 #ifdef __cplusplus
 }
 #endif

@@ -55,9 +55,11 @@ const char *future_function_name(const char *name, char *out, size_t n)
 		/* rustc nests it: crate::main::{async_block#0}::{async_block_env#0} */
 		if (strstr(out, "{async_block#"))
 			*p = '\0';
-		else
-			memcpy(p + 2, "{async_block#", 13),
-				memmove(p + 15, p + 20, strlen(p + 20) + 1);
+		else {
+			/* "::{async_block_env#" (19) -> "::{async_block#" (15) */
+			memmove(p + 15, p + 19, strlen(p + 19) + 1);
+			memcpy(p, "::{async_block#", 15);
+		}
 		return "async block";
 	}
 	if ((p = strstr(out, "::{closure_env#")))
@@ -294,6 +296,10 @@ static void render_chain(struct chain *c, struct tval v, int depth,
 			sb_json_string(c->o, type_decl_file(s->prog, t, m->decl_file));
 			sb_printf(c->o, ", \"line\": %u, \"state\": \"%s\"",
 				  m->decl_line, state);
+			sb_puts(c->o, ", \"variant\": ");
+			sb_json_string(c->o, vname);
+			sb_puts(c->o, ", \"variant_member\": ");
+			sb_json_string(c->o, m->name);
 			if (c->flags & CHAIN_LOCALS)
 				render_locals(c, vt, var);
 			sb_puts(c->o, "}");

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "future.h"
 #include "session.h"
 
 /* Build-id of the ELF image whose file offset 0 is mapped at @base.  Also
@@ -183,6 +184,26 @@ tscope_session_tasks_json(struct tscope_session *s, unsigned flags,
 		sb_free(&sb);
 		return err;
 	}
+	sb_puts(&sb, "}\n");
+	*ret = sb_steal(&sb);
+	return *ret ? NULL : &tscope_error_nomem;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_future_json(struct tscope_session *s, uint64_t addr,
+			   const char *type_name, unsigned flags, char **ret)
+{
+	uint64_t type;
+	struct tscope_error *err =
+		tscope_program_find_type(s->prog, type_name, &type);
+	if (err)
+		return err;
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_puts(&sb, "{\"schema\": \"taskscope/1\", \"frames\": ");
+	/* No executor context: JoinHandles show their target's address only. */
+	future_render_chain(s, NULL, (struct tval){addr, type},
+			    flags & TSCOPE_JSON_LOCALS ? CHAIN_LOCALS : 0, &sb);
 	sb_puts(&sb, "}\n");
 	*ret = sb_steal(&sb);
 	return *ret ? NULL : &tscope_error_nomem;
