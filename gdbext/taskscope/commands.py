@@ -397,6 +397,12 @@ task's root future.  Example: print $async_future(7, 1).stock"""
             raise gdb.GdbError(
                 "taskscope: gdb cannot name the type %s (generic types are not "
                 "looked up by name); its address is %s" % (tname, f.get("address")))
+        # An async state machine is returned as its active variant (the
+        # struct of locals live at that await), so `.stock` names a local.
+        for fld in gtype.fields() if f.get("variant_member") else ():
+            if fld.name == f["variant_member"]:
+                gtype = fld.type
+                break
         return gdb.Value(int(f["address"], 16)).cast(gtype.pointer()).dereference()
 
 
