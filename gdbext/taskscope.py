@@ -13,3 +13,13 @@ if _here not in sys.path:
 import taskscope.commands  # noqa: E402
 
 taskscope.commands.register()
+
+_printers = os.path.join(os.path.dirname(_here), "pretty-printers")
+if os.path.isdir(_printers) and _printers not in sys.path:
+    sys.path.insert(0, _printers)
+try:
+    import taskscope_printers  # noqa: E402
+
+    taskscope_printers.register()
+except ImportError:  # installed without the printers
+    pass
