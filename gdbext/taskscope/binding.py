@@ -23,6 +23,7 @@ SCHEMA = "taskscope/1"
 # enum tscope_json_flags
 JSON_FRAMES = 1
 JSON_LOCALS = 2
+JSON_GRAPH = 4
 
 
 class TaskscopeError(Exception):
@@ -226,10 +227,12 @@ class Session:
     def set_limits(self, max_tasks=0):
         library().tscope_session_set_limits(self._h, max_tasks)
 
-    def tasks(self, frames=False, locals=False):
+    def tasks(self, frames=False, locals=False, graph=False):
         """The decoded model as a dict (docs/schema.json); with frames=True
-        each task carries its await chain, with locals=True their locals."""
-        flags = (JSON_FRAMES if frames or locals else 0) | (JSON_LOCALS if locals else 0)
+        each task carries its await chain, with locals=True their locals,
+        with graph=True the resources, edges and diagnoses."""
+        flags = ((JSON_FRAMES if frames or locals else 0) | (JSON_LOCALS if locals else 0)
+                 | (JSON_GRAPH if graph else 0))
         out = ctypes.c_void_p()
         _check(library().tscope_session_tasks_json(self._h, flags, ctypes.byref(out)))
         try:

@@ -187,6 +187,7 @@ TSCOPE_PUBLIC void tscope_session_set_limits(struct tscope_session *session,
 enum tscope_json_flags {
 	TSCOPE_JSON_FRAMES = 1, /* each task's await chain: "frames" */
 	TSCOPE_JSON_LOCALS = 2, /* with each frame's live locals */
+	TSCOPE_JSON_GRAPH = 4,  /* "resources", "edges" and "diagnoses" */
 };
 
 TSCOPE_PUBLIC struct tscope_error *

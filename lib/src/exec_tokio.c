@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "future.h"
-#include "session.h"
+#include "exec_tokio.h"
 
 /* runtime/task/state.rs, unchanged 1.20 -> 1.54. */
 #define TOKIO_STATE_BITS(X)                    \
@@ -45,62 +44,7 @@ static const char *state_name(uint64_t st)
 	return "idle";
 }
 
-#define MAX_RUNTIMES 16
-#define MAX_ERRORS 32
-
-struct runtime {
-	uint64_t handle; /* address of the scheduler Handle (ArcInner.data) */
-	uint64_t handle_type;
-	const char *flavor;
-	uint64_t owned_id;
-	uint64_t nshards;
-	uint64_t ntasks;
-	bool truncated;
-};
-
-struct thread_info {
-	int tid;
-	int runtime; /* -1 none */
-	bool has_task;
-	uint64_t task_id;
-};
-
-/* Per-vtable facts (one vtable per future type T and scheduler S). */
-struct vinfo {
-	uint64_t vtable;
-	uint64_t poll;
-	uint64_t trailer_offset, id_offset;
-	const char *future_name; /* T */
-	uint64_t future_type;
-	uint64_t cell_type; /* 0 if not found */
-	struct tscope_error *err;
-};
-
-struct tokio {
-	struct tscope_session *s;
-	struct strbuf *out;
-	unsigned flags;
-	struct future_hooks hooks;
-	struct runtime rt[MAX_RUNTIMES];
-	size_t nrt;
-	struct thread_info *threads;
-	size_t nthreads;
-	char *errors[MAX_ERRORS];
-	size_t nerrors, errors_dropped;
-	/* layout */
-	uint64_t header_type, trailer_type;
-	uint64_t off_state, off_vtable, off_owner, off_next;
-	uint64_t vtable_type, vt_poll, vt_trailer, vt_id, vt_size;
-	struct vinfo *vinfos;
-	size_t nvinfos;
-	struct u64map vinfo_of; /* vtable address -> index+1 */
-	bool first_task;
-};
-
-static void note_error(struct tokio *tk, struct tscope_error *err,
-		       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void note_error(struct tokio *tk, struct tscope_error *err,
+void note_error(struct tokio *tk, struct tscope_error *err,
 		       const char *fmt, ...)
 {
 	if (tk->nerrors >= MAX_ERRORS) {
@@ -125,7 +69,7 @@ static void note_error(struct tokio *tk, struct tscope_error *err,
 
 /* Descend single-purpose wrappers (UnsafeCell, RefCell value, Cell) to the
  * first type with a variant part. */
-static struct tscope_error *val_enum(struct tscope_session *s, struct tval v,
+struct tscope_error *val_enum(struct tscope_session *s, struct tval v,
 				     struct tval *ret)
 {
 	for (int i = 0; i < 6; i++) {
@@ -344,7 +288,7 @@ static struct tscope_error *find_layout(struct tokio *tk)
 	return type_size(s, tk->vtable_type, &tk->vt_size);
 }
 
-static struct vinfo *get_vinfo(struct tokio *tk, uint64_t vtable)
+struct vinfo *get_vinfo(struct tokio *tk, uint64_t vtable)
 {
 	uint64_t idx;
 	if (u64map_get(&tk->vinfo_of, vtable, &idx))
@@ -424,154 +368,37 @@ static struct vinfo *get_vinfo(struct tokio *tk, uint64_t vtable)
 	return vi;
 }
 
-/* ------------------------------------------------------------ futures */
-
-
-static bool is_state_machine(const struct ttype *t)
-{
-	return t->has_variants && t->discr.name &&
-	       strcmp(t->discr.name, "__state") == 0;
-}
-
-/* Follow wrappers (Pin, Box, Instrumented, BlockingTask...) from a task's
- * future to its first async state machine. */
-static struct tscope_error *root_state_machine(struct tscope_session *s,
-					       struct tval v, struct tval *ret)
-{
-	static const char *const inner_names[] = {"pointer", "__pointer", "__0",
-						  "inner", "future", "fut",
-						  "value"};
-	for (int depth = 0; depth < 8; depth++) {
-		const struct ttype *t;
-		struct tscope_error *err = type_strip(s->prog, v.type, &t);
-		if (err)
-			return err;
-		if (is_state_machine(t)) {
-			*ret = v;
-			return NULL;
-		}
-		if (t->tag == DW_TAG_pointer_type) {
-			if ((err = val_deref(s, v, &v)))
-				return err;
-			continue;
-		}
-		const struct tmember *m = NULL;
-		for (size_t i = 0; i < ARRAY_SIZE(inner_names) && !m; i++)
-			m = type_member(t, inner_names[i]);
-		if (!m && t->nmembers == 1)
-			m = &t->members[0];
-		if (!m || t->has_variants)
-			break;
-		v.addr += m->offset;
-		v.type = m->type;
-	}
-	return tscope_error_create(TSCOPE_ERROR_NOT_FOUND,
-				   "no async state machine inside the future");
-}
-
-static void render_location(struct tokio *tk, struct tval fut,
-			    struct strbuf *o)
-{
-	struct tscope_session *s = tk->s;
-	struct tval sm, v;
-	const struct tmember *m;
-	const struct ttype *t;
-	struct tscope_error *err = root_state_machine(s, fut, &sm);
-	if (!err)
-		err = type_strip(s->prog, sm.type, &t);
-	if (!err)
-		err = val_variant(s, sm, &m, &v);
-	if (err) {
-		sb_puts(o, "null, \"location_error\": ");
-		sb_json_string(o, tscope_error_message(err));
-		tscope_error_destroy(err);
-		return;
-	}
-	char fn[1024];
-	const char *kind = future_function_name(t->name, fn, sizeof(fn));
-	const struct ttype *vt;
-	const char *vname = NULL;
-	if (!type_strip(s->prog, m->type, &vt))
-		vname = vt->name;
-	const char *state = "unknown";
-	long await_index = -1;
-	if (vname && strncmp(vname, "Suspend", 7) == 0) {
-		state = "suspended";
-		await_index = strtol(vname + 7, NULL, 10);
-	} else if (vname && strcmp(vname, "Unresumed") == 0) {
-		state = "unresumed";
-	} else if (vname && strcmp(vname, "Returned") == 0) {
-		state = "returned";
-	} else if (vname && strcmp(vname, "Panicked") == 0) {
-		state = "panicked";
-	}
-	sb_puts(o, "{\"function\": ");
-	sb_json_string(o, fn);
-	sb_puts(o, ", \"kind\": ");
-	sb_json_string(o, kind);
-	sb_puts(o, ", \"file\": ");
-	sb_json_string(o, type_decl_file(s->prog, t, m->decl_file));
-	sb_printf(o, ", \"line\": %u, \"state\": \"%s\"", m->decl_line, state);
-	if (await_index >= 0)
-		sb_printf(o, ", \"await_index\": %ld", await_index);
-	sb_puts(o, "}");
-}
-
 /* ------------------------------------------------------------ tasks */
 
-static void render_task(struct tokio *tk, size_t rt, uint64_t hdr,
-			const unsigned char *hbuf, struct vinfo *vi)
+static void collect_task(struct tokio *tk, size_t rt, uint64_t hdr,
+			 const unsigned char *hbuf, struct vinfo *vi)
 {
 	struct tscope_session *s = tk->s;
-	struct strbuf *o = tk->out;
-	uint64_t state, owner;
-	memcpy(&state, hbuf + tk->off_state, 8);
-	memcpy(&owner, hbuf + tk->off_owner, 8);
-	sb_puts(o, tk->first_task ? "\n  " : ",\n  ");
-	tk->first_task = false;
-	uint64_t id = 0;
-	struct tscope_error *err = NULL;
-	if (!vi->err)
-		err = target_read_u64(s->target, hdr + vi->id_offset, &id);
-	if (vi->err || err)
-		sb_puts(o, "{\"id\": null");
-	else
-		sb_printf(o, "{\"id\": %llu", (unsigned long long)id);
-	sb_printf(o, ", \"address\": \"0x%llx\", \"runtime\": %zu, \"state\": \"%s\", "
-		     "\"state_word\": %llu, \"flags\": [",
-		  (unsigned long long)hdr, rt, state_name(state),
-		  (unsigned long long)state);
-	bool first = true;
-	for (size_t i = 0; i < ARRAY_SIZE(state_bits); i++)
-		if (state & state_bits[i].bit) {
-			sb_printf(o, "%s\"%s\"", first ? "" : ", ", state_bits[i].name);
-			first = false;
-		}
-	sb_printf(o, "], \"refcount\": %llu",
-		  (unsigned long long)(state >> TOKIO_REF_SHIFT));
-	if (tk->rt[rt].owned_id && owner != tk->rt[rt].owned_id)
-		sb_printf(o, ", \"owner_mismatch\": %llu", (unsigned long long)owner);
-	/* Which thread polls it: CONTEXT.current_task_id of that thread. */
-	sb_puts(o, ", \"thread\": ");
-	bool have_thread = false;
-	if ((state & 1) && !vi->err && !err)
-		for (size_t i = 0; i < tk->nthreads; i++)
-			if (tk->threads[i].has_task && tk->threads[i].task_id == id) {
-				sb_printf(o, "%d", tk->threads[i].tid);
-				have_thread = true;
-				break;
-			}
-	if (!have_thread)
-		sb_puts(o, "null");
-	if (vi->err || err) {
-		sb_puts(o, ", \"future\": null, \"location\": null, \"error\": ");
-		sb_json_string(o, tscope_error_message(vi->err ? vi->err : err));
-		tscope_error_destroy(err);
-		sb_puts(o, "}");
+	struct task_rec *t = task_push(tk);
+	if (!t)
+		return;
+	t->hdr = hdr;
+	t->rt = rt;
+	memcpy(&t->state, hbuf + tk->off_state, 8);
+	memcpy(&t->owner, hbuf + tk->off_owner, 8);
+	t->vi = vi;
+	if (vi->err) {
+		t->error = strdup(tscope_error_message(vi->err));
 		return;
 	}
-	sb_puts(o, ", \"future\": ");
-	sb_json_string(o, vi->future_name);
+	struct tscope_error *err = target_read_u64(s->target, hdr + vi->id_offset,
+						   &t->id);
+	if (err) {
+		t->error = strdup(tscope_error_message(err));
+		tscope_error_destroy(err);
+		return;
+	}
+	t->has_id = true;
+	/* Which thread polls it: CONTEXT.current_task_id of that thread. */
+	if (t->state & 1)
+		for (size_t i = 0; i < tk->nthreads; i++)
+			if (tk->threads[i].has_task && tk->threads[i].task_id == t->id)
+				t->thread = tk->threads[i].tid;
 	/* Cell<T,S>.core.stage: Stage::Running(T) | Finished | Consumed. */
 	struct tval cell = {hdr, vi->cell_type}, v;
 	const struct tmember *m;
@@ -583,27 +410,90 @@ static void render_task(struct tokio *tk, size_t rt, uint64_t hdr,
 	if (!err)
 		err = val_variant(s, v, &m, &v);
 	if (err) {
-		sb_puts(o, ", \"stage\": null, \"location\": null, \"error\": ");
-		sb_json_string(o, tscope_error_message(err));
+		t->error = strdup(tscope_error_message(err));
 		tscope_error_destroy(err);
-		sb_puts(o, "}");
 		return;
 	}
-	sb_puts(o, ", \"stage\": ");
-	sb_json_string(o, m->name);
+	t->stage = m->name;
 	if (m->name && strcmp(m->name, "Running") == 0 &&
-	    !val_member(s, v, "__0", &v)) {
-		sb_printf(o, ", \"future_address\": \"0x%llx\", \"location\": ",
-			  (unsigned long long)v.addr);
-		render_location(tk, v, o);
-		if (tk->flags & TSCOPE_JSON_FRAMES) {
-			sb_puts(o, ", \"frames\": ");
-			future_render_chain(s, &tk->hooks, v,
-					    tk->flags & TSCOPE_JSON_LOCALS ? CHAIN_LOCALS : 0,
-					    o);
+	    !val_member(s, v, "__0", &t->future)) {
+		t->has_future = true;
+		future_decode(s, &tk->hooks, t->future, &t->chain);
+	}
+}
+
+static void render_task(struct tokio *tk, const struct task_rec *t)
+{
+	struct tscope_session *s = tk->s;
+	struct strbuf *o = tk->out;
+	if (t->has_id)
+		sb_printf(o, "{\"id\": %llu", (unsigned long long)t->id);
+	else
+		sb_puts(o, "{\"id\": null");
+	sb_printf(o, ", \"address\": \"0x%llx\", \"runtime\": %zu, \"state\": \"%s\", "
+		     "\"state_word\": %llu, \"flags\": [",
+		  (unsigned long long)t->hdr, t->rt, state_name(t->state),
+		  (unsigned long long)t->state);
+	bool first = true;
+	for (size_t i = 0; i < ARRAY_SIZE(state_bits); i++)
+		if (t->state & state_bits[i].bit) {
+			sb_printf(o, "%s\"%s\"", first ? "" : ", ", state_bits[i].name);
+			first = false;
 		}
+	sb_printf(o, "], \"refcount\": %llu",
+		  (unsigned long long)(t->state >> TOKIO_REF_SHIFT));
+	if (tk->rt[t->rt].owned_id && t->owner != tk->rt[t->rt].owned_id)
+		sb_printf(o, ", \"owner_mismatch\": %llu", (unsigned long long)t->owner);
+	if (t->thread)
+		sb_printf(o, ", \"thread\": %d", t->thread);
+	else
+		sb_puts(o, ", \"thread\": null");
+	sb_puts(o, ", \"future\": ");
+	sb_json_string(o, t->vi && !t->vi->err ? t->vi->future_name : NULL);
+	if (t->stage) {
+		sb_puts(o, ", \"stage\": ");
+		sb_json_string(o, t->stage);
+	}
+	/* The root future's await point: the outermost async frame (the
+	 * root may be a Pin<Box<F>> wrapper for large futures). */
+	const struct fframe *loc = NULL;
+	for (size_t i = 0; i < t->chain.n && !loc; i++)
+		if (t->chain.frames[i].kind == FRAME_ASYNC && t->chain.frames[i].state)
+			loc = &t->chain.frames[i];
+	if (t->has_future)
+		sb_printf(o, ", \"future_address\": \"0x%llx\"",
+			  (unsigned long long)t->future.addr);
+	sb_puts(o, ", \"location\": ");
+	if (loc) {
+		sb_puts(o, "{\"function\": ");
+		sb_json_string(o, loc->function);
+		sb_puts(o, ", \"kind\": ");
+		sb_json_string(o, loc->kind_name);
+		sb_puts(o, ", \"file\": ");
+		sb_json_string(o, loc->file);
+		sb_printf(o, ", \"line\": %u, \"state\": ", loc->line);
+		sb_json_string(o, loc->state);
+		if (loc->await_index >= 0)
+			sb_printf(o, ", \"await_index\": %ld", loc->await_index);
+		sb_puts(o, "}");
 	} else {
-		sb_puts(o, ", \"location\": null");
+		sb_puts(o, "null");
+		if (t->has_future && !t->error) {
+			sb_puts(o, ", \"location_error\": ");
+			sb_json_string(o, t->chain.n && t->chain.frames[0].error
+						  ? t->chain.frames[0].error
+						  : "no async state machine in the future");
+		}
+	}
+	graph_render_task_wait(tk, t, o);
+	if (t->has_future && (tk->flags & TSCOPE_JSON_FRAMES)) {
+		sb_puts(o, ", \"frames\": ");
+		future_render_json(s, &t->chain,
+				   tk->flags & TSCOPE_JSON_LOCALS ? CHAIN_LOCALS : 0, o);
+	}
+	if (t->error) {
+		sb_puts(o, ", \"error\": ");
+		sb_json_string(o, t->error);
 	}
 	sb_puts(o, "}");
 }
@@ -650,7 +540,7 @@ static void walk_list(struct tokio *tk, size_t rt, uint64_t head,
 			return;
 		}
 		tk->rt[rt].ntasks++;
-		render_task(tk, rt, hdr, hbuf, vi);
+		collect_task(tk, rt, hdr, hbuf, vi);
 		if (vi->err && !vi->trailer_offset) {
 			tk->rt[rt].truncated = true;
 			note_error(tk, tscope_error_create(tscope_error_code(vi->err),
@@ -795,7 +685,6 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 	tk->flags = flags;
 	tk->hooks.arg = tk;
 	tk->hooks.task_brief = task_brief;
-	tk->first_task = true;
 	struct tscope_error *err = NULL;
 	struct context_var cv = {0};
 	if ((err = find_context(tk, &cv)))
@@ -811,6 +700,7 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 	for (size_t i = 0; i < nth; i++) {
 		struct thread_info *ti = &tk->threads[tk->nthreads++];
 		ti->tid = th[i].tid;
+		ti->pc = th[i].pc;
 		ti->runtime = -1;
 		if (!th[i].has_regs || !th[i].fs_base)
 			continue;
@@ -844,10 +734,17 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 	if ((err = find_layout(tk)))
 		goto out;
 
-	sb_puts(out, "\"tasks\": [");
 	for (size_t i = 0; i < tk->nrt; i++)
 		walk_runtime(tk, i);
-	sb_puts(out, tk->first_task ? "],\n" : "\n],\n");
+	graph_build(tk);
+	sb_puts(out, "\"tasks\": [");
+	for (size_t i = 0; i < tk->ntasks; i++) {
+		sb_puts(out, i ? ",\n  " : "\n  ");
+		render_task(tk, &tk->tasks[i]);
+	}
+	sb_puts(out, tk->ntasks ? "\n],\n" : "],\n");
+	if (tk->flags & TSCOPE_JSON_GRAPH)
+		graph_render(tk, out);
 	sb_puts(out, "\"runtimes\": [");
 	for (size_t i = 0; i < tk->nrt; i++) {
 		struct runtime *r = &tk->rt[i];
@@ -900,6 +797,12 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 		sb_json_string(out, s->warning);
 	sb_puts(out, "]");
 out:
+	graph_free(tk);
+	for (size_t i = 0; i < tk->ntasks; i++) {
+		fchain_free(&tk->tasks[i].chain);
+		free(tk->tasks[i].error);
+	}
+	free(tk->tasks);
 	for (size_t i = 0; i < tk->nerrors; i++)
 		free(tk->errors[i]);
 	for (size_t i = 0; i < tk->nvinfos; i++)
@@ -909,4 +812,19 @@ out:
 	free(tk->threads);
 	free(tk);
 	return err;
+}
+
+struct task_rec *task_push(struct tokio *tk)
+{
+	if (tk->ntasks == tk->tasks_cap) {
+		size_t cap = tk->tasks_cap ? tk->tasks_cap * 2 : 64;
+		struct task_rec *t = realloc(tk->tasks, cap * sizeof(*t));
+		if (!t)
+			return NULL;
+		tk->tasks = t;
+		tk->tasks_cap = cap;
+	}
+	struct task_rec *t = &tk->tasks[tk->ntasks++];
+	memset(t, 0, sizeof(*t));
+	return t;
 }

@@ -20,17 +20,13 @@
 #define MAX_FRAMES 64
 #define MAX_BRANCHES 16
 #define MAX_LOCALS 32
+#define FRAME_BUDGET 256
 
-struct chain {
+struct decoder {
 	struct tscope_session *s;
 	const struct future_hooks *hooks;
-	unsigned flags;
-	struct strbuf *o;
-	int *budget; /* frames left for this task (all branches) */
+	int budget; /* frames left for this future (all branches) */
 };
-
-static void render_reversed(struct chain *parent, struct tval fut, int depth,
-			    struct strbuf *o);
 
 static bool is_state_machine(const struct ttype *t)
 {
@@ -53,24 +49,24 @@ const char *future_function_name(const char *name, char *out, size_t n)
 	}
 	if ((p = strstr(out, "::{async_block_env#"))) {
 		/* rustc nests it: crate::main::{async_block#0}::{async_block_env#0} */
-		if (strstr(out, "{async_block#"))
+		if (strstr(out, "{async_block#")) {
 			*p = '\0';
-		else {
+		} else {
 			/* "::{async_block_env#" (19) -> "::{async_block#" (15) */
 			memmove(p + 15, p + 19, strlen(p + 19) + 1);
 			memcpy(p, "::{async_block#", 15);
 		}
 		return "async block";
 	}
-	if ((p = strstr(out, "::{closure_env#")))
+	if (strstr(out, "::{closure_env#"))
 		return "closure";
 	if (strstr(out, "{generator#") || strstr(out, "{coroutine#"))
 		return "generator";
 	return NULL;
 }
 
-/* Types that are leaves we know: decoding stops there (issue 4 decodes the
- * resource behind them). */
+/* Leaves we know: decoding stops there; the graph stage decodes the
+ * resource behind them. */
 static const char *const known_leaves[] = {
 	"tokio::time::sleep::Sleep",
 	"tokio::sync::notify::Notified",
@@ -95,55 +91,6 @@ static bool is_join_handle(const char *name)
 	return starts(name, "tokio::runtime::task::join::JoinHandle<");
 }
 
-static void frame_open(struct chain *c, bool *first, const char *kind,
-		       const char *function, struct tval v)
-{
-	sb_puts(c->o, *first ? "{" : ", {");
-	*first = false;
-	sb_puts(c->o, "\"kind\": ");
-	sb_json_string(c->o, kind);
-	sb_puts(c->o, ", \"function\": ");
-	sb_json_string(c->o, function);
-	sb_printf(c->o, ", \"address\": \"0x%llx\"", (unsigned long long)v.addr);
-}
-
-static void render_locals(struct chain *c, const struct ttype *vt,
-			  struct tval base)
-{
-	sb_puts(c->o, ", \"locals\": [");
-	size_t shown = 0;
-	for (size_t i = 0; i < vt->nmembers && shown < MAX_LOCALS; i++) {
-		const struct tmember *m = &vt->members[i];
-		/* __awaitee is the next frame; other __N are rustc temporaries;
-		 * a local live across several awaits may be listed twice. */
-		if (!m->name || strncmp(m->name, "__", 2) == 0)
-			continue;
-		bool dup = false;
-		for (size_t j = 0; j < i; j++)
-			if (vt->members[j].name && !strcmp(vt->members[j].name, m->name) &&
-			    vt->members[j].offset == m->offset)
-				dup = true;
-		if (dup)
-			continue;
-		sb_puts(c->o, shown ? ", {\"name\": " : "{\"name\": ");
-		sb_json_string(c->o, m->name);
-		sb_puts(c->o, ", \"type\": ");
-		sb_json_string(c->o, type_name(c->s->prog, m->type));
-		sb_printf(c->o, ", \"address\": \"0x%llx\"}",
-			  (unsigned long long)(base.addr + m->offset));
-		shown++;
-	}
-	sb_puts(c->o, "]");
-}
-
-/* Futures owned by a struct (not behind pointers other than Pin/Box). */
-struct owned {
-	struct tval v[MAX_BRANCHES];
-	const char *state[MAX_BRANCHES]; /* NULL, or "done" (MaybeDone::Done) */
-	size_t n;
-	bool more;
-};
-
 static bool is_box_dyn(const struct ttype *t)
 {
 	return t->tag == DW_TAG_structure_type && t->nmembers == 2 &&
@@ -158,6 +105,59 @@ static bool looks_like_future(const struct ttype *t)
 	       (is_box_dyn(t) && t->name && strstr(t->name, "Future"));
 }
 
+/* ------------------------------------------------------------ chains */
+
+static struct fframe *push_frame(struct fchain *c, enum frame_kind kind,
+				 const char *kind_name, const char *type_name,
+				 struct tval v)
+{
+	struct fframe *f = realloc(c->frames, (c->n + 1) * sizeof(*f));
+	if (!f)
+		return NULL;
+	c->frames = f;
+	f = &c->frames[c->n++];
+	memset(f, 0, sizeof(*f));
+	f->kind = kind;
+	f->kind_name = kind_name;
+	f->type_name = type_name;
+	f->function = strdup(type_name ? type_name : "?");
+	f->v = v;
+	f->await_index = -1;
+	return f;
+}
+
+static void set_error(struct fframe *f, struct tscope_error *err)
+{
+	if (f && !f->error)
+		f->error = strdup(tscope_error_message(err));
+	tscope_error_destroy(err);
+}
+
+void fchain_free(struct fchain *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++) {
+		struct fframe *f = &c->frames[i];
+		free(f->function);
+		free(f->error);
+		for (size_t j = 0; j < f->nbranches; j++)
+			fchain_free(&f->branches[j]);
+		free(f->branches);
+	}
+	free(c->frames);
+	c->frames = NULL;
+	c->n = 0;
+}
+
+/* Futures owned by a combinator. */
+struct owned {
+	struct tval v[MAX_BRANCHES];
+	const char *state[MAX_BRANCHES]; /* NULL, "done", "gone" */
+	size_t n;
+	bool more;
+};
+
 static void add_owned(struct owned *out, struct tval v, const char *state)
 {
 	if (out->n < MAX_BRANCHES) {
@@ -171,11 +171,11 @@ static void add_owned(struct owned *out, struct tval v, const char *state)
 /* The futures a combinator owns: members that are futures, found through
  * nested structs, the active variant of enums (MaybeDone, Option, Either)
  * and references (join!/select! poll a tuple they borrow). */
-static void collect_owned(struct chain *c, struct tval v, int depth,
+static void collect_owned(struct decoder *d, struct tval v, int depth,
 			  struct owned *out)
 {
 	const struct ttype *t;
-	struct tscope_error *err = type_strip(c->s->prog, v.type, &t);
+	struct tscope_error *err = type_strip(d->s->prog, v.type, &t);
 	if (err) {
 		tscope_error_destroy(err);
 		return;
@@ -188,17 +188,19 @@ static void collect_owned(struct chain *c, struct tval v, int depth,
 		return;
 	if (t->tag == DW_TAG_pointer_type || t->tag == DW_TAG_reference_type) {
 		struct tval pv;
-		if (depth >= 4 || val_deref(c->s, v, &pv)) {
-			/* val_deref errors (null, unreadable) end this path. */
+		if (depth >= 4)
+			return;
+		if ((err = val_deref(d->s, v, &pv))) {
+			tscope_error_destroy(err); /* null or unreadable: no futures */
 			return;
 		}
-		collect_owned(c, pv, depth + 1, out);
+		collect_owned(d, pv, depth + 1, out);
 		return;
 	}
 	if (t->has_variants) {
 		const struct tmember *m;
 		struct tval pv;
-		if ((err = val_variant(c->s, v, &m, &pv))) {
+		if ((err = val_variant(d->s, v, &m, &pv))) {
 			tscope_error_destroy(err);
 			return;
 		}
@@ -206,137 +208,123 @@ static void collect_owned(struct chain *c, struct tval v, int depth,
 			add_owned(out, pv, !strcmp(m->name, "Done") ? "done" : "gone");
 			return;
 		}
-		collect_owned(c, pv, depth + 1, out);
+		collect_owned(d, pv, depth + 1, out);
 		return;
 	}
 	if (t->tag != DW_TAG_structure_type)
 		return;
 	for (size_t i = 0; i < t->nmembers; i++)
-		collect_owned(c, (struct tval){v.addr + t->members[i].offset,
+		collect_owned(d, (struct tval){v.addr + t->members[i].offset,
 					       t->members[i].type},
 			      depth + 1, out);
 }
 
-static void render_chain(struct chain *c, struct tval v, int depth,
-			 bool *first);
+static void decode_chain(struct decoder *d, struct tval v, int depth,
+			 struct fchain *c);
 
-static void render_branches(struct chain *c, struct owned *ow, int depth)
+static void decode_async(struct decoder *d, const struct ttype *t,
+			 struct fframe *f)
 {
-	sb_puts(c->o, ", \"branches\": [");
-	for (size_t i = 0; i < ow->n; i++) {
-		sb_printf(c->o, "%s{\"index\": %zu, \"state\": \"%s\", \"frames\": ",
-			  i ? ", " : "", i, ow->state[i] ? ow->state[i] : "pending");
-		if (!ow->state[i])
-			render_reversed(c, ow->v[i], depth + 1, c->o);
-		else
-			sb_puts(c->o, "[]");
-		sb_puts(c->o, "}");
+	struct tscope_session *s = d->s;
+	char fn[1024];
+	f->kind_name = future_function_name(t->name, fn, sizeof(fn));
+	if (!f->kind_name)
+		f->kind_name = "async";
+	free(f->function);
+	f->function = strdup(fn);
+	const struct tmember *m;
+	struct tval var;
+	struct tscope_error *err = val_variant(s, f->v, &m, &var);
+	if (err) {
+		set_error(f, err);
+		return;
 	}
-	sb_puts(c->o, "]");
-	if (ow->more)
-		sb_puts(c->o, ", \"branches_truncated\": true");
+	const struct ttype *vt;
+	if ((err = type_strip(s->prog, m->type, &vt))) {
+		set_error(f, err);
+		return;
+	}
+	const char *vname = vt->name ? vt->name : "";
+	f->variant = vname;
+	f->variant_member = m->name;
+	f->locals = var;
+	f->state = "unknown";
+	if (starts(vname, "Suspend")) {
+		f->state = "suspended";
+		f->await_index = strtol(vname + 7, NULL, 10);
+	} else if (!strcmp(vname, "Unresumed")) {
+		f->state = "unresumed";
+	} else if (!strcmp(vname, "Returned")) {
+		f->state = "returned";
+	} else if (!strcmp(vname, "Panicked")) {
+		f->state = "panicked";
+	}
+	f->file = type_decl_file(s->prog, t, m->decl_file);
+	f->line = m->decl_line;
 }
 
-/* Frames are written root first here; the caller numbers levels. */
-static void render_chain(struct chain *c, struct tval v, int depth,
-			 bool *first)
+static void decode_chain(struct decoder *d, struct tval v, int depth,
+			 struct fchain *c)
 {
-	struct tscope_session *s = c->s;
+	struct tscope_session *s = d->s;
+	struct tscope_error *err;
 	for (; depth < MAX_FRAMES; depth++) {
-		if ((*c->budget)-- <= 0) {
-			frame_open(c, first, "truncated", NULL, v);
-			sb_puts(c->o, ", \"error\": \"frame budget exhausted\"}");
+		struct fframe *f;
+		if (d->budget-- <= 0) {
+			f = push_frame(c, FRAME_ERROR, "truncated", NULL, v);
+			if (f)
+				f->error = strdup("frame budget exhausted (chain cut)");
 			return;
 		}
 		const struct ttype *t;
-		struct tscope_error *err = type_strip(s->prog, v.type, &t);
-		if (err) {
-			frame_open(c, first, "error", NULL, v);
-			sb_puts(c->o, ", \"error\": ");
-			sb_json_string(c->o, tscope_error_message(err));
-			sb_puts(c->o, "}");
-			tscope_error_destroy(err);
+		if ((err = type_strip(s->prog, v.type, &t))) {
+			f = push_frame(c, FRAME_ERROR, "error", NULL, v);
+			set_error(f, err);
 			return;
 		}
-		char fn[1024];
 		if (is_state_machine(t)) {
-			const char *kind = future_function_name(t->name, fn, sizeof(fn));
-			const struct tmember *m;
-			struct tval var;
-			frame_open(c, first, kind ? kind : "async", fn, v);
-			sb_puts(c->o, ", \"type\": ");
-			sb_json_string(c->o, t->name);
-			if ((err = val_variant(s, v, &m, &var))) {
-				sb_puts(c->o, ", \"error\": ");
-				sb_json_string(c->o, tscope_error_message(err));
-				sb_puts(c->o, "}");
-				tscope_error_destroy(err);
+			f = push_frame(c, FRAME_ASYNC, "async", t->name, v);
+			if (!f)
 				return;
-			}
+			decode_async(d, t, f);
+			if (f->error || strcmp(f->state, "suspended") != 0)
+				return;
 			const struct ttype *vt;
-			if ((err = type_strip(s->prog, m->type, &vt))) {
-				tscope_error_destroy(err);
-				sb_puts(c->o, "}");
+			if (type_strip(s->prog, f->locals.type, &vt))
 				return;
-			}
-			const char *vname = vt->name ? vt->name : "";
-			const char *state = "unknown";
-			if (starts(vname, "Suspend")) {
-				state = "suspended";
-				sb_printf(c->o, ", \"await_index\": %ld",
-					  strtol(vname + 7, NULL, 10));
-			} else if (!strcmp(vname, "Unresumed")) {
-				state = "unresumed";
-			} else if (!strcmp(vname, "Returned")) {
-				state = "returned";
-			} else if (!strcmp(vname, "Panicked")) {
-				state = "panicked";
-			}
-			sb_puts(c->o, ", \"file\": ");
-			sb_json_string(c->o, type_decl_file(s->prog, t, m->decl_file));
-			sb_printf(c->o, ", \"line\": %u, \"state\": \"%s\"",
-				  m->decl_line, state);
-			sb_puts(c->o, ", \"variant\": ");
-			sb_json_string(c->o, vname);
-			sb_puts(c->o, ", \"variant_member\": ");
-			sb_json_string(c->o, m->name);
-			if (c->flags & CHAIN_LOCALS)
-				render_locals(c, vt, var);
-			sb_puts(c->o, "}");
 			const struct tmember *aw = type_member(vt, "__awaitee");
-			if (strcmp(state, "suspended") != 0 || !aw)
+			if (!aw)
 				return;
-			v = (struct tval){var.addr + aw->offset, aw->type};
+			v = (struct tval){f->locals.addr + aw->offset, aw->type};
 			continue;
 		}
 		if (t->tag == DW_TAG_pointer_type || t->tag == DW_TAG_reference_type) {
 			/* Box<T> (a pointer type named Box<..>) or &mut F. */
-			frame_open(c, first, "wrapper", t->name, v);
+			f = push_frame(c, FRAME_WRAPPER, "wrapper", t->name, v);
 			struct tval inner;
 			if ((err = val_deref(s, v, &inner))) {
-				sb_puts(c->o, ", \"error\": ");
-				sb_json_string(c->o, tscope_error_message(err));
-				sb_puts(c->o, "}");
-				tscope_error_destroy(err);
+				set_error(f, err);
 				return;
 			}
-			sb_puts(c->o, "}");
 			v = inner;
 			continue;
 		}
 		if (is_join_handle(t->name)) {
-			frame_open(c, first, "join_handle", t->name, v);
-			uint64_t hdr = 0, id, st;
+			f = push_frame(c, FRAME_JOIN, "join_handle", t->name, v);
+			if (!f)
+				return;
+			f->state = "pending";
+			uint64_t hdr = 0;
 			err = tscope_target_read(s->target, v.addr, &hdr, 8);
-			if (!err && hdr && c->hooks && c->hooks->task_brief &&
-			    c->hooks->task_brief(c->hooks->arg, hdr, &id, &st))
-				sb_printf(c->o, ", \"joins\": {\"id\": %llu, "
-					  "\"address\": \"0x%llx\", \"state_word\": %llu}",
-					  (unsigned long long)id,
-					  (unsigned long long)hdr,
-					  (unsigned long long)st);
-			tscope_error_destroy(err);
-			sb_puts(c->o, ", \"state\": \"pending\"}");
+			if (err) {
+				set_error(f, err);
+				return;
+			}
+			f->join_hdr = hdr;
+			if (hdr && d->hooks && d->hooks->task_brief &&
+			    d->hooks->task_brief(d->hooks->arg, hdr, &f->join_id,
+						 &f->join_state))
+				f->has_join = true;
 			return;
 		}
 		if (starts(t->name, "core::pin::Pin<")) {
@@ -344,8 +332,7 @@ static void render_chain(struct chain *c, struct tval v, int depth,
 			if (!pm)
 				pm = type_member(t, "__pointer");
 			if (pm) {
-				frame_open(c, first, "wrapper", t->name, v);
-				sb_puts(c->o, "}");
+				push_frame(c, FRAME_WRAPPER, "wrapper", t->name, v);
 				v = (struct tval){v.addr + pm->offset, pm->type};
 				continue;
 			}
@@ -356,7 +343,7 @@ static void render_chain(struct chain *c, struct tval v, int depth,
 			const struct tmember *pm = type_member(t, "pointer");
 			const struct tmember *vm = type_member(t, "vtable");
 			uint64_t data = 0, vtable = 0, concrete = 0;
-			frame_open(c, first, "box_dyn", t->name, v);
+			f = push_frame(c, FRAME_BOX_DYN, "box_dyn", t->name, v);
 			err = tscope_target_read(s->target, v.addr + pm->offset, &data, 8);
 			if (!err)
 				err = tscope_target_read(s->target, v.addr + vm->offset,
@@ -365,116 +352,216 @@ static void render_chain(struct chain *c, struct tval v, int depth,
 				err = program_vtable_type(s->prog, vtable - s->bias,
 							  &concrete);
 			if (err) {
-				sb_puts(c->o, ", \"error\": ");
-				sb_json_string(c->o, tscope_error_message(err));
-				sb_puts(c->o, "}");
-				tscope_error_destroy(err);
+				set_error(f, err);
 				return;
 			}
-			sb_puts(c->o, ", \"concrete_type\": ");
-			sb_json_string(c->o, type_name(s->prog, concrete));
-			sb_puts(c->o, "}");
+			if (f)
+				f->concrete = type_name(s->prog, concrete);
 			v = (struct tval){data, concrete};
 			continue;
 		}
 		if (is_known_leaf(t->name) || t->tag != DW_TAG_structure_type) {
-			frame_open(c, first, "leaf", t->name, v);
-			sb_printf(c->o, ", \"size\": %llu}", (unsigned long long)t->size);
+			f = push_frame(c, FRAME_LEAF, "leaf", t->name, v);
+			if (f)
+				f->size = t->size;
 			return;
 		}
-		/* Pin<P>, Timeout, Instrumented, Map, join!/select!'s PollFn:
-		 * structs owning futures. */
+		/* Timeout, Instrumented, Map, join!/select!'s PollFn: structs
+		 * owning futures. */
 		struct owned ow = {0};
-		collect_owned(c, v, 0, &ow);
-		const char *kind = starts(t->name, "tokio::time::timeout::Timeout<")
-					   ? "timeout"
-					   : "combinator";
+		collect_owned(d, v, 0, &ow);
 		if (ow.n == 0) {
-			frame_open(c, first, "leaf", t->name, v);
-			sb_printf(c->o, ", \"size\": %llu}", (unsigned long long)t->size);
+			f = push_frame(c, FRAME_LEAF, "leaf", t->name, v);
+			if (f)
+				f->size = t->size;
 			return;
 		}
-		frame_open(c, first, kind, t->name, v);
-		if (!strcmp(kind, "timeout")) {
+		if (starts(t->name, "tokio::time::timeout::Timeout<")) {
 			/* Timeout { value: F, delay: Sleep }: follow the value. */
 			const struct tmember *vm = type_member(t, "value");
-			sb_puts(c->o, "}");
+			push_frame(c, FRAME_TIMEOUT, "timeout", t->name, v);
 			if (!vm)
 				return;
 			v = (struct tval){v.addr + vm->offset, vm->type};
 			continue;
 		}
+		f = push_frame(c, FRAME_COMBINATOR, "combinator", t->name, v);
+		if (!f)
+			return;
 		if (ow.n == 1 && !ow.state[0]) {
-			sb_puts(c->o, "}");
 			v = ow.v[0];
 			continue;
 		}
-		render_branches(c, &ow, depth);
-		sb_puts(c->o, "}");
+		f->branches = calloc(ow.n, sizeof(*f->branches));
+		if (!f->branches)
+			return;
+		f->nbranches = ow.n;
+		f->branches_truncated = ow.more;
+		for (size_t i = 0; i < ow.n; i++) {
+			/* f may move as branch chains grow: index each time. */
+			struct fchain *b = &c->frames[c->n - 1].branches[i];
+			b->state = ow.state[i] ? ow.state[i] : "pending";
+			if (!ow.state[i])
+				decode_chain(d, ow.v[i], depth + 1, b);
+		}
 		return;
 	}
-	frame_open(c, first, "truncated", NULL, v);
-	sb_puts(c->o, ", \"error\": \"chain deeper than 64 frames\"}");
+	struct fframe *f = push_frame(c, FRAME_ERROR, "truncated", NULL, v);
+	if (f)
+		f->error = strdup("chain deeper than 64 frames (cut)");
 }
 
-/* Frames come out root first; the JSON wants innermost first with levels.
- * Render to a scratch buffer, split the top-level objects, reverse. */
-static void render_reversed(struct chain *parent, struct tval fut, int depth,
-			    struct strbuf *o)
+void future_decode(struct tscope_session *s, const struct future_hooks *hooks,
+		   struct tval fut, struct fchain *ret)
 {
-	struct strbuf tmp;
-	sb_init(&tmp);
-	struct chain c = *parent;
-	c.o = &tmp;
-	bool first = true;
-	render_chain(&c, fut, depth, &first);
-	if (tmp.oom) {
-		sb_free(&tmp);
-		sb_puts(o, "[]");
-		return;
-	}
-	/* Split at top-level object boundaries (strings are JSON-escaped, so
-	 * track quotes and escapes). */
-	size_t starts_at[MAX_FRAMES + 2], n = 0;
-	int nest = 0;
-	bool in_str = false;
-	for (size_t i = 0; i < tmp.len; i++) {
-		char ch = tmp.s[i];
-		if (in_str) {
-			if (ch == '\\')
-				i++;
-			else if (ch == '"')
-				in_str = false;
+	struct decoder d = {s, hooks, FRAME_BUDGET};
+	memset(ret, 0, sizeof(*ret));
+	ret->state = "pending";
+	decode_chain(&d, fut, 0, ret);
+}
+
+/* ------------------------------------------------------------ locals */
+
+static bool local_hidden(const struct ttype *vt, size_t i)
+{
+	const struct tmember *m = &vt->members[i];
+	/* __awaitee is the next frame; other __N are rustc temporaries; a
+	 * local live across several awaits may be listed twice. */
+	if (!m->name || strncmp(m->name, "__", 2) == 0)
+		return true;
+	for (size_t j = 0; j < i; j++)
+		if (vt->members[j].name && !strcmp(vt->members[j].name, m->name) &&
+		    vt->members[j].offset == m->offset)
+			return true;
+	return false;
+}
+
+void future_each_local(struct tscope_session *s, const struct fchain *c,
+		       local_fn fn, void *arg)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		const struct fframe *f = &c->frames[i];
+		for (size_t b = 0; b < f->nbranches; b++)
+			future_each_local(s, &f->branches[b], fn, arg);
+		if (f->kind != FRAME_ASYNC || !f->locals.type)
+			continue;
+		const struct ttype *vt;
+		struct tscope_error *err = type_strip(s->prog, f->locals.type, &vt);
+		if (err) {
+			tscope_error_destroy(err);
 			continue;
 		}
-		if (ch == '"')
-			in_str = true;
-		else if (ch == '{' || ch == '[') {
-			if (nest == 0 && ch == '{' && n < ARRAY_SIZE(starts_at))
-				starts_at[n++] = i;
-			nest++;
-		} else if (ch == '}' || ch == ']')
-			nest--;
+		for (size_t j = 0; j < vt->nmembers; j++) {
+			if (local_hidden(vt, j))
+				continue;
+			fn(arg, f, vt->members[j].name,
+			   (struct tval){f->locals.addr + vt->members[j].offset,
+					 vt->members[j].type});
+		}
 	}
-	sb_puts(o, "[");
-	for (size_t k = n; k-- > 0;) {
-		size_t b = starts_at[k];
-		size_t e = k + 1 < n ? starts_at[k + 1] : tmp.len;
-		/* Trim the ", " separator before the next object. */
-		while (e > b && (tmp.s[e - 1] == ' ' || tmp.s[e - 1] == ','))
-			e--;
-		sb_printf(o, "%s{\"level\": %zu, ", k + 1 == n ? "" : ", ", n - 1 - k);
-		sb_append(o, tmp.s + b + 1, e - b - 1);
-	}
-	sb_puts(o, "]");
-	sb_free(&tmp);
 }
 
-void future_render_chain(struct tscope_session *s,
-			 const struct future_hooks *hooks, struct tval fut,
-			 unsigned flags, struct strbuf *o)
+/* ------------------------------------------------------------ JSON */
+
+static void render_frame(struct tscope_session *s, const struct fframe *f,
+			 size_t level, unsigned flags, struct strbuf *o);
+
+static void render_chain_json(struct tscope_session *s, const struct fchain *c,
+			      unsigned flags, struct strbuf *o)
 {
-	int budget = 256;
-	struct chain c = {s, hooks, flags, NULL, &budget};
-	render_reversed(&c, fut, 0, o);
+	sb_puts(o, "[");
+	for (size_t k = c->n; k-- > 0;) {
+		if (k + 1 != c->n)
+			sb_puts(o, ", ");
+		render_frame(s, &c->frames[k], c->n - 1 - k, flags, o);
+	}
+	sb_puts(o, "]");
+}
+
+static void render_frame(struct tscope_session *s, const struct fframe *f,
+			 size_t level, unsigned flags, struct strbuf *o)
+{
+	sb_printf(o, "{\"level\": %zu, \"kind\": ", level);
+	sb_json_string(o, f->kind_name);
+	sb_puts(o, ", \"function\": ");
+	sb_json_string(o, f->function);
+	sb_printf(o, ", \"address\": \"0x%llx\"", (unsigned long long)f->v.addr);
+	if (f->kind == FRAME_ASYNC) {
+		sb_puts(o, ", \"type\": ");
+		sb_json_string(o, f->type_name);
+	}
+	if (f->kind == FRAME_ASYNC && f->state) {
+		if (f->await_index >= 0)
+			sb_printf(o, ", \"await_index\": %ld", f->await_index);
+		sb_puts(o, ", \"file\": ");
+		sb_json_string(o, f->file);
+		sb_printf(o, ", \"line\": %u, \"state\": ", f->line);
+		sb_json_string(o, f->state);
+		sb_puts(o, ", \"variant\": ");
+		sb_json_string(o, f->variant);
+		sb_puts(o, ", \"variant_member\": ");
+		sb_json_string(o, f->variant_member);
+		if (flags & CHAIN_LOCALS) {
+			const struct ttype *vt;
+			struct tscope_error *err = type_strip(s->prog, f->locals.type, &vt);
+			sb_puts(o, ", \"locals\": [");
+			size_t shown = 0;
+			for (size_t i = 0; !err && i < vt->nmembers && shown < MAX_LOCALS; i++) {
+				if (local_hidden(vt, i))
+					continue;
+				const struct tmember *m = &vt->members[i];
+				sb_puts(o, shown ? ", {\"name\": " : "{\"name\": ");
+				sb_json_string(o, m->name);
+				sb_puts(o, ", \"type\": ");
+				sb_json_string(o, type_name(s->prog, m->type));
+				sb_printf(o, ", \"address\": \"0x%llx\"}",
+					  (unsigned long long)(f->locals.addr + m->offset));
+				shown++;
+			}
+			tscope_error_destroy(err);
+			sb_puts(o, "]");
+		}
+	}
+	if (f->concrete) {
+		sb_puts(o, ", \"concrete_type\": ");
+		sb_json_string(o, f->concrete);
+	}
+	if (f->kind == FRAME_JOIN) {
+		sb_puts(o, ", \"state\": \"pending\"");
+		if (f->has_join)
+			sb_printf(o, ", \"joins\": {\"id\": %llu, \"address\": \"0x%llx\", "
+				     "\"state_word\": %llu}",
+				  (unsigned long long)f->join_id,
+				  (unsigned long long)f->join_hdr,
+				  (unsigned long long)f->join_state);
+		else if (f->join_hdr)
+			sb_printf(o, ", \"joins\": {\"id\": null, \"address\": \"0x%llx\"}",
+				  (unsigned long long)f->join_hdr);
+	}
+	if (f->kind == FRAME_LEAF)
+		sb_printf(o, ", \"size\": %llu", (unsigned long long)f->size);
+	if (f->nbranches) {
+		sb_puts(o, ", \"branches\": [");
+		for (size_t i = 0; i < f->nbranches; i++) {
+			sb_printf(o, "%s{\"index\": %zu, \"state\": ", i ? ", " : "", i);
+			sb_json_string(o, f->branches[i].state);
+			sb_puts(o, ", \"frames\": ");
+			render_chain_json(s, &f->branches[i], flags, o);
+			sb_puts(o, "}");
+		}
+		sb_puts(o, "]");
+		if (f->branches_truncated)
+			sb_puts(o, ", \"branches_truncated\": true");
+	}
+	if (f->error) {
+		sb_puts(o, ", \"error\": ");
+		sb_json_string(o, f->error);
+	}
+	sb_puts(o, "}");
+}
+
+void future_render_json(struct tscope_session *s, const struct fchain *c,
+			unsigned flags, struct strbuf *o)
+{
+	render_chain_json(s, c, flags, o);
 }

@@ -12,19 +12,76 @@ struct future_hooks {
 			   uint64_t *state_ret);
 };
 
+enum frame_kind {
+	FRAME_ASYNC,     /* async fn / block / closure state machine */
+	FRAME_WRAPPER,   /* Pin, Box<T>, &mut F */
+	FRAME_BOX_DYN,   /* Box<dyn Future>, concrete type from its vtable */
+	FRAME_COMBINATOR,/* join!, select!, Map, ...: one chain per branch */
+	FRAME_TIMEOUT,   /* tokio::time::Timeout: follows its value */
+	FRAME_JOIN,      /* JoinHandle: the joined task */
+	FRAME_LEAF,      /* what the task waits on */
+	FRAME_ERROR,     /* unreadable, or a limit was hit */
+};
+
+struct fchain;
+
+struct fframe {
+	enum frame_kind kind;
+	const char *kind_name; /* "async fn", "async block", "leaf", ... */
+	char *function;        /* display name (owned) */
+	const char *type_name; /* DWARF type name */
+	struct tval v;
+	/* FRAME_ASYNC */
+	const char *file;
+	uint32_t line;
+	const char *state; /* suspended, unresumed, returned, panicked */
+	long await_index;
+	const char *variant, *variant_member;
+	struct tval locals; /* the active variant struct: its members */
+	/* FRAME_BOX_DYN */
+	const char *concrete;
+	/* FRAME_JOIN */
+	bool has_join;
+	uint64_t join_id, join_hdr, join_state;
+	/* FRAME_LEAF */
+	uint64_t size;
+	/* FRAME_COMBINATOR */
+	struct fchain *branches;
+	size_t nbranches;
+	bool branches_truncated;
+	char *error;
+};
+
+/* A chain, root first; branch chains carry their MaybeDone state. */
+struct fchain {
+	struct fframe *frames;
+	size_t n;
+	const char *state; /* for branches: "pending", "done", "gone" */
+};
+
+/* Decode the chain of the future @fut.  Never fails as a whole: what
+ * cannot be read becomes a FRAME_ERROR; limits are marked the same way. */
+void future_decode(struct tscope_session *s, const struct future_hooks *hooks,
+		   struct tval fut, struct fchain *ret);
+void fchain_free(struct fchain *c);
+
 enum {
 	CHAIN_LOCALS = 1, /* include the live locals of each frame */
 };
 
-/* Render the await chain of the future @fut as a JSON array of frames,
- * innermost first ("level" 0), into @o.  Never fails: what cannot be read
- * becomes a frame with "error", cut chains are marked "truncated". */
-void future_render_chain(struct tscope_session *s,
-			 const struct future_hooks *hooks, struct tval fut,
-			 unsigned flags, struct strbuf *o);
+/* Render as a JSON array of frames, innermost first ("level" 0). */
+void future_render_json(struct tscope_session *s, const struct fchain *c,
+			unsigned flags, struct strbuf *o);
 
 /* "crate::f::{async_fn_env#0}" -> "crate::f" etc.  @out gets the function
  * (or type) name for display; returns the kind ("async fn", ...) or NULL. */
 const char *future_function_name(const char *type_name, char *out, size_t n);
+
+/* Callback over every live local of every suspended frame (all branches):
+ * the graph stage finds guards and channel ends this way. */
+typedef void (*local_fn)(void *arg, const struct fframe *frame,
+			 const char *name, struct tval value);
+void future_each_local(struct tscope_session *s, const struct fchain *c,
+		       local_fn fn, void *arg);
 
 #endif

@@ -175,6 +175,7 @@ tscope_program_open(const char *path, struct tscope_program **ret)
 	prog->fd = -1;
 	strmap_init(&prog->types);
 	strmap_init(&prog->vars);
+	strmap_init(&prog->fnames);
 	strmap_init(&prog->names);
 	prog->path = strdup(path);
 	if (!prog->path) {
@@ -235,6 +236,7 @@ TSCOPE_PUBLIC void tscope_program_destroy(struct tscope_program *prog)
 	tscope_error_destroy(prog->index_err);
 	strmap_free(&prog->types);
 	strmap_free(&prog->vars);
+	strmap_free(&prog->fnames);
 	strmap_free(&prog->names);
 	u64map_free(&prog->name_of);
 	u64map_free(&prog->cu_of);
@@ -353,8 +355,11 @@ static void visit(struct walk *w, Dwarf_Die die, int depth)
 			return;
 		if (cls == DW_FORM_CLASS_CONSTANT)
 			hi += lo;
-		if (dwarf_diename(die, &name, NULL) == DW_DLV_OK)
-			record_name(w, off, name);
+		if (dwarf_diename(die, &name, NULL) == DW_DLV_OK) {
+			const char *q = record_name(w, off, name);
+			if (q)
+				strmap_insert(&prog->fnames, q, strlen(q), off);
+		}
 		u64map_put(&prog->cu_of, off + 1, w->cu_off + 1);
 		if (!add_func(prog, lo, hi, off))
 			w->err = &tscope_error_nomem;
@@ -594,4 +599,55 @@ struct tscope_error *program_vtable_type(struct tscope_program *prog,
 	return tscope_error_create(TSCOPE_ERROR_NOT_FOUND,
 				   "no vtable known at 0x%llx",
 				   (unsigned long long)addr);
+}
+
+static bool find_local(struct tscope_program *prog, Dwarf_Die parent,
+		       const char *local, uint32_t *line_ret, int depth)
+{
+	Dwarf_Die c;
+	if (depth > 16 || dwarf_child(parent, &c, NULL) != DW_DLV_OK)
+		return false;
+	bool found = false;
+	for (int guard = 0; guard < 100000 && !found; guard++) {
+		Dwarf_Half tag;
+		char *name;
+		dwarf_tag(c, &tag, NULL);
+		if ((tag == DW_TAG_variable || tag == DW_TAG_formal_parameter) &&
+		    dwarf_diename(c, &name, NULL) == DW_DLV_OK &&
+		    strcmp(name, local) == 0) {
+			Dwarf_Attribute a;
+			Dwarf_Unsigned line;
+			if (dwarf_attr(c, DW_AT_decl_line, &a, NULL) == DW_DLV_OK) {
+				if (dwarf_formudata(a, &line, NULL) == DW_DLV_OK) {
+					*line_ret = (uint32_t)line;
+					found = true;
+				}
+				dwarf_dealloc_attribute(a);
+			}
+		} else if (tag == DW_TAG_lexical_block) {
+			found = find_local(prog, c, local, line_ret, depth + 1);
+		}
+		Dwarf_Die s;
+		int r = dwarf_siblingof_b(prog->dbg, c, true, &s, NULL);
+		dwarf_dealloc_die(c);
+		if (r != DW_DLV_OK)
+			return found;
+		c = s;
+	}
+	dwarf_dealloc_die(c);
+	return found;
+}
+
+bool program_local_line(struct tscope_program *prog, const char *fn,
+			const char *local, uint32_t *line_ret)
+{
+	uint64_t off;
+	if (!prog->indexed || !strmap_lookup(&prog->fnames, fn, &off))
+		return false;
+	Dwarf_Die die;
+	if (dwarf_offdie_b(prog->dbg, off, true, &die, NULL) != DW_DLV_OK)
+		return false;
+	bool ok = find_local(prog, die, local, line_ret, 0);
+	dwarf_dealloc_die(die);
+	return ok;
 }

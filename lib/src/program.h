@@ -84,6 +84,7 @@ struct tscope_program {
 	struct tscope_error *index_err;
 	struct strmap types;   /* qualified type name -> DIE offset */
 	struct strmap vars;    /* linkage name -> DIE offset */
+	struct strmap fnames;  /* qualified subprogram name -> DIE offset */
 	struct strmap names;   /* interned names */
 	struct u64map name_of; /* DIE offset -> const char * (qualified) */
 	struct u64map cu_of;   /* type DIE offset -> CU DIE offset */
@@ -102,6 +103,11 @@ const struct elf_sym *program_find_symbol(struct tscope_program *prog,
 /* First symbol whose name starts with @prefix and has type @stt. */
 const struct elf_sym *program_find_symbol_prefix(struct tscope_program *prog,
 						 const char *prefix, int stt);
+
+/* decl_line of local @local in the subprogram named @fn (qualified, e.g.
+ * "app::checkout::{async_fn#0}"); false if unknown. */
+bool program_local_line(struct tscope_program *prog, const char *fn,
+			const char *local, uint32_t *line_ret);
 
 /* Concrete type behind the trait-object vtable at unbiased @addr. */
 struct tscope_error *program_vtable_type(struct tscope_program *prog,

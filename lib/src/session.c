@@ -202,8 +202,11 @@ tscope_session_future_json(struct tscope_session *s, uint64_t addr,
 	sb_init(&sb);
 	sb_puts(&sb, "{\"schema\": \"taskscope/1\", \"frames\": ");
 	/* No executor context: JoinHandles show their target's address only. */
-	future_render_chain(s, NULL, (struct tval){addr, type},
-			    flags & TSCOPE_JSON_LOCALS ? CHAIN_LOCALS : 0, &sb);
+	struct fchain chain;
+	future_decode(s, NULL, (struct tval){addr, type}, &chain);
+	future_render_json(s, &chain, flags & TSCOPE_JSON_LOCALS ? CHAIN_LOCALS : 0,
+			   &sb);
+	fchain_free(&chain);
 	sb_puts(&sb, "}\n");
 	*ret = sb_steal(&sb);
 	return *ret ? NULL : &tscope_error_nomem;

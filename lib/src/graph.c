@@ -1,0 +1,1327 @@
+/*
+ * The waker graph: what each task waits on, who holds it, who could wake
+ * it, and the diagnoses that follow (deadlock, futurelock, blocked worker).
+ *
+ * Resources are found from each task's await chain: the outermost tokio
+ * frame before user code is the API the task called (Mutex::lock,
+ * Sender::send, Receiver::recv...), and its `self` local points to the
+ * primitive.  Holders are the guards, permits and channel ends among the
+ * live locals of every suspended frame of every task.  Keys: the batch
+ * semaphore of a Mutex/RwLock/Semaphore, the Chan of an mpsc channel, the
+ * Inner of a oneshot, the Header of a joined task.
+ *
+ * Edges: waits-on (task -> resource), held-by (resource -> task holding a
+ * guard), can-wake (resource -> task holding the other end of a channel),
+ * joins (task -> task).  A deadlock is a set of blocked tasks all of whose
+ * possible wakers are in the set; unknown wakers (a lock whose holder is not
+ * in any task, a Notify, IO, a timer) never count as stuck: no false alarms.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec_tokio.h"
+
+#define RES_KINDS(X)                 \
+	X(RES_MUTEX, "mutex")        \
+	X(RES_RWLOCK, "rwlock")      \
+	X(RES_SEMAPHORE, "semaphore")\
+	X(RES_MPSC, "mpsc")          \
+	X(RES_ONESHOT, "oneshot")    \
+	X(RES_NOTIFY, "notify")      \
+	X(RES_JOIN, "join")          \
+	X(RES_SLEEP, "sleep")        \
+	X(RES_BARRIER, "barrier")    \
+	X(RES_OTHER, "other")
+
+enum res_kind {
+#define X(e, n) e,
+	RES_KINDS(X)
+#undef X
+};
+static const char *const res_names[] = {
+#define X(e, n) n,
+	RES_KINDS(X)
+#undef X
+};
+
+/* How a task waits, and how a task holds. */
+#define SIDES(X)                     \
+	X(SIDE_ACQUIRE, "acquire")   \
+	X(SIDE_READ, "read")         \
+	X(SIDE_WRITE, "write")       \
+	X(SIDE_SEND, "send")         \
+	X(SIDE_RECV, "recv")         \
+	X(SIDE_JOIN, "join")         \
+	X(SIDE_WAIT, "wait")         \
+	X(HOLD_GUARD, "guard")       \
+	X(HOLD_READ, "read-guard")   \
+	X(HOLD_WRITE, "write-guard") \
+	X(HOLD_PERMIT, "permit")     \
+	X(HOLD_SENDER, "sender")     \
+	X(HOLD_RECEIVER, "receiver")
+
+enum side {
+#define X(e, n) e,
+	SIDES(X)
+#undef X
+};
+static const char *const side_names[] = {
+#define X(e, n) n,
+	SIDES(X)
+#undef X
+};
+
+struct holder {
+	size_t task;
+	enum side how;
+	const char *local;
+	const char *function, *file;
+	uint32_t line;      /* where the holder is suspended now */
+	uint32_t taken_line; /* the `let` that took it, 0 if unknown */
+};
+
+struct waiter {
+	size_t task;
+	enum side side;
+	const char *function, *file; /* the user frame that awaits */
+	uint32_t line;
+};
+
+struct resource {
+	enum res_kind kind;
+	uint64_t key, addr;
+	const char *type_name;
+	bool state_known;
+	uint64_t avail;
+	bool closed;
+	bool has_bound;
+	uint64_t bound;
+	bool has_tx;
+	uint64_t tx_count;
+	bool value_sent;
+	size_t join_task; /* index+1 */
+	struct holder *holders;
+	size_t nholders;
+	struct waiter *waiters;
+	size_t nwaiters;
+	/* tasks owning an Acquire on this semaphore in a future they do not
+	 * poll (futurelock) */
+	size_t *dormant;
+	size_t ndormant;
+};
+
+struct diag {
+	const char *kind;
+	size_t *tasks;
+	size_t ntasks;
+	size_t *res;
+	size_t nres;
+	struct strbuf text;
+};
+
+struct graph {
+	struct resource *res;
+	size_t nres;
+	struct u64map by_key;
+	struct diag *diags;
+	size_t ndiags;
+	/* batch_semaphore::Semaphore layout */
+	bool sem_ok;
+	uint64_t sem_permits, sem_waiters_type;
+	struct tval sem_tmpl;
+	/* per task: resource it waits on (also in task_rec.waits_on) */
+	size_t *wait_res; /* index+1 */
+	enum side *wait_side;
+	struct waiter *wait_at;
+};
+
+static bool starts(const char *s, const char *p)
+{
+	return s && strncmp(s, p, strlen(p)) == 0;
+}
+
+#define PUSH(arr, n, item)                                                \
+	do {                                                              \
+		void *p_ = realloc((arr), ((n) + 1) * sizeof(*(arr)));    \
+		if (p_) {                                                 \
+			(arr) = p_;                                       \
+			(arr)[(n)++] = (item);                            \
+		}                                                         \
+	} while (0)
+
+static size_t get_res(struct graph *g, enum res_kind kind, uint64_t key,
+		      uint64_t addr, const char *type_name)
+{
+	uint64_t idx;
+	if (u64map_get(&g->by_key, key, &idx)) {
+		struct resource *r = &g->res[idx - 1];
+		/* A guard names the Mutex; a bare Acquire only its semaphore. */
+		if (r->kind == RES_SEMAPHORE && kind != RES_SEMAPHORE) {
+			r->kind = kind;
+			r->addr = addr;
+			r->type_name = type_name;
+		}
+		return idx - 1;
+	}
+	struct resource r = {0};
+	r.kind = kind;
+	r.key = key;
+	r.addr = addr;
+	r.type_name = type_name;
+	size_t n = g->nres;
+	PUSH(g->res, g->nres, r);
+	if (g->nres == n)
+		return SIZE_MAX;
+	u64map_put(&g->by_key, key, n + 1);
+	return n;
+}
+
+/* ------------------------------------------------------------ decoding */
+
+/* Pointer value and pointee type of a reference-typed value. */
+static bool deref_ptr(struct tscope_session *s, struct tval v, struct tval *ret)
+{
+	struct tscope_error *err = val_deref(s, v, ret);
+	if (err) {
+		tscope_error_destroy(err);
+		return false;
+	}
+	return true;
+}
+
+static bool member_addr(struct tscope_session *s, struct tval v,
+			const char *name, struct tval *ret)
+{
+	struct tscope_error *err = val_member(s, v, name, ret);
+	if (err) {
+		tscope_error_destroy(err);
+		return false;
+	}
+	return true;
+}
+
+/* Arc<T> -> the T inside its ArcInner. */
+static bool arc_data(struct tscope_session *s, struct tval arc, struct tval *ret)
+{
+	struct tval inner;
+	return deref_ptr(s, arc, &inner) && member_addr(s, inner, "data", ret);
+}
+
+/* The Chan of an mpsc Sender/Receiver/Tx/Rx value. */
+static bool mpsc_chan(struct tscope_session *s, struct tval v, struct tval *ret)
+{
+	struct tval inner;
+	struct tscope_error *err = val_find(s, v, "inner", 3, &inner);
+	if (err) {
+		tscope_error_destroy(err);
+		return false;
+	}
+	return arc_data(s, inner, ret);
+}
+
+/* The Inner of a oneshot Sender/Receiver (inner: Option<Arc<Inner>>). */
+static bool oneshot_inner(struct tscope_session *s, struct tval v,
+			  struct tval *ret)
+{
+	struct tval opt, some;
+	const struct tmember *m;
+	if (!member_addr(s, v, "inner", &opt))
+		return false;
+	struct tscope_error *err = val_variant(s, opt, &m, &some);
+	if (err) {
+		tscope_error_destroy(err);
+		return false;
+	}
+	if (!m->name || strcmp(m->name, "Some") != 0)
+		return false;
+	struct tval arc;
+	return member_addr(s, some, "__0", &arc) && arc_data(s, arc, ret);
+}
+
+/* The batch semaphore inside a Mutex/RwLock (member s) or Semaphore
+ * (member ll_sem). */
+static bool sem_of(struct tscope_session *s, struct tval prim, uint64_t *ret)
+{
+	struct tval v;
+	if (member_addr(s, prim, "s", &v) || member_addr(s, prim, "ll_sem", &v)) {
+		*ret = v.addr;
+		return true;
+	}
+	return false;
+}
+
+static const char *type_name_of(struct tscope_session *s, uint64_t type)
+{
+	const struct ttype *t;
+	struct tscope_error *err = type_strip(s->prog, type, &t);
+	if (err) {
+		tscope_error_destroy(err);
+		return NULL;
+	}
+	return t->name;
+}
+
+/* Classify a primitive value (the pointee of an API frame's `self`). */
+static bool classify_prim(struct tscope_session *s, struct tval p,
+			  const char *api_fn, enum res_kind *kind,
+			  enum side *side, uint64_t *key, struct tval *shared)
+{
+	const char *n = type_name_of(s, p.type);
+	struct tval chan;
+	shared->type = 0;
+	if (starts(n, "tokio::sync::mutex::Mutex<")) {
+		*kind = RES_MUTEX;
+		*side = SIDE_ACQUIRE;
+		return sem_of(s, p, key);
+	}
+	if (starts(n, "tokio::sync::rwlock::RwLock<")) {
+		*kind = RES_RWLOCK;
+		*side = api_fn && strstr(api_fn, "::write") ? SIDE_WRITE : SIDE_READ;
+		return sem_of(s, p, key);
+	}
+	if (starts(n, "tokio::sync::semaphore::Semaphore")) {
+		*kind = RES_SEMAPHORE;
+		*side = SIDE_ACQUIRE;
+		return sem_of(s, p, key);
+	}
+	if (starts(n, "tokio::sync::mpsc::bounded::Sender<") ||
+	    starts(n, "tokio::sync::mpsc::unbounded::UnboundedSender<")) {
+		*kind = RES_MPSC;
+		*side = SIDE_SEND;
+		if (!mpsc_chan(s, p, &chan))
+			return false;
+		*key = chan.addr;
+		*shared = chan;
+		return true;
+	}
+	if (starts(n, "tokio::sync::mpsc::bounded::Receiver<") ||
+	    starts(n, "tokio::sync::mpsc::unbounded::UnboundedReceiver<")) {
+		*kind = RES_MPSC;
+		*side = SIDE_RECV;
+		if (!mpsc_chan(s, p, &chan))
+			return false;
+		*key = chan.addr;
+		*shared = chan;
+		return true;
+	}
+	if (starts(n, "tokio::sync::oneshot::Receiver<")) {
+		*kind = RES_ONESHOT;
+		*side = SIDE_RECV;
+		if (!oneshot_inner(s, p, &chan))
+			return false;
+		*key = chan.addr;
+		*shared = chan;
+		return true;
+	}
+	if (starts(n, "tokio::sync::barrier::Barrier")) {
+		*kind = RES_BARRIER;
+		*side = SIDE_WAIT;
+		*key = p.addr;
+		return true;
+	}
+	if (starts(n, "tokio::sync::notify::Notify")) {
+		*kind = RES_NOTIFY;
+		*side = SIDE_WAIT;
+		*key = p.addr;
+		return true;
+	}
+	return false;
+}
+
+static void shared_state(struct tokio *tk, size_t ri, struct tval shared);
+
+static bool frame_local(struct tscope_session *s, const struct fframe *f,
+			const char *name, struct tval *ret)
+{
+	if (f->kind != FRAME_ASYNC || !f->locals.type)
+		return false;
+	return member_addr(s, f->locals, name, ret);
+}
+
+static void set_wait(struct tokio *tk, size_t ti, size_t r, enum side side,
+		     const struct fframe *user)
+{
+	struct graph *g = tk->graph;
+	if (r == SIZE_MAX)
+		return;
+	struct waiter w = {ti, side, NULL, NULL, 0};
+	if (user) {
+		w.function = user->function;
+		w.file = user->file;
+		w.line = user->line;
+	}
+	g->wait_res[ti] = r + 1;
+	g->wait_side[ti] = side;
+	g->wait_at[ti] = w;
+	tk->tasks[ti].waits_on = (int)r;
+	PUSH(g->res[r].waiters, g->res[r].nwaiters, w);
+}
+
+static void identify_wait(struct tokio *tk, size_t ti)
+{
+	struct tscope_session *s = tk->s;
+	struct graph *g = tk->graph;
+	struct task_rec *t = &tk->tasks[ti];
+	const struct fchain *c = &t->chain;
+	if (c->n == 0 || (t->state & 0x3))
+		return; /* running or complete: waits on nothing */
+	const struct fframe *leaf = &c->frames[c->n - 1];
+	/* The user frame: innermost async frame outside tokio. */
+	const struct fframe *user = NULL;
+	for (size_t i = c->n; i-- > 0;)
+		if (c->frames[i].kind == FRAME_ASYNC &&
+		    !starts(c->frames[i].function, "tokio::")) {
+			user = &c->frames[i];
+			break;
+		}
+	if (leaf->kind == FRAME_JOIN && leaf->join_hdr) {
+		size_t r = get_res(g, RES_JOIN, leaf->join_hdr, leaf->join_hdr,
+				   leaf->type_name);
+		if (r == SIZE_MAX)
+			return;
+		for (size_t j = 0; j < tk->ntasks; j++)
+			if (tk->tasks[j].hdr == leaf->join_hdr)
+				g->res[r].join_task = j + 1;
+		set_wait(tk, ti, r, SIDE_JOIN, user);
+		return;
+	}
+	if (leaf->kind == FRAME_COMBINATOR)
+		return; /* join!/select!: several waits; no single edge */
+	/* The API the task called: tokio frames between the user frame and
+	 * the leaf, outermost first, whose `self` is a primitive. */
+	for (size_t i = 0; i < c->n; i++) {
+		const struct fframe *f = &c->frames[i];
+		if (f->kind != FRAME_ASYNC || !starts(f->function, "tokio::"))
+			continue;
+		struct tval self, p;
+		if (!frame_local(s, f, "self", &self) &&
+		    !frame_local(s, f, "_ref__self", &self))
+			continue;
+		if (!deref_ptr(s, self, &p))
+			continue;
+		enum res_kind kind;
+		enum side side;
+		uint64_t key;
+		struct tval shared;
+		if (!classify_prim(s, p, f->function, &kind, &side, &key, &shared))
+			continue;
+		size_t r = get_res(g, kind, key, p.addr, type_name_of(s, p.type));
+		if (r != SIZE_MAX && shared.type)
+			shared_state(tk, r, shared);
+		set_wait(tk, ti, r, side, user);
+		return;
+	}
+	/* No API frame: classify by the leaf itself. */
+	const char *ln = leaf->type_name;
+	struct tval v = leaf->v, p;
+	if (starts(ln, "tokio::sync::batch_semaphore::Acquire") &&
+	    member_addr(s, v, "semaphore", &p)) {
+		uint64_t sem;
+		struct tscope_error *err = target_read_u64(s->target, p.addr, &sem);
+		if (!err)
+			set_wait(tk, ti, get_res(g, RES_SEMAPHORE, sem, sem, NULL),
+				 SIDE_ACQUIRE, user);
+		tscope_error_destroy(err);
+	} else if (starts(ln, "tokio::sync::oneshot::Receiver<") &&
+		   oneshot_inner(s, v, &p)) {
+		size_t r = get_res(g, RES_ONESHOT, p.addr, p.addr, ln);
+		if (r != SIZE_MAX)
+			shared_state(tk, r, p);
+		set_wait(tk, ti, r, SIDE_RECV, user);
+	} else if (starts(ln, "tokio::sync::notify::Notified") &&
+		   member_addr(s, v, "notify", &p)) {
+		uint64_t n;
+		struct tscope_error *err = target_read_u64(s->target, p.addr, &n);
+		if (!err)
+			set_wait(tk, ti, get_res(g, RES_NOTIFY, n, n,
+						 "tokio::sync::notify::Notify"),
+				 SIDE_WAIT, user);
+		tscope_error_destroy(err);
+	} else if (starts(ln, "tokio::time::sleep::Sleep")) {
+		set_wait(tk, ti, get_res(g, RES_SLEEP, v.addr, v.addr, ln),
+			 SIDE_WAIT, user);
+	}
+}
+
+/* ------------------------------------------------------------ holders */
+
+struct hold_ctx {
+	struct tokio *tk;
+	size_t task;
+	const struct fframe *frame;
+	const char *local;
+};
+
+static void add_holder_shared(struct hold_ctx *h, enum res_kind kind,
+			      uint64_t key, uint64_t addr, const char *type_name,
+			      enum side how, struct tval shared)
+{
+	struct graph *g = h->tk->graph;
+	size_t r = get_res(g, kind, key, addr, type_name);
+	if (r == SIZE_MAX)
+		return;
+	if (shared.type)
+		shared_state(h->tk, r, shared);
+	struct resource *res = &g->res[r];
+	for (size_t i = 0; i < res->nholders; i++)
+		if (res->holders[i].task == h->task && res->holders[i].how == how)
+			return;
+	struct holder ho = {h->task, how, h->local, h->frame->function,
+			    h->frame->file, h->frame->line, 0};
+	/* Where the guard was taken: the local's declaration in the state
+	 * machine's body, "crate::f::{async_fn#0}". */
+	const char *tn = h->frame->type_name;
+	const char *env = tn ? strstr(tn, "{async_fn_env#") : NULL;
+	if (env && !strchr(env, '<')) {
+		char fn[1024];
+		snprintf(fn, sizeof(fn), "%.*s{async_fn#%s", (int)(env - tn), tn,
+			 env + strlen("{async_fn_env#"));
+		program_local_line(h->tk->s->prog, fn, h->local, &ho.taken_line);
+	}
+	PUSH(res->holders, res->nholders, ho);
+}
+
+static void add_holder(struct hold_ctx *h, enum res_kind kind, uint64_t key,
+		       uint64_t addr, const char *type_name, enum side how)
+{
+	add_holder_shared(h, kind, key, addr, type_name, how, (struct tval){0, 0});
+}
+
+static void scan_value(struct hold_ctx *h, struct tval v, int depth)
+{
+	struct tscope_session *s = h->tk->s;
+	const struct ttype *t;
+	struct tscope_error *err = type_strip(s->prog, v.type, &t);
+	if (err) {
+		tscope_error_destroy(err);
+		return;
+	}
+	const char *n = t->name;
+	struct tval p, q;
+	uint64_t key;
+	if (t->tag != DW_TAG_structure_type)
+		return;
+	if (starts(n, "tokio::sync::mutex::MutexGuard<")) {
+		if (member_addr(s, v, "lock", &p) && deref_ptr(s, p, &q) && sem_of(s, q, &key))
+			add_holder(h, RES_MUTEX, key, q.addr, type_name_of(s, q.type),
+				   HOLD_GUARD);
+		return;
+	}
+	if (starts(n, "tokio::sync::mutex::OwnedMutexGuard<")) {
+		if (member_addr(s, v, "lock", &p) && arc_data(s, p, &q) && sem_of(s, q, &key))
+			add_holder(h, RES_MUTEX, key, q.addr, type_name_of(s, q.type),
+				   HOLD_GUARD);
+		return;
+	}
+	bool rd = starts(n, "tokio::sync::rwlock::read_guard::RwLockReadGuard<");
+	bool wr = starts(n, "tokio::sync::rwlock::write_guard::RwLockWriteGuard<");
+	if (rd || wr) {
+		uint64_t sem;
+		if (member_addr(s, v, "s", &p) &&
+		    !(err = target_read_u64(s->target, p.addr, &sem)))
+			add_holder(h, RES_RWLOCK, sem, sem, NULL,
+				   rd ? HOLD_READ : HOLD_WRITE);
+		tscope_error_destroy(err);
+		return;
+	}
+	if (starts(n, "tokio::sync::rwlock::owned_read_guard::") ||
+	    starts(n, "tokio::sync::rwlock::owned_write_guard::")) {
+		if (member_addr(s, v, "lock", &p) && arc_data(s, p, &q) && sem_of(s, q, &key))
+			add_holder(h, RES_RWLOCK, key, q.addr, type_name_of(s, q.type),
+				   strstr(n, "read") ? HOLD_READ : HOLD_WRITE);
+		return;
+	}
+	if (starts(n, "tokio::sync::semaphore::SemaphorePermit")) {
+		if (member_addr(s, v, "sem", &p) && deref_ptr(s, p, &q) && sem_of(s, q, &key))
+			add_holder(h, RES_SEMAPHORE, key, q.addr, type_name_of(s, q.type),
+				   HOLD_PERMIT);
+		return;
+	}
+	if (starts(n, "tokio::sync::semaphore::OwnedSemaphorePermit")) {
+		if (member_addr(s, v, "sem", &p) && arc_data(s, p, &q) && sem_of(s, q, &key))
+			add_holder(h, RES_SEMAPHORE, key, q.addr, type_name_of(s, q.type),
+				   HOLD_PERMIT);
+		return;
+	}
+	bool tx = starts(n, "tokio::sync::mpsc::bounded::Sender<") ||
+		  starts(n, "tokio::sync::mpsc::unbounded::UnboundedSender<") ||
+		  starts(n, "tokio::sync::mpsc::bounded::Permit<") ||
+		  starts(n, "tokio::sync::mpsc::bounded::OwnedPermit<");
+	bool rx = starts(n, "tokio::sync::mpsc::bounded::Receiver<") ||
+		  starts(n, "tokio::sync::mpsc::unbounded::UnboundedReceiver<");
+	if (tx || rx) {
+		struct tval chan;
+		if (mpsc_chan(s, v, &chan) ||
+		    (member_addr(s, v, "chan", &p) && deref_ptr(s, p, &q) &&
+		     mpsc_chan(s, q, &chan)))
+			add_holder_shared(h, RES_MPSC, chan.addr, chan.addr, n,
+					  tx ? HOLD_SENDER : HOLD_RECEIVER, chan);
+		return;
+	}
+	bool otx = starts(n, "tokio::sync::oneshot::Sender<");
+	if (otx || starts(n, "tokio::sync::oneshot::Receiver<")) {
+		struct tval inner;
+		if (oneshot_inner(s, v, &inner))
+			add_holder_shared(h, RES_ONESHOT, inner.addr, inner.addr, n,
+					  otx ? HOLD_SENDER : HOLD_RECEIVER, inner);
+		return;
+	}
+	/* Look inside plain structs and enums (a pipeline stage holding its
+	 * channel ends), not behind pointers: what a task owns. */
+	if (depth >= 3 || starts(n, "alloc::") || starts(n, "core::") ||
+	    starts(n, "std::") || strstr(n ? n : "", "{async_fn_env#") ||
+	    strstr(n ? n : "", "{async_block_env#"))
+		return;
+	if (t->has_variants) {
+		const struct tmember *m;
+		if (!(err = val_variant(s, v, &m, &p)))
+			scan_value(h, p, depth + 1);
+		tscope_error_destroy(err);
+		return;
+	}
+	for (size_t i = 0; i < t->nmembers; i++)
+		scan_value(h, (struct tval){v.addr + t->members[i].offset,
+					    t->members[i].type}, depth + 1);
+}
+
+static void on_local(void *arg, const struct fframe *frame, const char *name,
+		     struct tval value)
+{
+	struct hold_ctx *h = arg;
+	h->frame = frame;
+	h->local = name;
+	scan_value(h, value, 0);
+}
+
+/* Futures a task owns but does not poll (a select! branch kept alive):
+ * an Acquire in them still holds its place in the semaphore's queue, or
+ * the permits the semaphore already assigned to it. */
+static void dormant_acquires(struct tokio *tk, size_t ti)
+{
+	struct tscope_session *s = tk->s;
+	struct task_rec *t = &tk->tasks[ti];
+	const struct fchain *c = &t->chain;
+	uint64_t polled = c->n ? c->frames[c->n - 1].v.addr : 0;
+	for (size_t i = 0; i < c->n; i++) {
+		const struct fframe *f = &c->frames[i];
+		if (f->kind != FRAME_ASYNC || !f->locals.type)
+			continue;
+		const struct ttype *vt;
+		struct tscope_error *err = type_strip(s->prog, f->locals.type, &vt);
+		if (err) {
+			tscope_error_destroy(err);
+			continue;
+		}
+		for (size_t j = 0; j < vt->nmembers; j++) {
+			const struct tmember *m = &vt->members[j];
+			if (!m->name || !strcmp(m->name, "__awaitee"))
+				continue;
+			const struct ttype *mt;
+			if (type_strip(s->prog, m->type, &mt))
+				continue;
+			/* pin!(fut) is a Pin<&mut F> local next to F itself. */
+			if (!(mt->has_variants && mt->discr.name &&
+			      !strcmp(mt->discr.name, "__state")))
+				continue;
+			struct fchain sub;
+			future_decode(s, &tk->hooks,
+				      (struct tval){f->locals.addr + m->offset, m->type}, &sub);
+			const struct fframe *leaf = sub.n ? &sub.frames[sub.n - 1] : NULL;
+			struct tval semp;
+			uint64_t sem;
+			if (leaf && leaf->v.addr != polled &&
+			    starts(leaf->type_name, "tokio::sync::batch_semaphore::Acquire") &&
+			    member_addr(s, leaf->v, "semaphore", &semp) &&
+			    !target_read_u64(s->target, semp.addr, &sem)) {
+				uint64_t idx;
+				if (u64map_get(&tk->graph->by_key, sem, &idx)) {
+					struct resource *r = &tk->graph->res[idx - 1];
+					PUSH(r->dormant, r->ndormant, ti);
+				}
+			}
+			fchain_free(&sub);
+		}
+	}
+}
+
+/* ------------------------------------------------------------ state */
+
+static void resource_state(struct tokio *tk, struct resource *r)
+{
+	struct tscope_session *s = tk->s;
+	struct graph *g = tk->graph;
+	uint64_t v;
+	if ((r->kind == RES_MUTEX || r->kind == RES_RWLOCK ||
+	     r->kind == RES_SEMAPHORE) && g->sem_ok) {
+		struct tscope_error *err =
+			target_read_u64(s->target, r->key + g->sem_permits, &v);
+		if (!err) {
+			r->state_known = true;
+			r->avail = v >> 1;
+			r->closed = v & 1;
+		}
+		tscope_error_destroy(err);
+	}
+	/* mpsc and oneshot state is read in shared_state(), where the
+	 * shared object's type is known. */
+}
+
+/* mpsc and oneshot state from a typed value of the shared object. */
+static void shared_state(struct tokio *tk, size_t ri, struct tval shared)
+{
+	struct tscope_session *s = tk->s;
+	struct resource *r = &tk->graph->res[ri];
+	struct tval v, b;
+	uint64_t x;
+	struct tscope_error *err;
+	if (r->kind == RES_MPSC && !r->state_known) {
+		if (member_addr(s, shared, "tx_count", &v) && !val_uint(s, v, &x)) {
+			r->has_tx = true;
+			r->tx_count = x;
+		}
+		if (member_addr(s, shared, "semaphore", &v)) {
+			if (member_addr(s, v, "bound", &b) && !val_uint(s, b, &x)) {
+				r->has_bound = true;
+				r->bound = x;
+				struct tval sem;
+				if (member_addr(s, v, "semaphore", &sem) &&
+				    !(err = val_find(s, sem, "permits", 1, &b)) &&
+				    !val_uint(s, b, &x)) {
+					r->state_known = true;
+					r->avail = x >> 1;
+					r->closed = x & 1;
+				}
+			} else if (!(err = val_uint(s, v, &x))) {
+				/* unbounded: AtomicUsize = buffered << 1 | closed */
+				r->state_known = true;
+				r->avail = UINT64_MAX;
+				r->closed = x & 1;
+			} else {
+				tscope_error_destroy(err);
+			}
+		}
+	} else if (r->kind == RES_ONESHOT && !r->state_known) {
+		if (member_addr(s, shared, "state", &v) && !val_uint(s, v, &x)) {
+			r->state_known = true;
+			r->value_sent = x & 2;
+			r->closed = x & 4;
+		}
+	}
+}
+
+/* ------------------------------------------------------------ diagnoses */
+
+/* Tasks that could wake a task waiting on @r the way it waits; false if
+ * they cannot all be known (then the task is never called stuck). */
+static bool wakers_of(struct tokio *tk, size_t ti, size_t *out, size_t *n,
+		      size_t cap)
+{
+	struct graph *g = tk->graph;
+	*n = 0;
+	if (!g->wait_res[ti])
+		return false;
+	struct resource *r = &g->res[g->wait_res[ti] - 1];
+	enum side side = g->wait_side[ti];
+	switch (r->kind) {
+	case RES_MUTEX:
+	case RES_RWLOCK:
+	case RES_SEMAPHORE:
+		if (r->state_known && r->kind == RES_MUTEX && r->avail > 0)
+			return false; /* free: the waiter is about to get it */
+		for (size_t i = 0; i < r->nholders && *n < cap; i++)
+			if (r->holders[i].how != HOLD_SENDER &&
+			    r->holders[i].how != HOLD_RECEIVER &&
+			    r->holders[i].task != ti)
+				out[(*n)++] = r->holders[i].task;
+		for (size_t i = 0; i < r->ndormant && *n < cap; i++)
+			out[(*n)++] = r->dormant[i];
+		return *n > 0;
+	case RES_MPSC:
+		if (side == SIDE_SEND) {
+			if (!r->state_known || !r->has_bound || r->avail > 0)
+				return false;
+			for (size_t i = 0; i < r->nholders && *n < cap; i++)
+				if (r->holders[i].how == HOLD_RECEIVER)
+					out[(*n)++] = r->holders[i].task;
+		} else {
+			for (size_t i = 0; i < r->nholders && *n < cap; i++)
+				if (r->holders[i].how == HOLD_SENDER)
+					out[(*n)++] = r->holders[i].task;
+			/* Senders may live outside tasks: only trust a count
+			 * that accounts for every sender. */
+			if (!r->has_tx || r->tx_count != *n)
+				return false;
+		}
+		return *n > 0;
+	case RES_ONESHOT:
+		if (r->value_sent || r->closed)
+			return false;
+		for (size_t i = 0; i < r->nholders && *n < cap; i++)
+			if (r->holders[i].how == HOLD_SENDER)
+				out[(*n)++] = r->holders[i].task;
+		return *n > 0;
+	case RES_JOIN:
+		if (!r->join_task)
+			return false;
+		if (tk->tasks[r->join_task - 1].state & 2)
+			return false;
+		out[(*n)++] = r->join_task - 1;
+		return true;
+	default:
+		return false;
+	}
+}
+
+static const char *task_fn(struct tokio *tk, size_t ti)
+{
+	struct task_rec *t = &tk->tasks[ti];
+	for (size_t i = 0; i < t->chain.n; i++)
+		if (t->chain.frames[i].kind == FRAME_ASYNC)
+			return t->chain.frames[i].function;
+	return t->vi && t->vi->future_name ? t->vi->future_name : "?";
+}
+
+/* "a::b::Mutex<alloc::vec::Vec<(alloc::string::String, i64)>>" ->
+ * "Mutex<Vec<(String, i64)>>": drop module paths, keep the shape. */
+static void short_type(const char *tn, char *out, size_t n)
+{
+	size_t o = 0;
+	const char *seg = tn;
+	for (const char *p = tn;; p++) {
+		bool end = !*p;
+		if (end || strchr("<>, ()[];&*", *p)) {
+			/* copy the last path component of [seg, p) */
+			const char *last = seg;
+			for (const char *q = seg; q + 1 < p; q++)
+				if (q[0] == ':' && q[1] == ':')
+					last = q + 2;
+			size_t len = (size_t)(p - last);
+			if (o + len + 2 >= n)
+				break;
+			memcpy(out + o, last, len);
+			o += len;
+			if (end)
+				break;
+			/* drop allocator parameters: ", Global" */
+			out[o++] = *p;
+			seg = p + 1;
+		}
+	}
+	out[o < n ? o : n - 1] = '\0';
+	char *g;
+	while ((g = strstr(out, ", Global")))
+		memmove(g, g + 8, strlen(g + 8) + 1);
+	while ((g = strstr(out, ", RandomState")))
+		memmove(g, g + 13, strlen(g + 13) + 1);
+}
+
+static void describe_res(struct tokio *tk, struct resource *r, struct strbuf *o)
+{
+	char buf[512];
+	if (r->type_name)
+		short_type(r->type_name, buf, sizeof(buf));
+	if (r->kind == RES_MPSC)
+		sb_printf(o, "the mpsc channel@0x%llx", (unsigned long long)r->addr);
+	else if (r->kind == RES_ONESHOT)
+		sb_printf(o, "the oneshot channel@0x%llx", (unsigned long long)r->addr);
+	else if (r->kind == RES_JOIN)
+		sb_printf(o, "the JoinHandle of task %llu",
+			  (unsigned long long)(r->join_task ? tk->tasks[r->join_task - 1].id : 0));
+	else
+		sb_printf(o, "%s@0x%llx", r->type_name ? buf : res_names[r->kind],
+			  (unsigned long long)r->addr);
+}
+
+static const char *short_file(const char *f)
+{
+	return f ? f : "?";
+}
+
+static const char *const side_verbs[] = {
+	[SIDE_ACQUIRE] = "to lock", [SIDE_READ] = "to read-lock",
+	[SIDE_WRITE] = "to write-lock", [SIDE_SEND] = "to send on",
+	[SIDE_RECV] = "to receive from", [SIDE_JOIN] = "for",
+	[SIDE_WAIT] = "on",
+};
+
+/* jstack's form, one step per task:
+ * "task 3 app::checkout waits at src/main.rs:25 to lock Mutex<Vec<..>>@0x..,
+ *  held by task 4 app::refund (guard `ledger` taken at src/main.rs:40);
+ *  task 4 app::refund waits at ... held by task 3 ... . Cycle: 3 -> 4 -> 3." */
+static void narrate_cycle(struct tokio *tk, size_t *cyc, size_t n,
+			  struct strbuf *o)
+{
+	struct graph *g = tk->graph;
+	for (size_t k = 0; k < n; k++) {
+		size_t ti = cyc[k], next = cyc[(k + 1) % n];
+		struct resource *r = &g->res[g->wait_res[ti] - 1];
+		struct waiter *w = &g->wait_at[ti];
+		sb_printf(o, "%stask %llu %s waits at %s:%u %s ", k ? "; " : "",
+			  (unsigned long long)tk->tasks[ti].id, task_fn(tk, ti),
+			  short_file(w->file), w->line, side_verbs[g->wait_side[ti]]);
+		describe_res(tk, r, o);
+		const struct holder *h = NULL;
+		for (size_t i = 0; i < r->nholders; i++)
+			if (r->holders[i].task == next)
+				h = &r->holders[i];
+		unsigned long long nid = tk->tasks[next].id;
+		if (r->kind == RES_JOIN) {
+			sb_printf(o, ", which cannot finish");
+		} else if (h && (h->how == HOLD_RECEIVER || h->how == HOLD_SENDER)) {
+			sb_printf(o, ", which only task %llu %s can %s (it holds the %s `%s`",
+				  nid, task_fn(tk, next),
+				  h->how == HOLD_RECEIVER ? "drain" : "fill",
+				  side_names[h->how], h->local ? h->local : "?");
+		} else if (h) {
+			sb_printf(o, ", held by task %llu %s (%s `%s`", nid,
+				  task_fn(tk, next), side_names[h->how],
+				  h->local ? h->local : "?");
+		} else {
+			sb_printf(o, ", reserved by task %llu %s in a future it no "
+				     "longer polls", nid, task_fn(tk, next));
+		}
+		if (h && r->kind != RES_JOIN) {
+			if (h->taken_line)
+				sb_printf(o, " taken at %s:%u)", short_file(h->file),
+					  h->taken_line);
+			else
+				sb_printf(o, ", live at %s:%u)", short_file(h->file), h->line);
+		}
+	}
+	sb_puts(o, ". Cycle: ");
+	for (size_t k = 0; k <= n; k++)
+		sb_printf(o, "%s%llu", k ? " -> " : "",
+			  (unsigned long long)tk->tasks[cyc[k % n]].id);
+	sb_puts(o, ".");
+}
+
+static struct diag *new_diag(struct graph *g, const char *kind)
+{
+	struct diag d = {0};
+	d.kind = kind;
+	sb_init(&d.text);
+	size_t n = g->ndiags;
+	PUSH(g->diags, g->ndiags, d);
+	return g->ndiags > n ? &g->diags[n] : NULL;
+}
+
+static void find_deadlocks(struct tokio *tk)
+{
+	struct graph *g = tk->graph;
+	size_t n = tk->ntasks;
+	bool *in = calloc(n ? n : 1, sizeof(bool));
+	size_t *wk = malloc(64 * sizeof(size_t));
+	if (!in || !wk)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		size_t cnt;
+		in[i] = !(tk->tasks[i].state & 0x7) && wakers_of(tk, i, wk, &cnt, 64);
+	}
+	/* Fixpoint: drop every task one of whose wakers may still run. */
+	for (bool changed = true; changed;) {
+		changed = false;
+		for (size_t i = 0; i < n; i++) {
+			if (!in[i])
+				continue;
+			size_t cnt;
+			wakers_of(tk, i, wk, &cnt, 64);
+			for (size_t j = 0; j < cnt; j++)
+				if (!in[wk[j]]) {
+					in[i] = false;
+					changed = true;
+					break;
+				}
+		}
+	}
+	/* Cycles, each reported once: follow the first waker in the set. */
+	bool *done = calloc(n ? n : 1, sizeof(bool));
+	size_t *path = malloc((n ? n : 1) * sizeof(size_t));
+	long *pos = malloc((n ? n : 1) * sizeof(long));
+	if (!done || !path || !pos)
+		goto out2;
+	for (size_t i = 0; i < n; i++)
+		pos[i] = -1;
+	for (size_t start = 0; start < n; start++) {
+		if (!in[start] || done[start])
+			continue;
+		size_t len = 0, cur = start;
+		while (pos[cur] < 0 && !done[cur] && len < n) {
+			pos[cur] = (long)len;
+			path[len++] = cur;
+			size_t cnt;
+			wakers_of(tk, cur, wk, &cnt, 64);
+			size_t nx = SIZE_MAX;
+			for (size_t j = 0; j < cnt && nx == SIZE_MAX; j++)
+				if (in[wk[j]])
+					nx = wk[j];
+			if (nx == SIZE_MAX)
+				break;
+			cur = nx;
+		}
+		if (pos[cur] >= 0 && !done[cur]) {
+			size_t from = (size_t)pos[cur];
+			struct diag *d = new_diag(g, "deadlock");
+			if (d) {
+				/* Start the story at the lowest task id. */
+				size_t m = len - from, rot = 0;
+				for (size_t k = 1; k < m; k++)
+					if (tk->tasks[path[from + k]].id <
+					    tk->tasks[path[from + rot]].id)
+						rot = k;
+				size_t *cyc = malloc(m * sizeof(size_t));
+				if (cyc) {
+					for (size_t k = 0; k < m; k++)
+						cyc[k] = path[from + (k + rot) % m];
+					for (size_t k = 0; k < m; k++) {
+						PUSH(d->tasks, d->ntasks, cyc[k]);
+						PUSH(d->res, d->nres, g->wait_res[cyc[k]] - 1);
+					}
+					narrate_cycle(tk, cyc, m, &d->text);
+					free(cyc);
+				}
+			}
+		}
+		for (size_t k = 0; k < len; k++) {
+			done[path[k]] = true;
+			pos[path[k]] = -1;
+		}
+	}
+	/* Blocked behind a cycle but not on it: attach to the first deadlock. */
+	for (size_t i = 0; i < n; i++) {
+		if (!in[i] || !g->ndiags)
+			continue;
+		struct diag *d = NULL;
+		for (size_t k = 0; k < g->ndiags; k++)
+			if (!strcmp(g->diags[k].kind, "deadlock"))
+				d = &g->diags[k];
+		bool member = false;
+		for (size_t k = 0; d && k < d->ntasks; k++)
+			member |= d->tasks[k] == i;
+		if (d && !member) {
+			PUSH(d->tasks, d->ntasks, i);
+			sb_printf(&d->text, " Task %llu %s waits at %s:%u behind it.",
+				  (unsigned long long)tk->tasks[i].id, task_fn(tk, i),
+				  short_file(g->wait_at[i].file), g->wait_at[i].line);
+		}
+	}
+out2:
+	free(done);
+	free(path);
+	free(pos);
+out:
+	free(in);
+	free(wk);
+}
+
+static void find_futurelocks(struct tokio *tk)
+{
+	struct graph *g = tk->graph;
+	for (size_t ri = 0; ri < g->nres; ri++) {
+		struct resource *r = &g->res[ri];
+		if (!r->ndormant || !r->nwaiters)
+			continue;
+		for (size_t k = 0; k < r->ndormant; k++) {
+			size_t ti = r->dormant[k];
+			struct diag *d = new_diag(g, "futurelock");
+			if (!d)
+				return;
+			PUSH(d->tasks, d->ntasks, ti);
+			PUSH(d->res, d->nres, ri);
+			sb_printf(&d->text, "task %llu %s owns a future that acquired (or is "
+					    "queued for) ",
+				  (unsigned long long)tk->tasks[ti].id, task_fn(tk, ti));
+			describe_res(tk, r, &d->text);
+			sb_puts(&d->text, " but no longer polls it (a select! branch that lost?); ");
+			for (size_t w = 0; w < r->nwaiters; w++) {
+				size_t wt = r->waiters[w].task;
+				if (wt != ti)
+					PUSH(d->tasks, d->ntasks, wt);
+				sb_printf(&d->text, "%stask %llu %s waits for it at %s:%u",
+					  w ? ", " : "", (unsigned long long)tk->tasks[wt].id,
+					  task_fn(tk, wt), short_file(r->waiters[w].file),
+					  r->waiters[w].line);
+			}
+			sb_puts(&d->text, ".");
+		}
+	}
+}
+
+/* A task RUNNING on a worker whose thread stopped outside the program's
+ * code (in a libc call: sleep, a std Mutex, blocking IO): the worker is
+ * blocked inside the task's poll. */
+static void find_blocked_workers(struct tokio *tk)
+{
+	struct graph *g = tk->graph;
+	struct tscope_program *prog = tk->s->prog;
+	for (size_t i = 0; i < tk->ntasks; i++) {
+		struct task_rec *t = &tk->tasks[i];
+		if (!(t->state & 1) || (t->state & 2) || !t->thread)
+			continue;
+		uint64_t pc = 0;
+		for (size_t j = 0; j < tk->nthreads; j++)
+			if (tk->threads[j].tid == t->thread)
+				pc = tk->threads[j].pc;
+		const char *fn = NULL;
+		uint64_t die;
+		struct tscope_error *err =
+			tscope_program_function_at(prog, pc - tk->s->bias, &fn, &die);
+		bool in_program = !err;
+		tscope_error_destroy(err);
+		struct diag *d = new_diag(g, in_program ? "long-poll" : "blocked-worker");
+		if (!d)
+			return;
+		PUSH(d->tasks, d->ntasks, i);
+		const struct fframe *loc = NULL;
+		for (size_t k = 0; k < t->chain.n && !loc; k++)
+			if (t->chain.frames[k].kind == FRAME_ASYNC)
+				loc = &t->chain.frames[k];
+		if (in_program)
+			sb_printf(&d->text, "task %llu %s has been running on thread %d in "
+					    "%s (a long poll: does it yield?)",
+				  (unsigned long long)t->id, task_fn(tk, i), t->thread,
+				  fn ? fn : "?");
+		else
+			sb_printf(&d->text, "task %llu %s blocks worker thread %d inside its "
+					    "poll: the thread is in a blocking call outside "
+					    "the program (pc 0x%llx; see `thread apply %d bt`); "
+					    "its last await was at %s:%u",
+				  (unsigned long long)t->id, task_fn(tk, i), t->thread,
+				  (unsigned long long)pc, t->thread,
+				  loc ? short_file(loc->file) : "?", loc ? loc->line : 0);
+	}
+	/* Starvation: notified tasks wait while every worker runs a poll. */
+	size_t notified = 0, running = 0, workers = 0;
+	for (size_t i = 0; i < tk->ntasks; i++) {
+		if ((tk->tasks[i].state & 0x7) == 0x4)
+			notified++;
+		if (tk->tasks[i].state & 1)
+			running++;
+	}
+	for (size_t j = 0; j < tk->nthreads; j++)
+		if (tk->threads[j].runtime >= 0)
+			workers++;
+	if (notified && running && running >= workers - (workers > 1 ? 1 : 0)) {
+		struct diag *d = new_diag(g, "starvation");
+		if (!d)
+			return;
+		for (size_t i = 0; i < tk->ntasks; i++)
+			if ((tk->tasks[i].state & 0x7) == 0x4 || (tk->tasks[i].state & 1))
+				PUSH(d->tasks, d->ntasks, i);
+		sb_printf(&d->text, "%zu task%s notified but not running while %zu "
+				    "poll%s occupy the runtime's workers",
+			  notified, notified == 1 ? " is" : "s are", running,
+			  running == 1 ? "" : "s");
+	}
+}
+
+/* ------------------------------------------------------------ build */
+
+void graph_build(struct tokio *tk)
+{
+	struct tscope_session *s = tk->s;
+	struct graph *g = calloc(1, sizeof(*g));
+	if (!g)
+		return;
+	tk->graph = g;
+	size_t n = tk->ntasks;
+	g->wait_res = calloc(n ? n : 1, sizeof(*g->wait_res));
+	g->wait_side = calloc(n ? n : 1, sizeof(*g->wait_side));
+	g->wait_at = calloc(n ? n : 1, sizeof(*g->wait_at));
+	if (!g->wait_res || !g->wait_side || !g->wait_at)
+		return;
+	uint64_t sem_type;
+	struct tscope_error *err = tscope_program_find_type(
+		s->prog, "tokio::sync::batch_semaphore::Semaphore", &sem_type);
+	if (!err) {
+		struct tval p;
+		if (!(err = val_member(s, (struct tval){0, sem_type}, "permits", &p))) {
+			g->sem_ok = true;
+			g->sem_permits = p.addr;
+		}
+	}
+	tscope_error_destroy(err);
+	for (size_t i = 0; i < n; i++)
+		tk->tasks[i].waits_on = -1;
+	for (size_t i = 0; i < n; i++)
+		identify_wait(tk, i);
+	for (size_t i = 0; i < n; i++) {
+		struct hold_ctx h = {tk, i, NULL, NULL};
+		future_each_local(s, &tk->tasks[i].chain, on_local, &h);
+	}
+	for (size_t i = 0; i < n; i++)
+		dormant_acquires(tk, i);
+	for (size_t ri = 0; ri < g->nres; ri++)
+		resource_state(tk, &g->res[ri]);
+	find_deadlocks(tk);
+	find_futurelocks(tk);
+	find_blocked_workers(tk);
+}
+
+/* ------------------------------------------------------------ render */
+
+void graph_render_task_wait(struct tokio *tk, const struct task_rec *t,
+			    struct strbuf *o)
+{
+	struct graph *g = tk->graph;
+	size_t ti = (size_t)(t - tk->tasks);
+	if (!g || !g->wait_res || !g->wait_res[ti]) {
+		sb_puts(o, ", \"waits_on\": null");
+		return;
+	}
+	struct resource *r = &g->res[g->wait_res[ti] - 1];
+	sb_printf(o, ", \"waits_on\": {\"kind\": \"%s\", \"side\": \"%s\", "
+		     "\"resource\": \"0x%llx\"",
+		  res_names[r->kind], side_names[g->wait_side[ti]],
+		  (unsigned long long)r->addr);
+	if (r->kind == RES_JOIN && r->join_task)
+		sb_printf(o, ", \"task\": %llu",
+			  (unsigned long long)tk->tasks[r->join_task - 1].id);
+	struct waiter *w = &g->wait_at[ti];
+	if (w->file) {
+		sb_puts(o, ", \"at\": {\"function\": ");
+		sb_json_string(o, w->function);
+		sb_puts(o, ", \"file\": ");
+		sb_json_string(o, w->file);
+		sb_printf(o, ", \"line\": %u}", w->line);
+	}
+	sb_puts(o, "}");
+}
+
+static void render_task_ids(struct tokio *tk, const size_t *ids, size_t n,
+			    struct strbuf *o)
+{
+	sb_puts(o, "[");
+	for (size_t i = 0; i < n; i++)
+		sb_printf(o, "%s%llu", i ? ", " : "",
+			  (unsigned long long)tk->tasks[ids[i]].id);
+	sb_puts(o, "]");
+}
+
+void graph_render(struct tokio *tk, struct strbuf *o)
+{
+	struct graph *g = tk->graph;
+	if (!g)
+		return;
+	sb_puts(o, "\"resources\": [");
+	for (size_t ri = 0; ri < g->nres; ri++) {
+		struct resource *r = &g->res[ri];
+		sb_printf(o, "%s\n  {\"index\": %zu, \"kind\": \"%s\", \"address\": \"0x%llx\", "
+			     "\"key\": \"0x%llx\", \"type\": ",
+			  ri ? "," : "", ri, res_names[r->kind], (unsigned long long)r->addr,
+			  (unsigned long long)r->key);
+		sb_json_string(o, r->type_name);
+		if (r->state_known) {
+			sb_puts(o, ", \"state\": {");
+			if (r->kind == RES_MUTEX)
+				sb_printf(o, "\"locked\": %s, ", r->avail == 0 ? "true" : "false");
+			if (r->avail != UINT64_MAX)
+				sb_printf(o, "\"permits_available\": %llu, ",
+					  (unsigned long long)r->avail);
+			if (r->has_bound)
+				sb_printf(o, "\"capacity\": %llu, ", (unsigned long long)r->bound);
+			if (r->kind == RES_ONESHOT)
+				sb_printf(o, "\"value_sent\": %s, ", r->value_sent ? "true" : "false");
+			sb_printf(o, "\"closed\": %s}", r->closed ? "true" : "false");
+		}
+		if (r->has_tx)
+			sb_printf(o, ", \"senders\": %llu", (unsigned long long)r->tx_count);
+		sb_puts(o, ", \"held_by\": [");
+		for (size_t i = 0; i < r->nholders; i++) {
+			struct holder *h = &r->holders[i];
+			sb_printf(o, "%s{\"task\": %llu, \"how\": \"%s\", \"local\": ",
+				  i ? ", " : "", (unsigned long long)tk->tasks[h->task].id,
+				  side_names[h->how]);
+			sb_json_string(o, h->local);
+			sb_puts(o, ", \"function\": ");
+			sb_json_string(o, h->function);
+			sb_puts(o, ", \"file\": ");
+			sb_json_string(o, h->file);
+			sb_printf(o, ", \"line\": %u", h->line);
+			if (h->taken_line)
+				sb_printf(o, ", \"taken_line\": %u", h->taken_line);
+			sb_puts(o, "}");
+		}
+		sb_puts(o, "], \"waiters\": [");
+		for (size_t i = 0; i < r->nwaiters; i++) {
+			struct waiter *w = &r->waiters[i];
+			sb_printf(o, "%s{\"task\": %llu, \"side\": \"%s\", \"file\": ",
+				  i ? ", " : "", (unsigned long long)tk->tasks[w->task].id,
+				  side_names[w->side]);
+			sb_json_string(o, w->file);
+			sb_printf(o, ", \"line\": %u}", w->line);
+		}
+		sb_puts(o, "]");
+		if (r->ndormant) {
+			sb_puts(o, ", \"dormant_acquires\": ");
+			render_task_ids(tk, r->dormant, r->ndormant, o);
+		}
+		sb_puts(o, "}");
+	}
+	sb_puts(o, "],\n\"edges\": [");
+	bool first = true;
+	for (size_t ri = 0; ri < g->nres; ri++) {
+		struct resource *r = &g->res[ri];
+		for (size_t i = 0; i < r->nwaiters; i++) {
+			sb_printf(o, "%s\n  {\"kind\": \"%s\", \"from\": \"task:%llu\", \"to\": \"resource:%zu\"}",
+				  first ? "" : ",", r->kind == RES_JOIN ? "joins" : "waits-on",
+				  (unsigned long long)tk->tasks[r->waiters[i].task].id, ri);
+			first = false;
+		}
+		for (size_t i = 0; i < r->nholders; i++) {
+			enum side how = r->holders[i].how;
+			/* The receiver of a channel can wake its senders, a sender
+			 * its receivers; guards and permits are held. */
+			sb_printf(o, "%s\n  {\"kind\": \"%s\", \"from\": \"resource:%zu\", \"to\": \"task:%llu\", \"how\": \"%s\"}",
+				  first ? "" : ",",
+				  how == HOLD_SENDER || how == HOLD_RECEIVER ? "can-wake" : "held-by",
+				  ri, (unsigned long long)tk->tasks[r->holders[i].task].id,
+				  side_names[how]);
+			first = false;
+		}
+		if (r->kind == RES_JOIN && r->join_task) {
+			sb_printf(o, "%s\n  {\"kind\": \"can-wake\", \"from\": \"resource:%zu\", \"to\": \"task:%llu\", \"how\": \"completion\"}",
+				  first ? "" : ",", ri,
+				  (unsigned long long)tk->tasks[r->join_task - 1].id);
+			first = false;
+		}
+	}
+	sb_puts(o, "],\n\"diagnoses\": [");
+	for (size_t i = 0; i < g->ndiags; i++) {
+		struct diag *d = &g->diags[i];
+		sb_printf(o, "%s\n  {\"kind\": \"%s\", \"tasks\": ", i ? "," : "", d->kind);
+		render_task_ids(tk, d->tasks, d->ntasks, o);
+		sb_puts(o, ", \"resources\": [");
+		for (size_t k = 0; k < d->nres; k++)
+			sb_printf(o, "%s%zu", k ? ", " : "", d->res[k]);
+		sb_puts(o, "], \"text\": ");
+		sb_json_string(o, d->text.s ? d->text.s : "");
+		sb_puts(o, "}");
+	}
+	sb_puts(o, "],\n");
+}
+
+void graph_free(struct tokio *tk)
+{
+	struct graph *g = tk->graph;
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->nres; i++) {
+		free(g->res[i].holders);
+		free(g->res[i].waiters);
+		free(g->res[i].dormant);
+	}
+	free(g->res);
+	u64map_free(&g->by_key);
+	for (size_t i = 0; i < g->ndiags; i++) {
+		free(g->diags[i].tasks);
+		free(g->diags[i].res);
+		sb_free(&g->diags[i].text);
+	}
+	free(g->diags);
+	free(g->wait_res);
+	free(g->wait_side);
+	free(g->wait_at);
+	free(g);
+	tk->graph = NULL;
+}
