@@ -406,6 +406,199 @@ task's root future.  Example: print $async_future(7, 1).stock"""
         return gdb.Value(int(f["address"], 16)).cast(gtype.pointer()).dereference()
 
 
+class AsyncGraph(TaskscopeCommand):
+    """The waker graph: resources, who holds them, who waits on them.
+
+Usage: async graph [--dot | --json]
+
+Resources are tokio primitives found from the tasks' await chains (Mutex,
+RwLock, Semaphore, mpsc and oneshot channels, Notify, JoinHandle, sleep).
+Edges: waits-on (task -> resource), held-by (resource -> task holding a
+guard or permit), can-wake (resource -> task holding the other end of a
+channel, or the joined task), joins (task -> JoinHandle).
+
+  --dot     Graphviz source (render with: dot -Tsvg)
+  --json    the taskscope/1 document with resources, edges, diagnoses"""
+
+    parser = _ArgParser(prog="async graph", add_help=True)
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument("--dot", action="store_true")
+    fmt.add_argument("--json", action="store_true")
+
+    def __init__(self):
+        super().__init__("async graph", gdb.COMMAND_STACK)
+
+    def run(self, args):
+        model = open_session().tasks(graph=True)
+        if args.json:
+            gdb.write(json.dumps(model, indent=1) + "\n")
+        elif args.dot:
+            gdb.write("\n".join(render.graph_dot(model)) + "\n")
+        else:
+            gdb.write("\n".join(render.graph_lines(model)) + "\n")
+
+
+def _candidate_addresses(val):
+    """Addresses a resource may be known by, from a gdb value: the object,
+    what a pointer/Arc points to, the shared state of a channel end."""
+    out = []
+    seen = set()
+
+    def add(a):
+        if a and a not in seen:
+            seen.add(a)
+            out.append(a)
+
+    def walk(v, depth):
+        if depth > 6:
+            return
+        t = v.type.strip_typedefs()
+        if t.code in (gdb.TYPE_CODE_PTR, gdb.TYPE_CODE_REF):
+            try:
+                add(int(v))
+                walk(v.dereference(), depth + 1)
+            except gdb.error:
+                pass
+            return
+        try:
+            if v.address is not None:
+                add(int(v.address))
+        except gdb.error:
+            pass
+        if t.code != gdb.TYPE_CODE_STRUCT:
+            return
+        names = [f.name for f in t.fields()]
+        for name in ("data", "chan", "inner", "ptr", "pointer", "__0", "lock", "s"):
+            if name in names:
+                try:
+                    walk(v[name], depth + 1)
+                except gdb.error:
+                    pass
+    walk(val, 0)
+    return out
+
+
+class AsyncWaiters(TaskscopeCommand):
+    """Tasks waiting on the resource EXPR evaluates to.
+
+Usage: async waiters EXPR [--json]
+
+EXPR is any gdb expression for a tokio Mutex, RwLock, Semaphore, Notify,
+a channel end (Sender, Receiver, oneshot), or an Arc/reference to one,
+e.g.  async waiters $async_future(3, 5).inventory"""
+
+    parser = _ArgParser(prog="async waiters", add_help=True)
+    parser.add_argument("expr", nargs="+")
+    parser.add_argument("--json", action="store_true")
+
+    def __init__(self):
+        super().__init__("async waiters", gdb.COMMAND_STACK)
+
+    def run(self, args):
+        expr = " ".join(args.expr)
+        try:
+            val = gdb.parse_and_eval(expr)
+        except gdb.error as e:
+            raise gdb.GdbError("taskscope: cannot evaluate %s: %s" % (expr, e))
+        addrs = set(_candidate_addresses(val))
+        model = open_session().tasks(graph=True)
+        found = [r for r in model.get("resources", [])
+                 if int(r["address"], 16) in addrs or int(r["key"], 16) in addrs]
+        if args.json:
+            gdb.write(json.dumps({"schema": model["schema"], "resources": found}, indent=1) + "\n")
+            return
+        if not found:
+            gdb.write("No task waits on or holds %s (addresses tried: %s).\n" % (
+                expr, ", ".join("0x%x" % a for a in sorted(addrs)[:6])))
+            return
+        for r in found:
+            for line in render.graph_lines({"resources": [r]}):
+                gdb.write(line + "\n")
+
+
+def _thread_detail(tid):
+    """Frame #0 function and the innermost program frame of thread tid."""
+    inf = gdb.selected_inferior()
+    selected = gdb.selected_thread()
+    try:
+        for th in inf.threads():
+            if th.ptid[1] != tid:
+                continue
+            th.switch()
+            f = gdb.newest_frame()
+            top = f.name() or "??"
+            user = None
+            i = 0
+            while f is not None and i < 64:
+                sal = f.find_sal()
+                name = f.name() or ""
+                if sal.symtab and not name.startswith(("std::", "core::", "tokio::", "alloc::")) \
+                        and "/rustc/" not in sal.symtab.filename and "/.cargo/" not in sal.symtab.filename \
+                        and sal.symtab.filename.endswith(".rs"):
+                    user = "%s at %s:%d" % (name, render.short_path(sal.symtab.filename), sal.line)
+                    break
+                f = f.older()
+                i += 1
+            return "gdb thread %d is in %s%s" % (th.num, top,
+                                                 ", called from " + user if user else "")
+    except gdb.error:
+        return None
+    finally:
+        if selected is not None and selected.is_valid():
+            selected.switch()
+    return None
+
+
+class AsyncDiagnose(TaskscopeCommand):
+    """Find what is stuck for good, and say why.
+
+Usage: async diagnose [--json]
+
+  deadlock        a cycle of tasks each waiting for a lock, channel or task
+                  that only another task of the cycle can release
+  futurelock      a lock acquired (or queued for) by a future its task no
+                  longer polls, while other tasks wait for it
+  blocked-worker  a worker thread stuck in a blocking call inside a poll
+  long-poll       a task that has been running a single poll on a worker
+  starvation      tasks notified but not run while every worker is busy
+Unknown wakers (IO, timers, a Notify, a holder outside any task) never make
+a task "stuck": no false alarms, at the price of missing some."""
+
+    parser = _ArgParser(prog="async diagnose", add_help=True)
+    parser.add_argument("--json", action="store_true")
+
+    def __init__(self):
+        super().__init__("async diagnose", gdb.COMMAND_STACK)
+
+    def run(self, args):
+        model = open_session().tasks(graph=True)
+        diags = model.get("diagnoses", [])
+        for d in diags:
+            if d["kind"] in ("blocked-worker", "long-poll"):
+                tid = None
+                for t in model["tasks"]:
+                    if t.get("id") in d["tasks"] and t.get("thread"):
+                        tid = t["thread"]
+                detail = _thread_detail(tid) if tid else None
+                if detail:
+                    d["thread_detail"] = detail
+        if args.json:
+            gdb.write(json.dumps({"schema": model["schema"], "diagnoses": diags,
+                                  "task_count": len(model["tasks"]),
+                                  "errors": model.get("errors", [])}, indent=1) + "\n")
+            return
+        if not diags:
+            gdb.write("No deadlock, futurelock, blocked worker or starvation found "
+                      "among %d tasks.\n" % len(model["tasks"]))
+        for d in diags:
+            gdb.write("%s (tasks %s):\n  %s\n" % (d["kind"], ", ".join(map(str, d["tasks"])),
+                                                   d["text"]))
+            if d.get("thread_detail"):
+                gdb.write("  %s\n" % d["thread_detail"])
+        for e in model.get("errors", []):
+            gdb.write("error: %s\n" % e)
+
+
 _registered = False
 
 
@@ -419,5 +612,8 @@ def register():
     AsyncBacktrace()
     AsyncBacktrace("async bt")
     AsyncTask()
+    AsyncGraph()
+    AsyncWaiters()
+    AsyncDiagnose()
     AsyncFutureFunction()
     _registered = True

@@ -202,3 +202,67 @@ def backtrace_lines(model, tasks, group=False, thread_label=None, local_fmt=None
                 out.extend(frame_lines(f, "", local_fmt))
             out.append("")
     return out
+
+
+def resource_label(res):
+    t = res.get("type") or res["kind"]
+    return "%s %s@%s" % (res["kind"], shorten(t, 32), res["address"])
+
+
+def graph_lines(model):
+    """Human view of `async graph`: each resource, who holds it, who waits."""
+    out = []
+    for r in model.get("resources", []):
+        state = r.get("state") or {}
+        bits = []
+        if "locked" in state:
+            bits.append("locked" if state["locked"] else "unlocked")
+        if "capacity" in state:
+            bits.append("%d/%d free" % (state.get("permits_available", 0), state["capacity"]))
+        if state.get("closed"):
+            bits.append("closed")
+        if "senders" in r:
+            bits.append("%d sender%s" % (r["senders"], "" if r["senders"] == 1 else "s"))
+        out.append("[%d] %s%s" % (r["index"], resource_label(r),
+                                  " (%s)" % ", ".join(bits) if bits else ""))
+        for h in r.get("held_by", []):
+            where = "taken at %s:%s" % (short_path(h["file"]), h["taken_line"]) \
+                if h.get("taken_line") else "live at %s:%s" % (short_path(h["file"]), h["line"])
+            out.append("      %-9s task %s (%s `%s`, %s)" % (
+                "can-wake" if h["how"] in ("sender", "receiver") else "held-by",
+                h["task"], h["how"], h.get("local"), where))
+        for w in r.get("waiters", []):
+            out.append("      %-9s task %s (%s at %s:%s)" % (
+                "waiter", w["task"], w["side"], short_path(w.get("file")), w.get("line")))
+        for t in r.get("dormant_acquires", []):
+            out.append("      dormant   task %s (owns an acquire it does not poll)" % t)
+    if not out:
+        out.append("No resources found: no task waits on a known tokio primitive.")
+    return out
+
+
+def graph_dot(model):
+    """Graphviz: tasks are boxes, resources ellipses; edges as in the model."""
+    lines = ["digraph taskscope {", "  rankdir=LR;", "  node [fontname=\"monospace\"];"]
+    stuck = set()
+    for d in model.get("diagnoses", []):
+        if d["kind"] == "deadlock":
+            stuck.update(d["tasks"])
+    for t in model.get("tasks", []):
+        if t.get("id") is None:
+            continue
+        loc = t.get("location") or {}
+        label = "task %s\\n%s\\n%s:%s" % (t["id"], future_text(t),
+                                          os.path.basename(loc.get("file") or "?"), loc.get("line"))
+        lines.append('  "task:%s" [shape=box, label="%s"%s];' % (
+            t["id"], label, ", color=red, penwidth=2" if t["id"] in stuck else ""))
+    for r in model.get("resources", []):
+        lines.append('  "resource:%d" [shape=ellipse, label="%s"];' % (
+            r["index"], resource_label(r).replace('"', "'")))
+    for e in model.get("edges", []):
+        style = {"waits-on": "solid", "joins": "solid", "held-by": "bold",
+                 "can-wake": "dashed"}.get(e["kind"], "solid")
+        lines.append('  "%s" -> "%s" [label="%s", style=%s];' % (
+            e["from"], e["to"], e["kind"], style))
+    lines.append("}")
+    return lines
