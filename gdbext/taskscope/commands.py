@@ -599,6 +599,71 @@ a task "stuck": no false alarms, at the price of missing some."""
             gdb.write("error: %s\n" % e)
 
 
+_model_cache = {"key": None, "model": None}
+
+
+def _invalidate(*_args):
+    _model_cache["key"] = None
+    _model_cache["model"] = None
+
+
+def cached_model():
+    """The task model for frame decorations, computed once per stop."""
+    key = (gdb.selected_inferior().num, _core_path(), gdb.selected_inferior().pid)
+    if _model_cache["key"] != key or _model_cache["model"] is None:
+        _model_cache["model"] = open_session().tasks()
+        _model_cache["key"] = key
+    return _model_cache["model"]
+
+
+try:
+    from gdb.FrameDecorator import FrameDecorator
+except ImportError:  # pragma: no cover - gdb without frame filters
+    FrameDecorator = object
+
+
+class _PollDecorator(FrameDecorator):
+    def __init__(self, fobj, text):
+        super().__init__(fobj)
+        self._text = text
+
+    def function(self):
+        fn = super().function()
+        if isinstance(fn, int):
+            return fn
+        return "%s [%s]" % (fn, self._text)
+
+
+class PollFrameFilter:
+    """`bt` shows which task a tokio poll frame is polling:
+    tokio::runtime::task::raw::poll<...> [polling task 7 app::checkout]."""
+
+    def __init__(self):
+        self.name = "taskscope-poll"
+        self.priority = 100
+        self.enabled = True
+        gdb.frame_filters[self.name] = self
+
+    def filter(self, frames):
+        for fobj in frames:
+            yield self._decorate(fobj)
+
+    def _decorate(self, fobj):
+        try:
+            frame = fobj.inferior_frame()
+            name = frame.name() or ""
+            if not name.startswith("tokio::runtime::task::raw::poll<"):
+                return fobj
+            hdr = int(frame.read_var("ptr")["pointer"])
+            for t in cached_model().get("tasks", []):
+                if int(t["address"], 16) == hdr:
+                    return _PollDecorator(fobj, "polling task %s %s" % (
+                        t.get("id"), render.future_text(t)))
+        except Exception:
+            return fobj
+        return fobj
+
+
 _registered = False
 
 
@@ -616,4 +681,9 @@ def register():
     AsyncWaiters()
     AsyncDiagnose()
     AsyncFutureFunction()
+    if hasattr(gdb, "frame_filters"):
+        PollFrameFilter()
+    for ev in ("stop", "new_objfile", "cont", "exited"):
+        if hasattr(gdb.events, ev):
+            getattr(gdb.events, ev).connect(_invalidate)
     _registered = True
