@@ -8,6 +8,7 @@ prefix); the dynamic linker's search path.
 import ctypes
 import json
 import os
+import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -65,7 +66,12 @@ def library():
             # gdb itself links elfutils' libdw, which exports functions
             # named like libdwarf's (dwarf_child, dwarf_tag, ...).  Bind our
             # library to its own dependencies first.
-            lib = ctypes.CDLL(path, mode=os.RTLD_LOCAL | os.RTLD_DEEPBIND)
+            # (Outside gdb there is no clash, and sanitizers refuse
+            # DEEPBIND, so only use it inside gdb.)
+            mode = os.RTLD_LOCAL
+            if "gdb" in sys.modules:
+                mode |= os.RTLD_DEEPBIND
+            lib = ctypes.CDLL(path, mode=mode)
             break
         except OSError as e:
             tried.append("%s (%s)" % (path, e))

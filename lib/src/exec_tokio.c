@@ -292,14 +292,18 @@ struct vinfo *get_vinfo(struct tokio *tk, uint64_t vtable)
 {
 	uint64_t idx;
 	if (u64map_get(&tk->vinfo_of, vtable, &idx))
-		return &tk->vinfos[idx - 1];
-	struct vinfo *vi = realloc(tk->vinfos, (tk->nvinfos + 1) * sizeof(*vi));
+		return tk->vinfos[idx - 1];
+	/* Each vinfo is its own allocation: task records keep pointers to
+	 * them while the table grows. */
+	struct vinfo **tab = realloc(tk->vinfos, (tk->nvinfos + 1) * sizeof(*tab));
+	if (!tab)
+		return NULL;
+	tk->vinfos = tab;
+	struct vinfo *vi = calloc(1, sizeof(*vi));
 	if (!vi)
 		return NULL;
-	tk->vinfos = vi;
-	vi = &tk->vinfos[tk->nvinfos];
-	memset(vi, 0, sizeof(*vi));
 	vi->vtable = vtable;
+	tk->vinfos[tk->nvinfos] = vi;
 	if (!u64map_put(&tk->vinfo_of, vtable, ++tk->nvinfos))
 		return NULL;
 
@@ -805,8 +809,10 @@ out:
 	free(tk->tasks);
 	for (size_t i = 0; i < tk->nerrors; i++)
 		free(tk->errors[i]);
-	for (size_t i = 0; i < tk->nvinfos; i++)
-		tscope_error_destroy(tk->vinfos[i].err);
+	for (size_t i = 0; i < tk->nvinfos; i++) {
+		tscope_error_destroy(tk->vinfos[i]->err);
+		free(tk->vinfos[i]);
+	}
 	free(tk->vinfos);
 	u64map_free(&tk->vinfo_of);
 	free(tk->threads);

@@ -53,7 +53,7 @@ struct tokio {
 	uint64_t header_type, trailer_type;
 	uint64_t off_state, off_vtable, off_owner, off_next;
 	uint64_t vtable_type, vt_poll, vt_trailer, vt_id, vt_size;
-	struct vinfo *vinfos;
+	struct vinfo **vinfos;
 	size_t nvinfos;
 	struct u64map vinfo_of; /* vtable address -> index+1 */
 	struct task_rec *tasks;
