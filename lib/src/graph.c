@@ -109,6 +109,7 @@ struct resource {
 	 * poll (futurelock) */
 	size_t *dormant;
 	size_t ndormant;
+	bool dormant_assigned; /* the permits went to an unpolled future */
 };
 
 struct diag {
@@ -620,9 +621,11 @@ static void dormant_acquires(struct tokio *tk, size_t ti)
 			const struct ttype *mt;
 			if (type_strip(s->prog, m->type, &mt))
 				continue;
-			/* pin!(fut) is a Pin<&mut F> local next to F itself. */
+			/* pin!(fut) is a Pin<&mut F> local (F itself is a hidden
+			 * temporary); a future kept by value is a state machine. */
 			if (!(mt->has_variants && mt->discr.name &&
-			      !strcmp(mt->discr.name, "__state")))
+			      !strcmp(mt->discr.name, "__state")) &&
+			    !starts(mt->name, "core::pin::Pin<"))
 				continue;
 			struct fchain sub;
 			future_decode(s, &tk->hooks,
@@ -635,9 +638,21 @@ static void dormant_acquires(struct tokio *tk, size_t ti)
 			    member_addr(s, leaf->v, "semaphore", &semp) &&
 			    !target_read_u64(s->target, semp.addr, &sem)) {
 				uint64_t idx;
+				bool seen = false;
 				if (u64map_get(&tk->graph->by_key, sem, &idx)) {
 					struct resource *r = &tk->graph->res[idx - 1];
-					PUSH(r->dormant, r->ndormant, ti);
+					for (size_t k = 0; k < r->ndormant; k++)
+						seen |= r->dormant[k] == ti;
+					if (!seen)
+						PUSH(r->dormant, r->ndormant, ti);
+					/* Waiter.state = permits still needed: 0 means
+					 * the semaphore already handed them over. */
+					struct tval node, st;
+					uint64_t need;
+					if (!seen && member_addr(s, leaf->v, "node", &node) &&
+					    member_addr(s, node, "state", &st) &&
+					    !val_uint(s, st, &need) && need == 0)
+						r->dormant_assigned = true;
 				}
 			}
 			fchain_free(&sub);
@@ -959,7 +974,13 @@ static void find_deadlocks(struct tokio *tk)
 				break;
 			cur = nx;
 		}
-		if (pos[cur] >= 0 && !done[cur]) {
+		bool futurelocked = pos[cur] >= 0;
+		for (size_t k = pos[cur] >= 0 ? (size_t)pos[cur] : len; k < len; k++)
+			if (!g->res[g->wait_res[path[k]] - 1].ndormant)
+				futurelocked = false;
+		if (pos[cur] >= 0 && !done[cur] && !futurelocked) {
+			/* (a cycle through unpolled futures is reported as a
+			 * futurelock, not twice) */
 			size_t from = (size_t)pos[cur];
 			struct diag *d = new_diag(g, "deadlock");
 			if (d) {
@@ -1021,6 +1042,11 @@ static void find_futurelocks(struct tokio *tk)
 		struct resource *r = &g->res[ri];
 		if (!r->ndormant || !r->nwaiters)
 			continue;
+		/* A Mutex has one permit: if an unpolled future got it, a guard
+		 * still listed in some state machine was moved out (dropped)
+		 * before that task's await. */
+		if (r->dormant_assigned && r->kind == RES_MUTEX)
+			r->nholders = 0;
 		for (size_t k = 0; k < r->ndormant; k++) {
 			size_t ti = r->dormant[k];
 			struct diag *d = new_diag(g, "futurelock");
@@ -1028,9 +1054,9 @@ static void find_futurelocks(struct tokio *tk)
 				return;
 			PUSH(d->tasks, d->ntasks, ti);
 			PUSH(d->res, d->nres, ri);
-			sb_printf(&d->text, "task %llu %s owns a future that acquired (or is "
-					    "queued for) ",
-				  (unsigned long long)tk->tasks[ti].id, task_fn(tk, ti));
+			sb_printf(&d->text, "task %llu %s owns a future that %s ",
+				  (unsigned long long)tk->tasks[ti].id, task_fn(tk, ti),
+				  r->dormant_assigned ? "was granted" : "is queued for");
 			describe_res(tk, r, &d->text);
 			sb_puts(&d->text, " but no longer polls it (a select! branch that lost?); ");
 			for (size_t w = 0; w < r->nwaiters; w++) {
@@ -1068,7 +1094,11 @@ static void find_blocked_workers(struct tokio *tk)
 			tscope_program_function_at(prog, pc - tk->s->bias, &fn, &die);
 		bool in_program = !err;
 		tscope_error_destroy(err);
-		struct diag *d = new_diag(g, in_program ? "long-poll" : "blocked-worker");
+		/* A poll running the program's own code is normal in a busy
+		 * program; only a thread parked outside it is blocked. */
+		if (in_program)
+			continue;
+		struct diag *d = new_diag(g, "blocked-worker");
 		if (!d)
 			return;
 		PUSH(d->tasks, d->ntasks, i);
@@ -1084,7 +1114,7 @@ static void find_blocked_workers(struct tokio *tk)
 		else
 			sb_printf(&d->text, "task %llu %s blocks worker thread %d inside its "
 					    "poll: the thread is in a blocking call outside "
-					    "the program (pc 0x%llx; see `thread apply %d bt`); "
+					    "the program (pc 0x%llx; LWP %d); "
 					    "its last await was at %s:%u",
 				  (unsigned long long)t->id, task_fn(tk, i), t->thread,
 				  (unsigned long long)pc, t->thread,
@@ -1106,10 +1136,10 @@ static void find_blocked_workers(struct tokio *tk)
 		if (!d)
 			return;
 		for (size_t i = 0; i < tk->ntasks; i++)
-			if ((tk->tasks[i].state & 0x7) == 0x4 || (tk->tasks[i].state & 1))
+			if (tk->tasks[i].state & 1)
 				PUSH(d->tasks, d->ntasks, i);
 		sb_printf(&d->text, "%zu task%s notified but not running while %zu "
-				    "poll%s occupy the runtime's workers",
+				    "running poll%s occupy every worker of the runtime",
 			  notified, notified == 1 ? " is" : "s are", running,
 			  running == 1 ? "" : "s");
 	}
@@ -1153,8 +1183,8 @@ void graph_build(struct tokio *tk)
 		dormant_acquires(tk, i);
 	for (size_t ri = 0; ri < g->nres; ri++)
 		resource_state(tk, &g->res[ri]);
-	find_deadlocks(tk);
 	find_futurelocks(tk);
+	find_deadlocks(tk);
 	find_blocked_workers(tk);
 }
 

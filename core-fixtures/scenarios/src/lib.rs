@@ -22,16 +22,34 @@ pub const TOKIO_VERSION: &str = env!("SCENARIOS_TOKIO_VERSION");
 /// How long to let tasks run into `Pending` after their last recorded park.
 pub const SETTLE: Duration = Duration::from_millis(300);
 
+/// One recorded await: where it is and which async fn (or block) it is in.
+#[derive(Clone)]
+struct Await {
+    line: u32,
+    file: &'static str,
+    /// Function path in `helpers.future_function` form (see [`fn_path`]).
+    function: String,
+    /// `Some("join")`/`Some("select")` for an entry recorded by [`mark!`].
+    macro_name: Option<&'static str>,
+}
+
 #[derive(Default)]
 struct TaskRec {
     /// Registration order, used to keep output stable.
     order: Option<usize>,
     name: Option<String>,
     future_type: Option<String>,
-    /// chain[level] = (line, file) of the most recent park at that level.
-    chain: Vec<(u32, &'static str)>,
-    /// Number of `park!` calls the task has executed so far.
+    /// chain[level] = the most recent park at that level.
+    chain: Vec<Await>,
+    /// Concurrent branches of a `join!`/`select!` (see [`branch!`]), in order
+    /// of first record: (function, chain with absolute levels).
+    branches: Vec<(String, Vec<(usize, Await)>)>,
+    /// Extra keys merged into the task's truth entry (see [`annotate`]).
+    extra: serde_json::Map<String, Value>,
+    /// Number of `park!`/`mark!`/`branch!` calls the task has executed so far.
     parks: usize,
+    /// Every distinct level-0 line recorded so far (see [`seen_lines`]).
+    seen0: std::collections::BTreeSet<u32>,
 }
 
 #[derive(Default)]
@@ -81,10 +99,38 @@ where
     handle
 }
 
+/// Turn the `type_name` of a marker fn declared where a macro was expanded
+/// (`crate::f::{{closure}}::__taskscope_here`) into the name of the enclosing
+/// async fn, the way `tests/helpers.future_function` names a future type:
+/// drop `::__taskscope_here`, then one trailing `::{{closure}}`. An async fn
+/// `f` gives `crate::f`; an `async move {}` block inside `main` gives
+/// `crate::main::{{closure}}`.
+#[doc(hidden)]
+pub fn fn_path(marker: &str) -> String {
+    let p = marker.strip_suffix("::__taskscope_here").unwrap_or(marker);
+    p.strip_suffix("::{{closure}}").unwrap_or(p).to_string()
+}
+
+/// Implementation detail: the enclosing function, as [`fn_path`] names it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __here_fn {
+    () => {{
+        fn __taskscope_here() {}
+        $crate::fn_path(::std::any::type_name_of_val(&__taskscope_here))
+    }};
+}
+
 /// Implementation detail of [`park!`]: record that the current task is about
 /// to await at `line` of `file`, at nesting `level`.
 #[doc(hidden)]
 pub fn record_park(level: usize, line: u32, file: &'static str) {
+    record_await(level, line, file, String::new(), None);
+}
+
+/// Implementation detail of [`park!`]/[`mark!`].
+#[doc(hidden)]
+pub fn record_await(level: usize, line: u32, file: &'static str, function: String, macro_name: Option<&'static str>) {
     let id = id_u64(tokio::task::try_id().expect("park! used outside a tokio task"));
     with_registry(|r| {
         let rec = r.tasks.entry(id).or_default();
@@ -94,7 +140,28 @@ pub fn record_park(level: usize, line: u32, file: &'static str) {
             rec.chain.len()
         );
         rec.chain.truncate(level);
-        rec.chain.push((line, file));
+        if level == 0 {
+            rec.seen0.insert(line);
+        }
+        rec.chain.push(Await { line, file, function, macro_name });
+        rec.parks += 1;
+    });
+}
+
+/// Implementation detail of [`branch!`].
+#[doc(hidden)]
+pub fn record_branch(level: usize, line: u32, file: &'static str, function: String) {
+    let id = id_u64(tokio::task::try_id().expect("branch! used outside a tokio task"));
+    with_registry(|r| {
+        let rec = r.tasks.entry(id).or_default();
+        let entry = Await { line, file, function: function.clone(), macro_name: None };
+        match rec.branches.iter_mut().find(|(f, _)| *f == function) {
+            Some((_, chain)) => {
+                chain.retain(|(l, _)| *l < level);
+                chain.push((level, entry));
+            }
+            None => rec.branches.push((function, vec![(level, entry)])),
+        }
         rec.parks += 1;
     });
 }
@@ -108,12 +175,109 @@ pub fn record_park(level: usize, line: u32, file: &'static str) {
 ///
 /// Level 0 is the spawned async fn itself, level 1 an async fn it awaits, and
 /// so on. Recording level L replaces chain[L] and drops deeper levels.
+///
+/// The entry also records the enclosing function (see [`fn_path`]).
 #[macro_export]
 macro_rules! park {
     ($level:expr, $fut:expr) => {{
-        $crate::record_park($level, line!(), file!());
+        $crate::record_await($level, line!(), file!(), $crate::__here_fn!(), None);
         $fut
     }};
+}
+
+/// `mark!(level, "join")` on the line *just before* a `tokio::join!(` /
+/// `tokio::select!` call: records chain[level] with the line of the macro
+/// call (`line!() + 1`) and `"macro": "join"` (or `"select"`). The await is
+/// inside the macro, so the decoder may place it in tokio's macro source
+/// rather than on that line.
+///
+/// ```ignore
+/// scenarios::mark!(0, "join");
+/// let (a, b) = tokio::join!(branch_a(n1), branch_b(n2));
+/// ```
+#[macro_export]
+macro_rules! mark {
+    ($level:expr, $macro_name:literal) => {
+        $crate::record_await($level, line!() + 1, file!(), $crate::__here_fn!(), Some($macro_name))
+    };
+}
+
+/// `branch!(level, fut)`: like [`park!`], for an await inside an async fn
+/// that runs as one branch of a `join!`/`select!`. It is recorded under the
+/// task's `"branches"` (keyed by the enclosing function), not in `chain`,
+/// because the branches are concurrent. `level` is absolute: a branch fn
+/// called by the macro at level 0 is level 1.
+#[macro_export]
+macro_rules! branch {
+    ($level:expr, $fut:expr) => {{
+        $crate::record_branch($level, line!(), file!(), $crate::__here_fn!());
+        $fut
+    }};
+}
+
+/// `running!()` marks the current task as RUNNING from here on: its truth
+/// entry gets `"state": "running"`, `"thread"` = this kernel thread id,
+/// `"file"`/`chain` = this line in the enclosing function, and
+/// `"last_await_line"` = the level-0 line of its last `park!` (null if it
+/// never parked: its state machine is still "unresumed"). For tasks that
+/// block (or spin) inside their poll: write the blocking call on the *same
+/// line*, so chain[0].line is what the thread's native stack shows.
+///
+/// ```ignore
+/// scenarios::running!(); std::thread::sleep(Duration::from_secs(3600));
+/// ```
+#[macro_export]
+macro_rules! running {
+    () => {
+        $crate::record_running(line!(), file!(), $crate::__here_fn!())
+    };
+}
+
+/// Implementation detail of [`running!`].
+#[doc(hidden)]
+pub fn record_running(line: u32, file: &'static str, function: String) {
+    let id = id_u64(tokio::task::try_id().expect("running! used outside a tokio task"));
+    let last = with_registry(|r| r.tasks.get(&id).and_then(|t| t.chain.first().map(|a| a.line)));
+    annotate_self("last_await_line", json!(last));
+    annotate_self("state", json!("running"));
+    annotate_self("thread", json!(gettid()));
+    annotate_self("file", json!(file));
+    annotate_self("chain", json!([{"level": 0, "line": line, "function": function}]));
+}
+
+/// Merge `key: value` into the truth entry of task `id` (overriding the
+/// defaults, e.g. `"state"`). Registers nothing else.
+pub fn annotate(id: u64, key: &str, value: Value) {
+    with_registry(|r| {
+        r.tasks.entry(id).or_default().extra.insert(key.to_string(), value);
+    });
+}
+
+/// [`annotate`] the current task.
+pub fn annotate_self(key: &str, value: Value) {
+    annotate(id_u64(tokio::task::try_id().expect("annotate_self outside a tokio task")), key, value);
+}
+
+/// A value set with [`annotate`]/[`annotate_self`], if any.
+pub fn annotation(id: u64, key: &str) -> Option<Value> {
+    with_registry(|r| r.tasks.get(&id).and_then(|t| t.extra.get(key).cloned()))
+}
+
+/// Every distinct level-0 line task `id` has parked at so far, ascending
+/// (for tasks whose current await varies, e.g. busy loops).
+pub fn seen_lines(id: u64) -> Vec<u32> {
+    with_registry(|r| r.tasks.get(&id).map(|t| t.seen0.iter().copied().collect()).unwrap_or_default())
+}
+
+/// Id of the task registered under `name` (first match), if any.
+pub fn task_id(name: &str) -> Option<u64> {
+    with_registry(|r| r.tasks.iter().find(|(_, t)| t.name.as_deref() == Some(name)).map(|(id, _)| *id))
+}
+
+/// Kernel thread id of the calling thread (from `/proc/thread-self`).
+pub fn gettid() -> u64 {
+    let link = std::fs::read_link("/proc/thread-self").expect("read /proc/thread-self");
+    link.file_name().and_then(|s| s.to_str()).and_then(|s| s.parse().ok()).expect("tid in /proc/thread-self")
 }
 
 /// Implementation detail of [`hold!`].
@@ -166,6 +330,46 @@ pub async fn wait_parked(expected: &[(tokio::task::Id, usize)]) {
     tokio::time::sleep(SETTLE).await;
 }
 
+/// [`wait_parked`] by task name, for tasks the caller has no handle of
+/// (e.g. `JoinSet` children registered with [`register`]): waits until each
+/// `(name, n)` is registered and has executed `n` parks, then [`SETTLE`]s.
+pub async fn wait_named(expected: &[(&str, usize)]) {
+    let start = std::time::Instant::now();
+    loop {
+        let missing = with_registry(|r| {
+            expected
+                .iter()
+                .filter(|(name, n)| {
+                    !r.tasks.values().any(|t| t.name.as_deref() == Some(*name) && t.parks >= *n)
+                })
+                .count()
+        });
+        if missing == 0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{missing} named tasks never reached their final park");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(SETTLE).await;
+}
+
+/// Blocking form of [`wait_parked`] for plain threads (e.g. when the runtime
+/// itself is starved): waits for `n` parks of each task id, then [`SETTLE`]s.
+pub fn wait_parked_blocking(expected: &[(u64, usize)]) {
+    let start = std::time::Instant::now();
+    loop {
+        let missing = with_registry(|r| {
+            expected.iter().filter(|(id, n)| r.tasks.get(id).map_or(0, |t| t.parks) < *n).count()
+        });
+        if missing == 0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{missing} tasks never reached their final park");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(SETTLE);
+}
+
 /// The truth path: argv[1].
 pub fn truth_path() -> String {
     std::env::args()
@@ -173,26 +377,53 @@ pub fn truth_path() -> String {
         .expect("usage: SCENARIO /path/to/truth.json")
 }
 
-fn tasks_json(r: &Registry) -> Vec<Value> {
+fn await_json(level: usize, a: &Await) -> Value {
+    let mut v = json!({"level": level, "line": a.line});
+    if !a.function.is_empty() {
+        v["function"] = json!(a.function);
+    }
+    if let Some(m) = a.macro_name {
+        v["macro"] = json!(m);
+    }
+    v
+}
+
+fn tasks_json(r: &Registry, with_waits_on: bool) -> Vec<Value> {
     let mut named: Vec<(&u64, &TaskRec)> = r.tasks.iter().filter(|(_, t)| t.name.is_some()).collect();
     named.sort_by_key(|(_, t)| t.order);
     named
         .into_iter()
         .map(|(id, t)| {
-            let chain: Vec<Value> = t
-                .chain
-                .iter()
-                .enumerate()
-                .map(|(level, (line, _))| json!({"level": level, "line": line}))
-                .collect();
-            json!({
+            let chain: Vec<Value> = t.chain.iter().enumerate().map(|(level, a)| await_json(level, a)).collect();
+            let mut v = json!({
                 "id": id,
                 "name": t.name,
                 "future_type": t.future_type,
                 "state": "idle",
-                "file": t.chain.first().map(|(_, file)| *file),
+                "file": t.chain.first().map(|a| a.file),
                 "chain": chain,
-            })
+            });
+            if !t.branches.is_empty() {
+                let branches: Vec<Value> = t
+                    .branches
+                    .iter()
+                    .map(|(f, chain)| {
+                        json!({
+                            "function": f,
+                            "file": chain.first().map(|(_, a)| a.file),
+                            "chain": chain.iter().map(|(l, a)| await_json(*l, a)).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                v["branches"] = json!(branches);
+            }
+            if with_waits_on {
+                v["waits_on"] = Value::Null;
+            }
+            for (k, x) in &t.extra {
+                v[k.as_str()] = x.clone();
+            }
+            v
         })
         .collect()
 }
@@ -201,7 +432,11 @@ fn tasks_json(r: &Registry) -> Vec<Value> {
 ///
 /// `extra` must be an object with `"scenario"` (the bin name; `"_release"` is
 /// appended in release builds) and may carry `"cycle"` and `"resources"`.
-/// `tokio`/`flavor` are filled in from the current runtime (null if none).
+/// If it carries `"diagnoses"`, every task also gets `"waits_on"` (null unless
+/// set with [`annotate`]). Any other keys of `extra` are copied to the top
+/// level after the standard ones.
+/// `tokio`/`flavor` are filled in from the current runtime (null if none; a
+/// plain thread can `Handle::enter()` a runtime to report it).
 pub fn write_truth(path: &str, extra: Value) {
     let base = extra["scenario"].as_str().expect("extra.scenario missing");
     let scenario = if cfg!(debug_assertions) {
@@ -217,8 +452,9 @@ pub fn write_truth(path: &str, extra: Value) {
         },
         Err(_) => None,
     };
-    let tasks = with_registry(|r| tasks_json(r));
-    let truth = json!({
+    let has_diagnoses = extra.get("diagnoses").is_some();
+    let tasks = with_registry(|r| tasks_json(r, has_diagnoses));
+    let mut truth = json!({
         "schema": "taskscope-truth/1",
         "scenario": scenario,
         "tokio": flavor.map(|_| TOKIO_VERSION),
@@ -229,6 +465,11 @@ pub fn write_truth(path: &str, extra: Value) {
         "cycle": extra.get("cycle").cloned().unwrap_or(Value::Null),
         "resources": extra.get("resources").cloned().unwrap_or(json!([])),
     });
+    for (k, v) in extra.as_object().expect("extra must be an object") {
+        if !matches!(k.as_str(), "scenario" | "cycle" | "resources") {
+            truth[k.as_str()] = v.clone();
+        }
+    }
     let tmp = format!("{path}.tmp");
     let mut text = serde_json::to_string_pretty(&truth).unwrap();
     text.push('\n');
