@@ -159,6 +159,10 @@ class _ArgParser(argparse.ArgumentParser):
             raise gdb.GdbError(message)
         raise _HelpShown()
 
+    def print_help(self, file=None):
+        # invoke() writes the help through gdb.write once _HelpShown arrives.
+        pass
+
 
 class _HelpShown(Exception):
     pass

@@ -74,7 +74,8 @@ def summary(model):
     parts = ["%d %s" % (counts[s], s) for s in STATE_ORDER if s in counts]
     parts += ["%d %s" % (n, s) for s, n in sorted(counts.items()) if s not in STATE_ORDER]
     rts = model.get("runtimes", [])
-    rt_text = ", ".join("%s, %d threads" % (r["flavor"], len(r.get("threads", [])))
+    rt_text = ", ".join("%s, %d thread%s" % (r["flavor"], len(r.get("threads", [])),
+                                             "" if len(r.get("threads", [])) == 1 else "s")
                         for r in rts)
     text = "%d task%s on %d runtime%s (%s)" % (
         len(tasks), "" if len(tasks) == 1 else "s", len(rts),

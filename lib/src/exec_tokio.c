@@ -104,6 +104,13 @@ static struct tscope_error *find_context(struct tokio *tk,
 					 struct context_var *cv)
 {
 	struct tscope_program *prog = tk->s->prog;
+	if (prog->nsyms == 0)
+		return tscope_error_create(
+			TSCOPE_ERROR_NO_DEBUG_INFO,
+			"%s is stripped (no symbol table%s): taskscope needs its "
+			"symbols and DWARF; use the unstripped binary (or build "
+			"with debug = 2 and without strip)", prog->path,
+			prog->has_debug_info ? "" : " and no DWARF");
 	if (!program_find_symbol_prefix(prog, "_ZN5tokio", -1) &&
 	    !program_find_symbol_prefix(prog, "_RN", -1))
 		return tscope_error_create(
@@ -716,7 +723,17 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 			note_error(tk, e, "thread %d: tokio CONTEXT", th[i].tid);
 	}
 	if (tk->nrt == 0) {
-		if (with_regs == 0)
+		uint64_t have, want;
+		if (target_core_truncated(s->target, &have, &want))
+			err = tscope_error_create(
+				TSCOPE_ERROR_BAD_FORMAT,
+				"%s is truncated (%llu of %llu bytes)%s; re-create "
+				"the core (gcore PID, or check ulimit -c and disk "
+				"space)", target_describe(s->target),
+				(unsigned long long)have, (unsigned long long)want,
+				with_regs == 0 ? ": its thread registers are lost"
+					       : ": no runtime could be read from it");
+		else if (with_regs == 0)
 			err = tscope_error_create(
 				TSCOPE_ERROR_NO_RUNTIME,
 				"no tokio runtime found: the thread registers "

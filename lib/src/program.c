@@ -19,6 +19,15 @@
 
 #include "program.h"
 
+/* libdwarf 20210528 abort()s on an error when the call passed no
+ * Dwarf_Error and the Dwarf_Debug has no handler: inside gdb that would kill
+ * the user's session.  With this handler the call returns DW_DLV_ERROR. */
+static void dwarf_error_handler(Dwarf_Error err, Dwarf_Ptr arg)
+{
+	(void)err;
+	(void)arg;
+}
+
 static double now_seconds(void)
 {
 	struct timespec ts;
@@ -56,9 +65,14 @@ static struct tscope_error *read_elf(struct tscope_program *prog)
 				prog->has_tls = true;
 				prog->tls_memsz = ph.p_memsz;
 				prog->tls_align = ph.p_align ? ph.p_align : 1;
-			} else if (ph.p_type == PT_LOAD && first) {
-				prog->first_load_vaddr = ph.p_vaddr - ph.p_offset;
+			} else if (ph.p_type == PT_LOAD) {
+				if (first)
+					prog->first_load_vaddr = ph.p_vaddr - ph.p_offset;
 				first = false;
+				if ((ph.p_flags & PF_W) && prog->nrw < ARRAY_SIZE(prog->rw)) {
+					prog->rw[prog->nrw].vaddr = ph.p_vaddr;
+					prog->rw[prog->nrw++].memsz = ph.p_memsz;
+				}
 			}
 		}
 	}
@@ -447,8 +461,8 @@ struct tscope_error *program_ensure_index(struct tscope_program *prog)
 	}
 	Dwarf_Error derr = NULL;
 	int r = dwarf_init_path(prog->path, NULL, 0, DW_DLC_READ,
-				DW_GROUPNUMBER_ANY, NULL, NULL, &prog->dbg,
-				NULL, 0, NULL, &derr);
+				DW_GROUPNUMBER_ANY, dwarf_error_handler, NULL,
+				&prog->dbg, NULL, 0, NULL, &derr);
 	if (r != DW_DLV_OK) {
 		err = tscope_error_create(
 			TSCOPE_ERROR_NO_DEBUG_INFO, "libdwarf cannot read %s: %s",

@@ -73,6 +73,8 @@ struct tscope_program {
 	bool has_tls;
 	uint64_t tls_memsz, tls_align;
 	bool has_debug_info;
+	struct { uint64_t vaddr, memsz; } rw[8]; /* writable PT_LOADs */
+	size_t nrw;
 
 	struct elf_sym *syms;
 	size_t nsyms;

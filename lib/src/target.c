@@ -19,6 +19,7 @@
 
 struct segment {
 	uint64_t vaddr, memsz, offset, filesz;
+	uint32_t flags;
 };
 
 #define CACHE_PAGES 256
@@ -289,6 +290,7 @@ tscope_target_open_core(const char *path, struct tscope_target **ret)
 			s->memsz = ph[i].p_memsz;
 			s->offset = ph[i].p_offset;
 			s->filesz = ph[i].p_filesz;
+			s->flags = ph[i].p_flags;
 		} else if (ph[i].p_type == PT_NOTE) {
 			if (ph[i].p_offset >= t->map_size)
 				continue;
@@ -607,4 +609,27 @@ tscope_target_read(struct tscope_target *t, uint64_t addr, void *buf,
 	if (t->kind == TARGET_CORE)
 		return core_read(t, addr, buf, len);
 	return cached_read(t, addr, buf, len);
+}
+
+size_t target_num_segments(struct tscope_target *t)
+{
+	return t->kind == TARGET_CORE ? t->nsegs : 0;
+}
+
+bool target_segment(struct tscope_target *t, size_t i, uint64_t *vaddr,
+		    uint64_t *len, uint32_t *flags, const unsigned char **data)
+{
+	if (t->kind != TARGET_CORE || i >= t->nsegs)
+		return false;
+	const struct segment *s = &t->segs[i];
+	uint64_t n = s->filesz;
+	if (s->offset >= t->map_size)
+		n = 0;
+	else if (n > t->map_size - s->offset)
+		n = t->map_size - s->offset; /* truncated core */
+	*vaddr = s->vaddr;
+	*len = n;
+	*flags = s->flags;
+	*data = n ? t->map + s->offset : NULL;
+	return true;
 }

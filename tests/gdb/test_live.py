@@ -1,0 +1,117 @@
+"""`info async-tasks` on a live process: run a fixture program until it
+prints READY, attach with `gdb -p`, compare with the truth it wrote."""
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import time
+
+import pytest
+
+import helpers
+
+LIVE_SCENARIOS = ["mutex_deadlock", "mutex_deadlock_current_thread", "join_chain"]
+
+# Upper bound only: the program prints READY as soon as its tasks are parked.
+READY_TIMEOUT = 120
+
+
+def _wait_ready(proc, deadline_s):
+    """Read proc's stdout until a line "READY"; fail with its output if it
+    exits or stays silent past the deadline."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    buf = b""
+    deadline = time.monotonic() + deadline_s
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                pytest.fail("no READY within %ds; output so far:\n%s"
+                            % (deadline_s, buf.decode(errors="replace")))
+            if not sel.select(timeout=left):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                pytest.fail("program exited (status %s) before READY; output:\n%s"
+                            % (proc.wait(), buf.decode(errors="replace")))
+            buf += chunk
+            if b"READY" in buf.split(b"\n")[:-1]:  # complete lines only
+                return
+    finally:
+        sel.close()
+
+
+@pytest.fixture(params=LIVE_SCENARIOS)
+def live(request, scenarios, tmp_path):
+    """(scenario, pid, truth of this run) of a running fixture program."""
+    sc = scenarios(request.param)
+    truth_path = str(tmp_path / "truth.json")
+    env = dict(os.environ, MALLOC_ARENA_MAX=os.environ.get("MALLOC_ARENA_MAX", "1"))
+    proc = subprocess.Popen([sc.exe, truth_path], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    try:
+        _wait_ready(proc, READY_TIMEOUT)
+        with open(truth_path) as f:
+            truth = json.load(f)
+        assert truth["pid"] == proc.pid, (truth["pid"], proc.pid)
+        yield sc, proc.pid, truth
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+
+
+def test_live_process_lists_the_truth_tasks(live):
+    sc, pid, truth = live
+    model = helpers.gdb_json(None, None, pid=pid)
+    found = {t["id"]: t for t in model["tasks"]}
+    expected = {t["id"]: t for t in truth["tasks"]}
+    assert set(found) == set(expected), "%s live: expected ids %s, found %s" % (
+        sc.name, sorted(expected), sorted(found))
+    wrong = []
+    for tid, t in expected.items():
+        loc = found[tid].get("location") or {}
+        if found[tid].get("state") != t["state"]:
+            wrong.append("task %d: state expected %r, found %r"
+                         % (tid, t["state"], found[tid].get("state")))
+        if loc.get("line") != t["chain"][0]["line"] or \
+                not str(loc.get("file", "")).endswith(t["file"]):
+            wrong.append("task %d: expected %s:%d, found %s:%s" % (
+                tid, t["file"], t["chain"][0]["line"], loc.get("file"), loc.get("line")))
+        if loc.get("function") != helpers.future_function(t["future_type"]):
+            wrong.append("task %d: function expected %r, found %r" % (
+                tid, helpers.future_function(t["future_type"]), loc.get("function")))
+    assert not wrong, "%s live:\n%s" % (sc.name, "\n".join(wrong))
+    flavors = [r["flavor"] for r in model["runtimes"]]
+    assert flavors == [truth["flavor"]], (truth["flavor"], flavors)
+    assert model["target"] == "process %d" % pid, model["target"]
+
+
+def test_live_process_human_view(live):
+    sc, pid, truth = live
+    rc, text, out, err = helpers.gdb_text(None, None, "info async-tasks", pid=pid)
+    assert rc == 0 and text, "exit %d\nstderr:\n%s" % (rc, err)
+    n = len(truth["tasks"])
+    assert any(l.startswith("%d task%s on 1 runtime" % (n, "" if n == 1 else "s"))
+               for l in text.splitlines()), text
+    for t in truth["tasks"]:
+        where = "%s:%d" % (t["file"], t["chain"][0]["line"])
+        assert any(l.split()[:1] == [str(t["id"])] and where in l for l in text.splitlines()), (
+            "task %d at %s not in:\n%s" % (t["id"], where, text))
+
+
+def test_live_process_survives_the_attach(live):
+    """Attaching and listing leaves the process running (gdb detaches)."""
+    sc, pid, truth = live
+    helpers.gdb_json(None, None, pid=pid)
+    # Signal 0 only checks the process exists; wait state is not inspected.
+    os.kill(pid, 0)
+    with open("/proc/%d/stat" % pid) as f:
+        state = f.read().rsplit(")", 1)[1].split()[0]
+    assert state not in ("Z", "T", "t"), (
+        "process %d is in state %r after gdb detached (expected running or "
+        "sleeping)" % (pid, state))

@@ -1,0 +1,190 @@
+"""`info async-tasks` on the core of every tokio scenario, checked against the
+truth.json the scenario recorded when it was dumped."""
+
+import json
+import re
+
+import pytest
+
+import helpers
+
+SCENARIOS = helpers.TOKIO_SCENARIOS
+
+# A task row of the human view: id, then a state word (the summary line,
+# "3 tasks on 1 runtime ...", does not match).
+ROW = re.compile(r"^(\d+)\s+(idle|notified|running|cancelled|complete)\b")
+
+
+@pytest.fixture(scope="module", params=SCENARIOS)
+def case(request, scenarios):
+    """(scenario, JSON model of `info async-tasks --json` on its core)."""
+    sc = scenarios(request.param)
+    return sc, helpers.gdb_json(sc.exe, sc.core)
+
+
+def _by_id(tasks):
+    return {t["id"]: t for t in tasks}
+
+
+def _diff(expected, found, what):
+    return "%s: expected %r, found %r" % (what, expected, found)
+
+
+def test_json_lists_exactly_the_live_task_ids(case):
+    sc, model = case
+    assert model.get("schema") == "taskscope/1", _diff("taskscope/1", model.get("schema"), "schema")
+    found = [t.get("id") for t in model["tasks"]]
+    expected = {t["id"] for t in sc.truth["tasks"]}
+    dups = sorted({i for i in found if found.count(i) > 1}) if len(found) < 50000 else []
+    assert len(found) == len(set(found)), "task ids listed twice: %s" % dups[:20]
+    missing = sorted(expected - set(found))
+    invented = sorted(set(found) - expected)
+    assert not missing and not invented, (
+        "%s: %d tasks expected, %d found; missing ids %s; invented ids %s"
+        % (sc.name, len(expected), len(found), missing[:20], invented[:20]))
+
+
+def test_json_task_state_matches_truth(case):
+    sc, model = case
+    found = _by_id(model["tasks"])
+    wrong = [(t["id"], t["state"], found[t["id"]].get("state"))
+             for t in sc.truth["tasks"]
+             if t["id"] in found and found[t["id"]].get("state") != t["state"]]
+    assert not wrong, "%s: (id, expected state, found state): %s" % (sc.name, wrong[:20])
+
+
+def test_json_location_is_the_root_await_line(case):
+    sc, model = case
+    found = _by_id(model["tasks"])
+    wrong = []
+    for t in sc.truth["tasks"]:
+        loc = (found.get(t["id"]) or {}).get("location") or {}
+        exp_line = t["chain"][0]["line"]
+        file_ok = str(loc.get("file", "")).endswith(t["file"])
+        if loc.get("line") != exp_line or not file_ok:
+            wrong.append("task %d: expected %s:%d, found %s:%s"
+                         % (t["id"], t["file"], exp_line, loc.get("file"), loc.get("line")))
+    assert not wrong, "%s:\n%s" % (sc.name, "\n".join(wrong[:20]))
+
+
+def test_json_location_names_the_async_fn(case):
+    sc, model = case
+    found = _by_id(model["tasks"])
+    wrong = []
+    for t in sc.truth["tasks"]:
+        loc = (found.get(t["id"]) or {}).get("location") or {}
+        exp = helpers.future_function(t["future_type"])
+        if loc.get("function") != exp:
+            wrong.append("task %d: expected %r, found %r" % (t["id"], exp, loc.get("function")))
+    assert not wrong, "%s:\n%s" % (sc.name, "\n".join(wrong[:20]))
+
+
+def test_json_future_is_the_async_fn_state_machine(case):
+    """"future" names the spawned future's DWARF type: the async fn's
+    state machine, `<fn>::{async_fn_env#N}`."""
+    sc, model = case
+    found = _by_id(model["tasks"])
+    wrong = []
+    for t in sc.truth["tasks"]:
+        fut = (found.get(t["id"]) or {}).get("future")
+        exp = helpers.future_function(t["future_type"]) + "::{async_fn_env#"
+        if not (isinstance(fut, str) and fut.startswith(exp)):
+            wrong.append("task %d: expected %r..., found %r" % (t["id"], exp, fut))
+    assert not wrong, "%s:\n%s" % (sc.name, "\n".join(wrong[:20]))
+
+
+def test_json_location_is_a_suspended_await(case):
+    sc, model = case
+    wrong = [(t["id"], (t.get("location") or {}).get("state"),
+              (t.get("location") or {}).get("await_index"))
+             for t in model["tasks"]
+             if (t.get("location") or {}).get("state") != "suspended"
+             or not isinstance((t.get("location") or {}).get("await_index"), int)]
+    assert not wrong, ("%s: every parked task should be 'suspended' at an integer "
+                       "await_index; (id, state, await_index) found: %s" % (sc.name, wrong[:20]))
+
+
+def test_json_runtime_flavor_matches_truth(case):
+    sc, model = case
+    flavors = [r.get("flavor") for r in model.get("runtimes", [])]
+    assert flavors == [sc.truth["flavor"]], _diff([sc.truth["flavor"]], flavors,
+                                                  sc.name + " runtime flavors")
+
+
+def test_json_reports_no_errors(case):
+    sc, model = case
+    assert not model.get("errors"), "%s: errors %s" % (sc.name, model.get("errors"))
+    assert not model.get("truncated"), "%s: model marked truncated" % sc.name
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_human_view_has_one_line_per_task_and_a_summary(scenarios, name):
+    sc = scenarios(name)
+    rc, text, out, err = helpers.gdb_text(sc.exe, sc.core, "info async-tasks")
+    assert rc == 0 and text is not None, "exit %d\nstdout:\n%s\nstderr:\n%s" % (rc, out, err)
+    lines = text.splitlines()
+    assert lines and lines[0].split()[:2] == ["Id", "State"], "header: %r" % lines[:1]
+    rows = {}
+    for line in lines[1:]:
+        m = ROW.match(line)
+        if m:
+            assert int(m.group(1)) not in rows, "task %s listed twice" % m.group(1)
+            rows[int(m.group(1))] = line
+    truth = sc.truth["tasks"]
+    assert set(rows) == {t["id"] for t in truth}, _diff(
+        sorted(t["id"] for t in truth)[:20], sorted(rows)[:20], "task rows")
+    wrong = []
+    for t in truth:
+        where = "%s:%d" % (t["file"], t["chain"][0]["line"])
+        if where not in rows[t["id"]]:
+            wrong.append("task %d: expected %r in %r" % (t["id"], where, rows[t["id"]]))
+    assert not wrong, "\n".join(wrong[:20])
+    summary = "%d task%s on 1 runtime" % (len(truth), "" if len(truth) == 1 else "s")
+    found = [l for l in lines if l.startswith(summary)]
+    assert len(found) == 1, "expected one line starting %r, found lines:\n%s" % (
+        summary, "\n".join(l for l in lines if not ROW.match(l)))
+
+
+@pytest.mark.parametrize("state,expect_all", [("idle", True), ("running", False),
+                                              ("complete", False)])
+def test_state_filter_keeps_only_that_state(scenarios, state, expect_all):
+    sc = scenarios("mutex_deadlock")
+    model = helpers.gdb_json(sc.exe, sc.core, "info async-tasks --json --state " + state)
+    ids = sorted(t["id"] for t in model["tasks"])
+    expected = sorted(t["id"] for t in sc.truth["tasks"] if t["state"] == state)
+    assert ids == expected, _diff(expected, ids, "ids with --state " + state)
+    assert all(t["state"] == state for t in model["tasks"])
+    assert bool(ids) == expect_all
+
+
+def test_state_filter_applies_to_human_view(scenarios):
+    sc = scenarios("mutex_deadlock")
+    rc, text, out, err = helpers.gdb_text(sc.exe, sc.core, "info async-tasks --state running")
+    assert rc == 0 and text is not None, "exit %d\nstderr:\n%s" % (rc, err)
+    rows = [l for l in text.splitlines() if ROW.match(l)]
+    assert rows == [], "expected no task rows for --state running, found:\n%s" % "\n".join(rows)
+    assert any(l.startswith("0 tasks on 1 runtime") for l in text.splitlines()), (
+        "expected a summary line '0 tasks on 1 runtime ...', found:\n%s" % text)
+
+
+def test_json_program_build_id_is_the_executables(scenarios):
+    sc = scenarios("mutex_deadlock")
+    model = helpers.gdb_json(sc.exe, sc.core)
+    expected = helpers.elf_build_id(sc.exe)
+    assert model["program"]["build_id"] == expected, _diff(
+        expected, model["program"]["build_id"], "program.build_id")
+
+
+def test_command_is_repeatable_in_one_session(scenarios):
+    """The second run reuses the cached program/core and gives the same
+    answer."""
+    sc = scenarios("mutex_deadlock")
+    cmds = (helpers.delimited("info async-tasks --json")
+            + helpers.delimited("info async-tasks --json"))
+    rc, out, err = helpers.run_gdb(sc.exe, sc.core, cmds)
+    # Both commands are followed by an echo, so the exit status says nothing.
+    assert rc == 0 and "taskscope:" not in err, err
+    parts = out.split(helpers.BEGIN)
+    assert len(parts) == 3, "expected two documents, stdout:\n%s" % out
+    docs = [json.loads(p.split(helpers.END)[0]) for p in parts[1:]]
+    assert docs[0]["tasks"] == docs[1]["tasks"]

@@ -1,0 +1,247 @@
+"""Shared helpers for the gdb end-to-end tests: fixture capture, running gdb
+in batch mode, extracting the delimited JSON document, reading ELF build-ids.
+
+Everything here is plain Python; the tests import it as `helpers` (conftest.py
+puts this directory on sys.path)."""
+
+import json
+import os
+import re
+import struct
+import subprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GDBEXT = os.path.join(REPO, "gdbext", "taskscope.py")
+CAPTURE = os.path.join(REPO, "core-fixtures", "capture")
+FIXTURES = os.environ.get("TASKSCOPE_FIXTURES") or os.path.join(REPO, "build", "fixtures")
+
+TOKIO_SCENARIOS = [
+    "mutex_deadlock",
+    "mutex_deadlock_current_thread",
+    "channel_cycle",
+    "many_idle",
+    "join_chain",
+    "mutex_deadlock_release",
+]
+
+# gdb on a 10,000-task core takes well under a second; this only stops a hung
+# gdb from hanging the run.  Tests never depend on how long anything takes.
+GDB_TIMEOUT = 300
+CAPTURE_TIMEOUT = 900
+
+# Markers echoed around a command's output, to find it among gdb's chatter.
+BEGIN = "@@TASKSCOPE-BEGIN@@"
+END = "@@TASKSCOPE-END@@"
+DETACHED = re.compile(r"^\[Inferior \d+ \(process \d+\) detached\]$")
+
+
+class Scenario:
+    """A captured fixture: OUTDIR/NAME/{exe,core,truth.json}."""
+
+    def __init__(self, name, directory):
+        self.name = name
+        self.dir = directory
+        self.exe = os.path.join(directory, "exe")
+        self.core = os.path.join(directory, "core")
+        with open(os.path.join(directory, "truth.json")) as f:
+            self.truth = json.load(f)
+
+    def __repr__(self):
+        return "Scenario(%r)" % self.name
+
+
+def capture(name, outdir=FIXTURES):
+    """Run core-fixtures/capture NAME OUTDIR (a no-op when up to date)."""
+    os.makedirs(outdir, exist_ok=True)
+    proc = subprocess.run([CAPTURE, name, outdir], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True,
+                          timeout=CAPTURE_TIMEOUT)
+    if proc.returncode != 0:
+        raise RuntimeError("core-fixtures/capture %s %s failed (exit %d):\n%s"
+                           % (name, outdir, proc.returncode, proc.stderr))
+    return Scenario(name, os.path.join(outdir, name))
+
+
+def run_gdb(exe, core=None, commands=(), pid=None, source=True, timeout=GDB_TIMEOUT):
+    """Run `gdb -nx -batch` with taskscope loaded and @commands (strings,
+    each one -ex) on EXE [CORE] or attached to PID.  Returns (returncode,
+    stdout, stderr)."""
+    argv = ["gdb", "-nx", "-batch", "-q"]
+    if source:
+        argv += ["-ex", "source " + GDBEXT]
+    for c in commands:
+        argv += ["-ex", c]
+    if pid is not None:
+        argv += ["-p", str(pid)]
+    if exe is not None:
+        argv.append(exe)
+    if core is not None:
+        argv.append(core)
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, text=True, errors="replace",
+                          timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def delimited(command):
+    """The -ex list that prints @command's output between markers.  gdb's
+    exit status then says nothing about @command (see gdb_text)."""
+    return ["echo " + BEGIN + "\\n", command, "echo " + END + "\\n"]
+
+
+def between_markers(stdout):
+    """The text printed between BEGIN and END (None if not both present)."""
+    lines = stdout.splitlines()
+    try:
+        b = lines.index(BEGIN)
+        e = lines.index(END, b + 1)
+    except ValueError:
+        return None
+    return "\n".join(lines[b + 1:e])
+
+
+def after_begin(stdout):
+    """The text printed after the BEGIN marker, without the line gdb prints
+    when it detaches from a live process at exit (None without a marker)."""
+    lines = stdout.splitlines()
+    if BEGIN not in lines:
+        return None
+    lines = lines[lines.index(BEGIN) + 1:]
+    while lines and DETACHED.match(lines[-1]):
+        lines.pop()
+    return "\n".join(lines)
+
+
+def gdb_text(exe, core=None, command="info async-tasks", pid=None):
+    """Run one command, last (gdb -batch's exit status is that of the last
+    command, so nothing may follow it); return (returncode, its output,
+    stdout, stderr)."""
+    rc, out, err = run_gdb(exe, core, ["echo " + BEGIN + "\\n", command], pid=pid)
+    return rc, after_begin(out), out, err
+
+
+def gdb_json(exe, core=None, command="info async-tasks --json", pid=None):
+    """Run a --json command and return the parsed document.  Raises
+    AssertionError with gdb's output when gdb fails or prints no JSON."""
+    rc, text, out, err = gdb_text(exe, core, command, pid=pid)
+    where = core or "pid %s" % pid
+    if rc != 0 or not text:
+        raise AssertionError("gdb %r on %s %s failed (exit %d)\nstdout:\n%s\nstderr:\n%s"
+                             % (command, exe, where, rc, out[-4000:], err[-4000:]))
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise AssertionError("%r on %s %s printed no valid JSON after the marker (%s):\n%s"
+                             "\nstderr:\n%s" % (command, exe, where, e, text[:4000], err))
+
+
+def elf_build_id(path):
+    """Hex GNU build-id of an ELF file, from its PT_NOTE segments (or
+    SHT_NOTE sections), or None."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        raise ValueError("%s is not a 64-bit ELF file" % path)
+    e_phoff, e_shoff = struct.unpack_from("<QQ", data, 0x20)
+    e_phentsize, e_phnum, e_shentsize, e_shnum = struct.unpack_from("<HHHH", data, 0x36)
+    regions = []
+    for i in range(e_phnum):
+        p_type, _flags, p_offset, _va, _pa, p_filesz = struct.unpack_from(
+            "<IIQQQQ", data, e_phoff + i * e_phentsize)
+        if p_type == 4:  # PT_NOTE
+            regions.append((p_offset, p_filesz))
+    for i in range(e_shnum):
+        _name, sh_type, _fl, _addr, sh_offset, sh_size = struct.unpack_from(
+            "<IIQQQQ", data, e_shoff + i * e_shentsize)
+        if sh_type == 7:  # SHT_NOTE
+            regions.append((sh_offset, sh_size))
+    for off, size in regions:
+        end = off + size
+        while off + 12 <= end:
+            namesz, descsz, ntype = struct.unpack_from("<III", data, off)
+            name_off = off + 12
+            desc_off = name_off + ((namesz + 3) & ~3)
+            if ntype == 3 and data[name_off:name_off + namesz] == b"GNU\0":
+                return data[desc_off:desc_off + descsz].hex()
+            off = desc_off + ((descsz + 3) & ~3)
+    return None
+
+
+def elf_load_segments(path):
+    """[(p_offset, p_filesz)] of the PT_LOAD segments of an ELF file."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        e_phoff = struct.unpack_from("<Q", head, 0x20)[0]
+        e_phentsize, e_phnum = struct.unpack_from("<HH", head, 0x36)
+        f.seek(e_phoff)
+        ph = f.read(e_phentsize * e_phnum)
+    out = []
+    for i in range(e_phnum):
+        p_type, _flags, p_offset, _va, _pa, p_filesz = struct.unpack_from(
+            "<IIQQQQ", ph, i * e_phentsize)
+        if p_type == 1:
+            out.append((p_offset, p_filesz))
+    return out
+
+
+def elf_headers_end(path):
+    """File offset just past the ELF header and program header table."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    e_phoff = struct.unpack_from("<Q", head, 0x20)[0]
+    e_phentsize, e_phnum = struct.unpack_from("<HH", head, 0x36)
+    return e_phoff + e_phentsize * e_phnum
+
+
+def future_function(future_type):
+    """truth future_type -> the function taskscope names:
+    'a::b::{{closure}}' -> 'a::b'."""
+    suffix = "::{{closure}}"
+    return future_type[:-len(suffix)] if future_type.endswith(suffix) else future_type
+
+
+def crashed(returncode, stderr):
+    """True if gdb died of a signal or reported one (a crash, not an error)."""
+    return returncode < 0 or returncode >= 128 or "Fatal signal" in stderr \
+        or "Traceback" in stderr or "internal error" in stderr
+
+
+def relayout_core_notes_first(src, dst):
+    """Rewrite a gcore core the way the kernel lays cores out: ELF header,
+    program headers, PT_NOTE data, then PT_LOAD data, and no section headers.
+    gcore puts the notes and section headers at the end, so cutting a gcore
+    core anywhere loses them and gdb refuses the file outright; a
+    notes-first core cut in the middle of PT_LOAD data is what a core
+    limited by RLIMIT_CORE or a full disk looks like.  Returns
+    [(new_offset, filesz)] of the PT_LOAD segments in dst."""
+    with open(src, "rb") as f:
+        data = f.read()
+    e_phoff = struct.unpack_from("<Q", data, 0x20)[0]
+    e_phentsize, e_phnum = struct.unpack_from("<HH", data, 0x36)
+    phdrs = [list(struct.unpack_from("<IIQQQQQQ", data, e_phoff + i * e_phentsize))
+             for i in range(e_phnum)]
+    ehdr = bytearray(data[:64])
+    struct.pack_into("<Q", ehdr, 0x20, 64)            # e_phoff
+    struct.pack_into("<Q", ehdr, 0x28, 0)             # e_shoff
+    struct.pack_into("<HHH", ehdr, 0x3A, 0, 0, 0)      # e_shentsize/shnum/shstrndx
+    struct.pack_into("<H", ehdr, 0x36, 56)
+    off = 64 + 56 * e_phnum
+    chunks = []
+    loads = []
+    for kind in (4, 1):  # PT_NOTE first, then PT_LOAD, each in file order
+        for ph in phdrs:
+            if ph[0] != kind:
+                continue
+            body = data[ph[2]:ph[2] + ph[5]]
+            ph[2] = off
+            chunks.append(body)
+            if kind == 1:
+                loads.append((off, ph[5]))
+            off += len(body)
+    with open(dst, "wb") as f:
+        f.write(ehdr)
+        for ph in phdrs:
+            f.write(struct.pack("<IIQQQQQQ", *ph))
+        for c in chunks:
+            f.write(c)
+    return loads
