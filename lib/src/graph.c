@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "exec_tokio.h"
+#include "reach.h"
 
 #define RES_KINDS(X)                 \
 	X(RES_MUTEX, "mutex")        \
@@ -101,6 +102,7 @@ struct resource {
 	uint64_t tx_count;
 	bool value_sent;
 	size_t join_task; /* index+1 */
+	uint64_t arc;     /* the ArcInner shared by the channel's ends, 0 */
 	struct holder *holders;
 	size_t nholders;
 	struct waiter *waiters;
@@ -202,11 +204,31 @@ static bool member_addr(struct tscope_session *s, struct tval v,
 	return true;
 }
 
-/* Arc<T> -> the T inside its ArcInner. */
+/* Arc<T> -> the T inside its ArcInner.  The ArcInner's address (what
+ * every clone of the Arc stores) goes to ret->arc of struct shared. */
 static bool arc_data(struct tscope_session *s, struct tval arc, struct tval *ret)
 {
 	struct tval inner;
 	return deref_ptr(s, arc, &inner) && member_addr(s, inner, "data", ret);
+}
+
+/* The ArcInner<T> holding the T at @data: what every clone of the Arc
+ * points to (found by the type's name, as rustc spells it). */
+static uint64_t arc_inner_of_data(struct tscope_session *s, struct tval data)
+{
+	const char *tn = type_name(s->prog, data.type);
+	char name[2048];
+	uint64_t type, off;
+	if (!tn || snprintf(name, sizeof(name), "alloc::sync::ArcInner<%s>", tn) >=
+			   (int)sizeof(name) ||
+	    !strmap_lookup(&s->prog->types, name, &type))
+		return 0;
+	struct tscope_error *err = tscope_program_member_offset(s->prog, type, "data", &off);
+	if (err) {
+		tscope_error_destroy(err);
+		return 0;
+	}
+	return data.addr - off;
 }
 
 /* The Chan of an mpsc Sender/Receiver/Tx/Rx value. */
@@ -690,6 +712,8 @@ static void shared_state(struct tokio *tk, size_t ri, struct tval shared)
 	struct tval v, b;
 	uint64_t x;
 	struct tscope_error *err;
+	if (!r->arc)
+		r->arc = arc_inner_of_data(s, shared);
 	if (r->kind == RES_MPSC && !r->state_known) {
 		if (member_addr(s, shared, "tx_count", &v) && !val_uint(s, v, &x)) {
 			r->has_tx = true;
@@ -1145,6 +1169,142 @@ static void find_blocked_workers(struct tokio *tk)
 	}
 }
 
+/* Memory a task owns: its cell and every future of its chain (boxed
+ * futures live outside the cell). */
+static size_t task_ranges(struct tokio *tk, size_t ti, struct addr_range **arr,
+			  size_t *n)
+{
+	struct tscope_session *s = tk->s;
+	struct task_rec *t = &tk->tasks[ti];
+	uint64_t size = 0;
+	size_t before = *n;
+	if (t->vi && t->vi->cell_type && !type_size(s, t->vi->cell_type, &size) && size) {
+		struct addr_range r = {t->hdr, t->hdr + size};
+		PUSH(*arr, *n, r);
+	}
+	for (size_t i = 0; i < t->chain.n; i++) {
+		const struct fframe *f = &t->chain.frames[i];
+		uint64_t fs;
+		struct tscope_error *err;
+		if (f->kind != FRAME_ASYNC)
+			continue;
+		if ((err = type_size(s, f->v.type, &fs))) {
+			tscope_error_destroy(err);
+			continue;
+		}
+		struct addr_range r = {f->v.addr, f->v.addr + fs};
+		PUSH(*arr, *n, r);
+	}
+	return *n - before;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct addr_range *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* A task waiting for a signal nothing can send: a Notify inside its own
+ * future; a channel whose sending side no task holds and nothing reachable
+ * in memory references (leaked, or lost with a thread). */
+static void find_lost_wakeups(struct tokio *tk)
+{
+	struct tscope_session *s = tk->s;
+	struct graph *g = tk->graph;
+	size_t *cand = NULL, ncand = 0;
+	uint64_t *targets = NULL;
+	size_t ntargets = 0;
+	struct addr_range *ex = NULL, *roots = NULL;
+	size_t nex = 0, nroots = 0;
+	for (size_t ti = 0; ti < tk->ntasks; ti++) {
+		if (!g->wait_res[ti] || (tk->tasks[ti].state & 0x7))
+			continue;
+		struct resource *r = &g->res[g->wait_res[ti] - 1];
+		if (r->kind == RES_NOTIFY) {
+			struct addr_range *own = NULL;
+			size_t nown = 0;
+			task_ranges(tk, ti, &own, &nown);
+			bool inside = false;
+			for (size_t k = 0; k < nown; k++)
+				inside |= r->addr >= own[k].lo && r->addr < own[k].hi;
+			free(own);
+			if (!inside)
+				continue;
+			struct diag *d = new_diag(g, "lost-wakeup");
+			if (!d)
+				break;
+			PUSH(d->tasks, d->ntasks, ti);
+			PUSH(d->res, d->nres, g->wait_res[ti] - 1);
+			sb_printf(&d->text, "task %llu %s waits at %s:%u on a Notify@0x%llx "
+					    "that lives inside its own future: nothing else can "
+					    "reach it to notify it",
+				  (unsigned long long)tk->tasks[ti].id, task_fn(tk, ti),
+				  short_file(g->wait_at[ti].file), g->wait_at[ti].line,
+				  (unsigned long long)r->addr);
+			continue;
+		}
+		if (g->wait_side[ti] != SIDE_RECV || !r->arc || r->closed)
+			continue;
+		if (r->kind == RES_ONESHOT && r->value_sent)
+			continue;
+		if (r->kind == RES_MPSC && (!r->has_tx || r->tx_count == 0))
+			continue;
+		if (r->kind != RES_ONESHOT && r->kind != RES_MPSC)
+			continue;
+		bool held = false;
+		for (size_t i = 0; i < r->nholders; i++)
+			held |= r->holders[i].how == HOLD_SENDER;
+		if (held)
+			continue;
+		PUSH(cand, ncand, ti);
+		PUSH(targets, ntargets, r->arc);
+		task_ranges(tk, ti, &ex, &nex);
+	}
+	if (!ncand || ncand != ntargets)
+		goto out;
+	/* Roots: every task (alive by definition) and every thread's TLS
+	 * (the static TLS block ends at the thread pointer). */
+	for (size_t ti = 0; ti < tk->ntasks; ti++)
+		task_ranges(tk, ti, &roots, &nroots);
+	size_t nth;
+	struct tscope_thread *th = target_threads(s->target, &nth);
+	for (size_t j = 0; j < nth; j++)
+		if (th[j].fs_base) {
+			struct addr_range r = {th[j].fs_base - 16384, th[j].fs_base + 512};
+			PUSH(roots, nroots, r);
+		}
+	qsort(ex, nex, sizeof(*ex), cmp_range);
+	bool *found = calloc(ntargets, sizeof(bool));
+	if (!found)
+		goto out;
+	if (reach_find(s, roots, nroots, ex, nex, targets, ntargets, found)) {
+		for (size_t k = 0; k < ncand; k++) {
+			if (found[k])
+				continue;
+			size_t ti = cand[k];
+			struct resource *r = &g->res[g->wait_res[ti] - 1];
+			struct diag *d = new_diag(g, "lost-wakeup");
+			if (!d)
+				break;
+			PUSH(d->tasks, d->ntasks, ti);
+			PUSH(d->res, d->nres, g->wait_res[ti] - 1);
+			sb_printf(&d->text, "task %llu %s waits at %s:%u to receive from ",
+				  (unsigned long long)tk->tasks[ti].id, task_fn(tk, ti),
+				  short_file(g->wait_at[ti].file), g->wait_at[ti].line);
+			describe_res(tk, r, &d->text);
+			sb_puts(&d->text, ", whose sending side no task holds and nothing "
+					  "reachable references (a leaked or forgotten sender): "
+					  "it will never be woken");
+		}
+	}
+	free(found);
+out:
+	free(cand);
+	free(targets);
+	free(ex);
+	free(roots);
+}
+
 /* ------------------------------------------------------------ build */
 
 void graph_build(struct tokio *tk)
@@ -1185,6 +1345,7 @@ void graph_build(struct tokio *tk)
 		resource_state(tk, &g->res[ri]);
 	find_futurelocks(tk);
 	find_deadlocks(tk);
+	find_lost_wakeups(tk);
 	find_blocked_workers(tk);
 }
 

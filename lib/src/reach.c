@@ -1,0 +1,288 @@
+/*
+ * A conservative mark phase over a core's memory, for "does anything
+ * reachable still reference X?" (a oneshot Sender leaked with Box::leak
+ * exists in memory, yet nothing can ever send on it).
+ *
+ * Heap chunks are found by walking glibc's boundary tags (prev_size, size
+ * | flags) from the start of each anonymous writable segment: the main
+ * arena's [heap] starts with a chunk, a thread arena's heap with heap_info
+ * (and the arena) before its first chunk, a large allocation is one mmapped
+ * chunk.  A walk is accepted only if it tiles the segment exactly; a
+ * segment that cannot be tiled is treated as one block, which can only make
+ * more memory reachable (fewer reports, never a false one from this).
+ */
+#include <elf.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reach.h"
+
+struct seg {
+	uint64_t lo, hi; /* dumped bytes */
+	uint64_t end;    /* end of the mapping (memsz) */
+	const unsigned char *data;
+	bool heap;       /* anonymous + writable */
+	bool writable;
+};
+
+struct block {
+	uint64_t lo, hi;
+	size_t seg;
+};
+
+struct reach {
+	struct seg *segs;
+	size_t nsegs;
+	struct block *blocks; /* sorted by lo, disjoint */
+	size_t nblocks;
+	unsigned char *marked;
+	size_t *stack;
+	size_t nstack, capstack;
+};
+
+static int cmp_seg(const void *a, const void *b)
+{
+	const struct seg *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+static int cmp_block(const void *a, const void *b)
+{
+	const struct block *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+static bool push_block(struct reach *r, uint64_t lo, uint64_t hi, size_t seg)
+{
+	if ((r->nblocks & 1023) == 0) {
+		struct block *b = realloc(r->blocks, (r->nblocks + 1024) * sizeof(*b));
+		if (!b)
+			return false;
+		r->blocks = b;
+	}
+	r->blocks[r->nblocks++] = (struct block){lo, hi, seg};
+	return true;
+}
+
+static uint64_t word_at(const struct seg *g, uint64_t addr)
+{
+	uint64_t w;
+	memcpy(&w, g->data + (addr - g->lo), 8);
+	return w;
+}
+
+/* Tile a heap segment with chunks starting at one of the first offsets. */
+static void tile(struct reach *r, size_t si)
+{
+	const struct seg *g = &r->segs[si];
+	size_t first = r->nblocks;
+	for (uint64_t off = 0; off < 4096 && g->lo + off + 32 <= g->hi; off += 16) {
+		uint64_t p = g->lo + off;
+		size_t n = 0;
+		r->nblocks = first;
+		bool ok = true;
+		while (p + 16 <= g->hi) {
+			uint64_t size = word_at(g, p + 8) & ~(uint64_t)7;
+			if (size < 32 || (size & 15) || size > g->hi - p) {
+				ok = false;
+				break;
+			}
+			/* user memory runs into the next chunk's prev_size */
+			uint64_t hi = p + size + 8 <= g->hi ? p + size + 8 : g->hi;
+			if (!push_block(r, p + 16, hi, si))
+				return;
+			n++;
+			p += size;
+		}
+		if (ok && n && g->hi - p < 32)
+			return;
+	}
+	/* Not a heap we understand: one block, scanned whole if reached. */
+	r->nblocks = first;
+	push_block(r, g->lo, g->hi, si);
+}
+
+static long find_block(const struct reach *r, uint64_t a)
+{
+	size_t lo = 0, hi = r->nblocks;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (r->blocks[mid].lo <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return -1;
+	const struct block *b = &r->blocks[lo - 1];
+	return a < b->hi ? (long)(lo - 1) : -1;
+}
+
+static const struct seg *find_seg(const struct reach *r, uint64_t a)
+{
+	size_t lo = 0, hi = r->nsegs;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (r->segs[mid].lo <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return NULL;
+	const struct seg *g = &r->segs[lo - 1];
+	return a < g->hi ? g : NULL;
+}
+
+/* @ex is sorted by lo (the caller sorts); ranges may overlap. */
+static bool excluded(const struct addr_range *ex, size_t n, uint64_t a)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (ex[mid].lo <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* Ranges are small (task cells, futures): look back a little. */
+	for (size_t i = lo, k = 0; i-- > 0 && k < 64; k++)
+		if (a >= ex[i].lo && a < ex[i].hi)
+			return true;
+	return false;
+}
+
+struct scan {
+	struct reach *r;
+	const struct addr_range *ex;
+	size_t nex;
+	struct u64map targets; /* value -> index+1 */
+	bool *found;
+};
+
+static void mark(struct scan *sc, long bi)
+{
+	struct reach *r = sc->r;
+	if (bi < 0 || r->marked[bi])
+		return;
+	r->marked[bi] = 1;
+	if (r->nstack == r->capstack) {
+		size_t cap = r->capstack ? r->capstack * 2 : 4096;
+		size_t *st = realloc(r->stack, cap * sizeof(*st));
+		if (!st)
+			return;
+		r->stack = st;
+		r->capstack = cap;
+	}
+	r->stack[r->nstack++] = (size_t)bi;
+}
+
+static void scan_range(struct scan *sc, uint64_t lo, uint64_t hi)
+{
+	struct reach *r = sc->r;
+	lo = (lo + 7) & ~(uint64_t)7;
+	while (lo + 8 <= hi) {
+		const struct seg *g = find_seg(r, lo);
+		if (!g) {
+			lo += 8;
+			continue;
+		}
+		uint64_t end = hi < g->hi ? hi : g->hi;
+		for (uint64_t a = lo; a + 8 <= end; a += 8) {
+			uint64_t w = word_at(g, a);
+			if (w < 4096)
+				continue;
+			uint64_t ti;
+			if (sc->targets.count && u64map_get(&sc->targets, w, &ti) &&
+			    !excluded(sc->ex, sc->nex, a))
+				sc->found[ti - 1] = true;
+			mark(sc, find_block(r, w));
+		}
+		lo = end;
+	}
+}
+
+bool reach_find(struct tscope_session *s, const struct addr_range *roots,
+		size_t nroots, const struct addr_range *exclude, size_t nexclude,
+		const uint64_t *targets, size_t ntargets, bool *found)
+{
+	struct tscope_target *t = s->target;
+	size_t nseg = target_num_segments(t);
+	if (!nseg)
+		return false;
+	struct reach r = {0};
+	struct scan sc = {&r, exclude, nexclude, {0}, found};
+	bool ok = false;
+	r.segs = calloc(nseg, sizeof(*r.segs));
+	if (!r.segs)
+		return false;
+	for (size_t i = 0; i < nseg; i++) {
+		uint64_t vaddr, len;
+		uint32_t flags;
+		const unsigned char *data;
+		if (!target_segment(t, i, &vaddr, &len, &flags, &data) || !len)
+			continue;
+		struct seg *g = &r.segs[r.nsegs++];
+		g->lo = vaddr;
+		g->hi = vaddr + (len & ~(uint64_t)7);
+		g->end = g->hi;
+		g->data = data;
+		g->heap = flags & PF_W;
+		g->writable = flags & PF_W;
+		/* File-backed mappings (.data, .bss of libraries) are not heap. */
+		for (size_t m = 0; m < target_num_mappings(t) && g->heap; m++) {
+			const struct tscope_mapping *mp = target_mapping(t, m);
+			if (mp->start < g->hi && vaddr < mp->end)
+				g->heap = false;
+		}
+	}
+	qsort(r.segs, r.nsegs, sizeof(*r.segs), cmp_seg);
+	/* Thread stacks are roots, not heap.  A stack mapping (a guard page
+	 * right below it) that no live thread uses belongs to an exited thread
+	 * (glibc caches them): only stale data, never followed. */
+	size_t nth;
+	struct tscope_thread *th = target_threads(t, &nth);
+	for (size_t i = 0; i < r.nsegs; i++) {
+		bool stack = false;
+		for (size_t j = 0; j < nth; j++)
+			if (th[j].sp >= r.segs[i].lo && th[j].sp < r.segs[i].hi)
+				stack = true;
+		bool guarded = i > 0 && !r.segs[i - 1].writable &&
+			       r.segs[i - 1].lo + 4096 == r.segs[i].lo &&
+			       r.segs[i - 1].hi - r.segs[i - 1].lo <= 4096;
+		if (r.segs[i].heap && !stack && !guarded)
+			tile(&r, i);
+	}
+	qsort(r.blocks, r.nblocks, sizeof(*r.blocks), cmp_block);
+	r.marked = calloc(r.nblocks ? r.nblocks : 1, 1);
+	if (!r.marked)
+		goto out;
+	for (size_t i = 0; i < ntargets; i++) {
+		found[i] = false;
+		u64map_put(&sc.targets, targets[i], i + 1);
+	}
+	/* Roots: stacks from sp (minus the red zone) up, the executable's
+	 * writable data, and what the caller adds (the tasks themselves). */
+	for (size_t j = 0; j < nth; j++) {
+		const struct seg *g = find_seg(&r, th[j].sp);
+		if (g)
+			scan_range(&sc, th[j].sp > g->lo + 128 ? th[j].sp - 128 : g->lo, g->hi);
+	}
+	for (size_t k = 0; k < s->prog->nrw; k++)
+		scan_range(&sc, s->prog->rw[k].vaddr + s->bias,
+			   s->prog->rw[k].vaddr + s->bias + s->prog->rw[k].memsz);
+	for (size_t k = 0; k < nroots; k++)
+		scan_range(&sc, roots[k].lo, roots[k].hi);
+	while (r.nstack) {
+		const struct block *b = &r.blocks[r.stack[--r.nstack]];
+		scan_range(&sc, b->lo, b->hi);
+	}
+	ok = true;
+out:
+	u64map_free(&sc.targets);
+	free(r.segs);
+	free(r.blocks);
+	free(r.marked);
+	free(r.stack);
+	return ok;
+}

@@ -1,0 +1,22 @@
+#ifndef TSCOPE_REACH_H
+#define TSCOPE_REACH_H
+
+#include "session.h"
+
+struct addr_range {
+	uint64_t lo, hi;
+};
+
+/*
+ * Conservative reachability over a core: from the roots (thread stacks,
+ * the executable's writable segments, @roots), follow every aligned word
+ * that points into a glibc heap chunk (or into an anonymous segment whose
+ * chunks could not be parsed: then the whole segment counts).  For each
+ * @targets[i], found[i] says whether some reachable word outside @exclude
+ * equals it.  Returns false when the target is not a core (nothing known).
+ */
+bool reach_find(struct tscope_session *s, const struct addr_range *roots,
+		size_t nroots, const struct addr_range *exclude, size_t nexclude,
+		const uint64_t *targets, size_t ntargets, bool *found);
+
+#endif
