@@ -150,6 +150,83 @@ def thread_labeler():
     return label
 
 
+def block_on_futures(session, frames=True, locals=False):
+    """Thread-bound pseudo-tasks: the future each thread drives in
+    `Runtime::block_on` (`#[tokio::main]`'s body).  They are not tokio
+    tasks, so only the stack knows them: the innermost `...block_on<F>`
+    frame holding `f`/`future` (a Pin<&mut F> or F)."""
+    out = []
+    inf = gdb.selected_inferior()
+    selected = gdb.selected_thread()
+    try:
+        for th in inf.threads():
+            try:
+                th.switch()
+                f = gdb.newest_frame()
+            except gdb.error:
+                continue
+            depth = 0
+            while f is not None and depth < 256:
+                name = f.name() or ""
+                if "block_on<" in name:
+                    found = _frame_future(f)
+                    if found:
+                        addr, tname = found
+                        # gdb prints C-style tags when the frame's language
+                        # is not Rust: "struct app::main::{async_block_env#0}".
+                        tname = re.sub(r"^(struct|union|enum) ", "", tname)
+                        try:
+                            doc = session.future(addr, tname, locals=locals)
+                        except binding.TaskscopeError as e:
+                            doc = {"frames": [], "error": str(e)}
+                        loc = None
+                        for fr in reversed(doc.get("frames", [])):
+                            if fr.get("line") is not None:
+                                loc = fr
+                                break
+                        entry = {"thread": th.ptid[1], "gdb_thread": th.num,
+                                 "future": tname, "future_address": "0x%x" % addr,
+                                 "function": name.split("<", 1)[0],
+                                 "location": None if loc is None else {
+                                     k: loc.get(k) for k in ("function", "file", "line", "state")}}
+                        if frames:
+                            entry["frames"] = doc.get("frames", [])
+                        if doc.get("error"):
+                            entry["error"] = doc["error"]
+                        out.append(entry)
+                        break
+                try:
+                    f = f.older()
+                except gdb.error:
+                    break
+                depth += 1
+    finally:
+        if selected is not None and selected.is_valid():
+            selected.switch()
+    return out
+
+
+def _frame_future(frame):
+    for var in ("f", "future"):
+        try:
+            v = frame.read_var(var)
+        except (ValueError, gdb.error):
+            continue
+        try:
+            t = v.type.strip_typedefs()
+            if (t.name or "").startswith("core::pin::Pin<"):
+                names = [fl.name for fl in t.fields()]
+                p = v["pointer" if "pointer" in names else "__pointer"]
+                return int(p), str(p.type.strip_typedefs().target())
+            if t.code == gdb.TYPE_CODE_PTR:
+                return int(v), str(t.target())
+            if v.address is not None:
+                return int(v.address), str(t)
+        except gdb.error:
+            continue
+    return None
+
+
 class _ArgParser(argparse.ArgumentParser):
     def error(self, message):
         raise gdb.GdbError("%s: %s\n%s" % (self.prog, message, self.format_usage().strip()))
@@ -220,6 +297,7 @@ Works on core files and live processes (tokio 1.29+ with debug info).
         if args.limit:
             session.set_limits(args.limit)
         model = session.tasks()
+        model["block_on"] = block_on_futures(session, frames=False)
         if args.state:
             model["tasks"] = [t for t in model["tasks"] if t.get("state") == args.state]
         if args.json:
@@ -316,18 +394,29 @@ Timeout, ...) are frames too, with one indented chain per branch.
         super().__init__(name, gdb.COMMAND_STACK)
 
     def run(self, args):
-        model = open_session().tasks(frames=True, locals=args.full)
+        session = open_session()
+        model = session.tasks(frames=True, locals=args.full)
         tasks = _select_tasks(model, args.which)
+        block_on = block_on_futures(session, locals=args.full) \
+            if args.which in (None, "all") else []
         if args.json:
             doc = {"schema": model["schema"],
                    "tasks": [{k: t.get(k) for k in ("id", "state", "future", "frames")}
                              for t in tasks],
+                   "block_on": block_on,
                    "errors": model.get("errors", []),
                    "warnings": model.get("warnings", [])}
             gdb.write(json.dumps(doc, indent=1) + "\n")
             return
         fmt = gdb_local_formatter() if args.full else None
-        for line in render.backtrace_lines(model, tasks, args.group, thread_labeler(), fmt):
+        label = thread_labeler()
+        for b in block_on:
+            gdb.write("Thread %s block_on: %s\n" % (label(b["thread"]), render.shorten(b["future"])))
+            for f in b.get("frames", []):
+                for line in render.frame_lines(f, "", fmt):
+                    gdb.write(line + "\n")
+            gdb.write("\n")
+        for line in render.backtrace_lines(model, tasks, args.group, label, fmt):
             gdb.write(line + "\n")
         for e in model.get("errors", []):
             gdb.write("error: %s\n" % e)

@@ -59,6 +59,12 @@ def tasks_table(model, thread_label=None):
     for r in rows:
         out.append((fmt % r).rstrip())
     out.append(summary(model))
+    for b in model.get("block_on", []):
+        loc = b.get("location") or {}
+        th = thread_label(b["thread"]) if thread_label else "LWP %d" % b["thread"]
+        out.append("thread %s drives block_on(%s) at %s:%s" % (
+            th, shorten(future_text({"location": loc, "future": b.get("future")})),
+            short_path(loc.get("file")), loc.get("line")))
     for w in model.get("warnings", []):
         out.append("warning: " + w)
     for e in model.get("errors", []):
