@@ -102,6 +102,7 @@ def _declare(lib):
         "tscope_target_open_pid": (P, [ctypes.c_int, PP]),
         "tscope_target_create_callback": (P, [READ_FN, P, PP]),
         "tscope_target_destroy": (None, [P]),
+        "tscope_target_stop_threads": (P, [P]),
         "tscope_target_set_thread_regs": (P, [P, ctypes.c_int, ctypes.c_uint64,
                                               ctypes.c_uint64, ctypes.c_uint64]),
         "tscope_target_set_exe_bias": (None, [P, ctypes.c_uint64]),
@@ -172,6 +173,11 @@ class Target:
         out = ctypes.c_void_p()
         _check(library().tscope_target_create_callback(cb, None, ctypes.byref(out)))
         return cls(out, keep=cb)
+
+    def stop_threads(self):
+        """Live process only: stop its threads (ptrace) and read their
+        registers; they resume when the target is closed."""
+        _check(library().tscope_target_stop_threads(self._h))
 
     def set_thread_regs(self, tid, fs_base, pc=0, sp=0):
         _check(library().tscope_target_set_thread_regs(self._h, tid, fs_base, pc, sp))

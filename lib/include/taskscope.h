@@ -87,6 +87,14 @@ tscope_target_open_core(const char *path, struct tscope_target **ret);
 TSCOPE_PUBLIC struct tscope_error *
 tscope_target_open_pid(int pid, struct tscope_target **ret);
 
+/* For a pid target: stop every thread with ptrace (PTRACE_SEIZE +
+ * PTRACE_INTERRUPT), read their registers, and keep them stopped until
+ * tscope_target_destroy() detaches, so memory is read as one consistent
+ * snapshot.  Needs ptrace permission (same user and yama ptrace_scope 0, or
+ * root); fails if another debugger is attached. */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_stop_threads(struct tscope_target *target);
+
 /* Host read callback: return 0 and fill @buf on success, non-zero if any
  * byte of [addr, addr+len) is unreadable. */
 typedef int (*tscope_read_fn)(void *arg, uint64_t addr, void *buf,

@@ -12,7 +12,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/procfs.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/user.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "target.h"
@@ -56,6 +59,8 @@ struct tscope_target {
 	uint64_t at_entry;
 	bool has_bias;
 	uint64_t bias;
+	int *stopped; /* tids we seized (pid targets) */
+	size_t nstopped;
 };
 
 const char *target_describe(struct tscope_target *t) { return t->desc; }
@@ -411,10 +416,64 @@ tscope_target_create_callback(tscope_read_fn read, void *arg,
 	return NULL;
 }
 
+static void detach_all(struct tscope_target *t)
+{
+	for (size_t i = 0; i < t->nstopped; i++)
+		ptrace(PTRACE_DETACH, t->stopped[i], NULL, NULL);
+	free(t->stopped);
+	t->stopped = NULL;
+	t->nstopped = 0;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_stop_threads(struct tscope_target *t)
+{
+	if (t->kind != TARGET_PID)
+		return tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
+					   "only a live process can be stopped");
+	if (t->stopped)
+		return NULL;
+	t->stopped = calloc(t->nthreads ? t->nthreads : 1, sizeof(int));
+	if (!t->stopped)
+		return &tscope_error_nomem;
+	for (size_t i = 0; i < t->nthreads; i++) {
+		int tid = t->threads[i].tid;
+		if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0) {
+			int e = errno;
+			detach_all(t);
+			return tscope_error_create(
+				TSCOPE_ERROR_OS,
+				"cannot attach to thread %d of %s: %s (another "
+				"debugger attached? ptrace permission: see "
+				"/proc/sys/kernel/yama/ptrace_scope)", tid, t->desc,
+				strerror(e));
+		}
+		t->stopped[t->nstopped++] = tid;
+		ptrace(PTRACE_INTERRUPT, tid, NULL, NULL);
+	}
+	for (size_t i = 0; i < t->nstopped; i++) {
+		int st;
+		struct user_regs_struct regs;
+		if (waitpid(t->stopped[i], &st, __WALL) < 0 ||
+		    ptrace(PTRACE_GETREGS, t->stopped[i], NULL, &regs) != 0)
+			continue; /* thread exited meanwhile: no registers */
+		struct tscope_thread *th = &t->threads[i];
+		th->has_regs = true;
+		th->fs_base = regs.fs_base;
+		th->pc = regs.rip;
+		th->sp = regs.rsp;
+	}
+	/* The threads are stopped now: drop what the cache read before. */
+	if (t->cache)
+		memset(t->cache, 0, CACHE_PAGES * sizeof(*t->cache));
+	return NULL;
+}
+
 TSCOPE_PUBLIC void tscope_target_destroy(struct tscope_target *t)
 {
 	if (!t)
 		return;
+	detach_all(t);
 	if (t->map)
 		munmap((void *)t->map, t->map_size);
 	if (t->fd >= 0)
