@@ -88,6 +88,12 @@ def main():
             name, ntasks, size, os.path.getsize(exe) / 1e6, a.repeat))
         for label, t in rows:
             print("  %-32s %7.3f s   %5.2fx baseline" % (label, t, t / base))
+        walker = os.path.join(os.environ.get("TASKSCOPE_BUILD_DIR", os.path.join(ROOT, "build")),
+                              "bench", "dwarf_walk")
+        if os.path.exists(walker):
+            out = subprocess.run([walker, exe, str(a.repeat)], check=True,
+                                 stdout=subprocess.PIPE).stdout.decode()
+            print("  " + "\n  ".join(out.strip().splitlines()[1:]))
         print()
 
 
