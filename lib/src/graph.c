@@ -1162,10 +1162,21 @@ static void find_blocked_workers(struct tokio *tk)
 		for (size_t i = 0; i < tk->ntasks; i++)
 			if (tk->tasks[i].state & 1)
 				PUSH(d->tasks, d->ntasks, i);
-		sb_printf(&d->text, "%zu task%s notified but not running while %zu "
-				    "running poll%s occupy every worker of the runtime",
-			  notified, notified == 1 ? " is" : "s are", running,
-			  running == 1 ? "" : "s");
+		for (size_t k = 0; k < d->ntasks; k++)
+			sb_printf(&d->text, "%stask %llu %s", k ? ", " : "",
+				  (unsigned long long)tk->tasks[d->tasks[k]].id,
+				  task_fn(tk, d->tasks[k]));
+		sb_printf(&d->text, " %s every worker of the runtime in %s poll, while "
+				    "%zu notified task%s wait%s to run (",
+			  d->ntasks == 1 ? "occupies" : "occupy",
+			  d->ntasks == 1 ? "a single" : "long", notified,
+			  notified == 1 ? "" : "s", notified == 1 ? "s" : "");
+		size_t shown = 0;
+		for (size_t i = 0; i < tk->ntasks && shown < 8; i++)
+			if ((tk->tasks[i].state & 0x7) == 0x4)
+				sb_printf(&d->text, "%s%llu", shown++ ? ", " : "",
+					  (unsigned long long)tk->tasks[i].id);
+		sb_puts(&d->text, notified > shown ? ", ...)" : ")");
 	}
 }
 
