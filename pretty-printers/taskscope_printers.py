@@ -98,8 +98,40 @@ def _list_len(head_val, next_of, limit=100000):
     return n, n >= limit
 
 
-def _semaphore_state(sem):
-    """batch_semaphore::Semaphore -> (available permits, closed, waiters)."""
+def _acquire_layout():
+    """(offset of Acquire.node, offset and type of Acquire.num_permits)."""
+    try:
+        t = gdb.lookup_type("tokio::sync::batch_semaphore::Acquire")
+    except gdb.error:
+        return None
+    node = num = None
+    for f in t.fields():
+        if f.name == "node":
+            node = f.bitpos // 8
+        elif f.name == "num_permits":
+            num = (f.bitpos // 8, f.type)
+    return (node, num) if node is not None and num is not None else None
+
+
+def _assigned_to_waiters(nodes):
+    """Permits the semaphore already handed to queued waiters: each queued
+    Acquire still needs Waiter.state of its num_permits."""
+    layout = _acquire_layout()
+    if layout is None:
+        return 0
+    node_off, (num_off, num_t) = layout
+    total = 0
+    for addr, need in nodes:
+        acq = addr - node_off
+        num = int(gdb.Value(acq + num_off).cast(num_t.pointer()).dereference())
+        if 0 <= need <= num:
+            total += num - need
+    return total
+
+
+def _semaphore_state(sem, want_assigned=False):
+    """batch_semaphore::Semaphore -> (available permits, closed, waiters
+    [, permits already assigned to queued waiters])."""
     permits = _uint(_field(sem, "permits"))
     waitlist = _find(_field(sem, "waiters"), "queue")
     head = _find(waitlist, "head")
@@ -114,13 +146,17 @@ def _semaphore_state(sem):
             waiter_t = gdb.lookup_type(m.group(1))
     except gdb.error:
         waiter_t = None
+    nodes = []
     if waiter_t is not None:
         def next_of(p):
             w = gdb.Value(p).cast(waiter_t.pointer()).dereference()
+            nodes.append((p, _uint(_field(w, "state"))))
             return _uint(_find(_field(w, "pointers"), "next"))
         nwait, _ = _list_len(head, next_of)
     else:
         nwait = 0 if _uint(head) == 0 else -1
+    if want_assigned:
+        return permits >> 1, bool(permits & 1), nwait, _assigned_to_waiters(nodes)
     return permits >> 1, bool(permits & 1), nwait
 
 
@@ -152,8 +188,9 @@ class RwLockPrinter:
     @_safe
     def to_string(self):
         mr = _uint(_field(self.val, "mr"))
-        avail, closed, nwait = _semaphore_state(_field(self.val, "s"))
-        held = mr - avail
+        avail, closed, nwait, assigned = _semaphore_state(_field(self.val, "s"), True)
+        # Permits handed to a queued writer are not held by anyone yet.
+        held = mr - avail - assigned
         if held == 0:
             state = "unlocked"
         elif held >= mr:

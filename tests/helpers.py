@@ -22,6 +22,20 @@ TOKIO_SCENARIOS = [
     "many_idle",
     "join_chain",
     "mutex_deadlock_release",
+    # await chains (issue 3)
+    "chains",
+    "chains_release",
+    "panicked",
+    # waker graph and diagnoses (issue 4)
+    "three_cycle",
+    "futurelock",
+    "blocked_worker",
+    "lost_wakeup",
+    "rwlock",
+    "healthy_busy",
+    "network_wait",
+    "sleepers",
+    "starvation",
 ]
 
 # gdb on a 10,000-task core takes well under a second; this only stops a hung
@@ -245,3 +259,112 @@ def relayout_core_notes_first(src, dst):
         for c in chunks:
             f.write(c)
     return loads
+
+
+# ---------------------------------------------------------------- truth names
+
+def function_pattern(truth_name):
+    """Regex for the name taskscope gives the function truth calls
+    truth_name: an async block is `{{closure}}` in type_name_of_val but
+    `{async_block#N}` in DWARF (a closure `{closure#N}`)."""
+    parts = truth_name.split("{{closure}}")
+    return "\\{(?:async_block|closure)#\\d+\\}".join(re.escape(p) for p in parts)
+
+
+def function_matches(truth_name, found):
+    """True if found (taskscope's function name) is truth_name."""
+    return isinstance(found, str) and re.fullmatch(function_pattern(truth_name), found) is not None
+
+
+def future_type_matches(truth_future_type, found):
+    """True if found (taskscope's "future") is the state machine of the
+    truth future type: `<fn>::{async_fn_env#N}`, or
+    `<fn>::{async_block#M}::{async_block_env#N}` for an async block."""
+    fn = future_function(truth_future_type)
+    rx = function_pattern(fn) + "::\\{(?:async_fn_env|async_block_env)#\\d+\\}"
+    return isinstance(found, str) and re.fullmatch(rx, found) is not None
+
+
+def is_macro_file(path):
+    """tokio's join!/select! sources (where a macro await is located)."""
+    return isinstance(path, str) and "tokio" in path and "/macros/" in path
+
+
+def user_frames(frames, file):
+    """The frames of @frames (a frame list, innermost first) in the user's
+    source @file or in tokio's macro sources, outermost first."""
+    out = [f for f in frames or [] if str(f.get("file") or "").endswith(file)
+           or is_macro_file(f.get("file"))]
+    return list(reversed(out))
+
+
+def source_line(truth_file, line):
+    """Text of line @line of core-fixtures/@truth_file."""
+    with open(os.path.join(REPO, "core-fixtures", truth_file)) as f:
+        lines = f.read().splitlines()
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def by_name(truth):
+    """truth task name -> truth task."""
+    return {t["name"]: t for t in truth["tasks"]}
+
+
+# ------------------------------------------------------ several gdb commands
+
+def gdb_sections(exe, core, commands, timeout=GDB_TIMEOUT):
+    """Run @commands in one gdb session, each between its own markers.
+    Returns (returncode, [output of each command or None], stdout, stderr).
+    A command that fails prints nothing (its error is on stderr) and the
+    session goes on (echo follows every command)."""
+    cmds = []
+    for i, c in enumerate(commands):
+        cmds += ["echo @@TS-%d-BEGIN@@\\n" % i, c, "echo @@TS-%d-END@@\\n" % i]
+    rc, out, err = run_gdb(exe, core, cmds, timeout=timeout)
+    parts = []
+    for i in range(len(commands)):
+        b, e = "@@TS-%d-BEGIN@@\n" % i, "@@TS-%d-END@@" % i
+        if b in out and e in out:
+            parts.append(out.split(b, 1)[1].split(e, 1)[0])
+        else:
+            parts.append(None)
+    return rc, parts, out, err
+
+
+def parse_json_section(text, command, err=""):
+    """json.loads with a message naming the command and gdb's stderr."""
+    if not text:
+        raise AssertionError("%r printed nothing; stderr:\n%s" % (command, err[-4000:]))
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise AssertionError("%r printed no valid JSON (%s):\n%s\nstderr:\n%s"
+                             % (command, e, text[:3000], err[-3000:]))
+
+
+# ------------------------------------------------------------ core offsets
+
+def elf_load_map(path):
+    """[(p_vaddr, p_offset, p_filesz)] of the PT_LOAD segments."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        e_phoff = struct.unpack_from("<Q", head, 0x20)[0]
+        e_phentsize, e_phnum = struct.unpack_from("<HH", head, 0x36)
+        f.seek(e_phoff)
+        ph = f.read(e_phentsize * e_phnum)
+    out = []
+    for i in range(e_phnum):
+        p_type, _flags, p_offset, p_vaddr, _pa, p_filesz = struct.unpack_from(
+            "<IIQQQQ", ph, i * e_phentsize)
+        if p_type == 1:
+            out.append((p_vaddr, p_offset, p_filesz))
+    return out
+
+
+def core_offset(load_map, addr, length=1):
+    """File offset of [addr, addr+length) in a core with @load_map
+    (elf_load_map), or None if not entirely inside one segment's file data."""
+    for vaddr, off, filesz in load_map:
+        if vaddr <= addr and addr + length <= vaddr + filesz:
+            return off + (addr - vaddr)
+    return None

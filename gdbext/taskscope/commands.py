@@ -107,6 +107,11 @@ def _live_target(inf):
             pc = int(frame.pc())
             sp = int(frame.read_register("rsp"))
             target.set_thread_regs(th.ptid[1], fs_base, pc, sp)
+            try:
+                orig = int(frame.read_register("orig_rax"))
+                target.set_thread_syscall(th.ptid[1], orig if orig < 2**63 else orig - 2**64)
+            except (gdb.error, ValueError):
+                pass
     finally:
         if selected is not None and selected.is_valid():
             selected.switch()

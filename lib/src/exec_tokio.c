@@ -712,6 +712,8 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 		struct thread_info *ti = &tk->threads[tk->nthreads++];
 		ti->tid = th[i].tid;
 		ti->pc = th[i].pc;
+		ti->has_syscall = th[i].has_syscall;
+		ti->syscall = th[i].syscall;
 		ti->runtime = -1;
 		if (!th[i].has_regs || !th[i].fs_base)
 			continue;

@@ -22,6 +22,8 @@ struct runtime {
 struct thread_info {
 	int tid;
 	uint64_t pc;
+	bool has_syscall;
+	int64_t syscall;
 	int runtime; /* -1 none */
 	bool has_task;
 	uint64_t task_id;

@@ -112,6 +112,9 @@ struct resource {
 	size_t *dormant;
 	size_t ndormant;
 	bool dormant_assigned; /* the permits went to an unpolled future */
+	/* where the first dormant future is kept: the local and its `let` */
+	const char *dormant_local, *dormant_file;
+	uint32_t dormant_line;
 };
 
 struct diag {
@@ -636,9 +639,14 @@ static void dormant_acquires(struct tokio *tk, size_t ti)
 			tscope_error_destroy(err);
 			continue;
 		}
-		for (size_t j = 0; j < vt->nmembers; j++) {
+		/* Named locals first (`pinned`), then rustc's temporaries
+		 * (the pinned future itself is one), so the report can name
+		 * the variable. */
+		for (size_t jj = 0; jj < 2 * vt->nmembers; jj++) {
+			size_t j = jj % vt->nmembers;
 			const struct tmember *m = &vt->members[j];
-			if (!m->name || !strcmp(m->name, "__awaitee"))
+			if (!m->name || !strcmp(m->name, "__awaitee") ||
+			    (jj < vt->nmembers) == !strncmp(m->name, "__", 2))
 				continue;
 			const struct ttype *mt;
 			if (type_strip(s->prog, m->type, &mt))
@@ -667,6 +675,21 @@ static void dormant_acquires(struct tokio *tk, size_t ti)
 						seen |= r->dormant[k] == ti;
 					if (!seen)
 						PUSH(r->dormant, r->ndormant, ti);
+					if (!seen && !r->dormant_local &&
+					    strncmp(m->name, "__", 2) != 0) {
+						r->dormant_local = m->name;
+						r->dormant_file = f->file;
+						const char *tn = f->type_name;
+						const char *env = tn ? strstr(tn, "{async_fn_env#") : NULL;
+						char fn[1024];
+						if (env && !strchr(env, '<') &&
+						    snprintf(fn, sizeof(fn), "%.*s{async_fn#%s",
+							     (int)(env - tn), tn,
+							     env + strlen("{async_fn_env#")) <
+							    (int)sizeof(fn))
+							program_local_line(s->prog, fn, m->name,
+									   &r->dormant_line);
+					}
 					/* Waiter.state = permits still needed: 0 means
 					 * the semaphore already handed them over. */
 					struct tval node, st;
@@ -1082,7 +1105,16 @@ static void find_futurelocks(struct tokio *tk)
 				  (unsigned long long)tk->tasks[ti].id, task_fn(tk, ti),
 				  r->dormant_assigned ? "was granted" : "is queued for");
 			describe_res(tk, r, &d->text);
-			sb_puts(&d->text, " but no longer polls it (a select! branch that lost?); ");
+			if (r->dormant_local && r->dormant_line)
+				sb_printf(&d->text, " but no longer polls it (the future in `%s`, "
+						    "pinned at %s:%u: a select! branch that lost?); ",
+					  r->dormant_local, short_file(r->dormant_file),
+					  r->dormant_line);
+			else if (r->dormant_local)
+				sb_printf(&d->text, " but no longer polls it (the future in `%s`: "
+						    "a select! branch that lost?); ", r->dormant_local);
+			else
+				sb_puts(&d->text, " but no longer polls it (a select! branch that lost?); ");
 			for (size_t w = 0; w < r->nwaiters; w++) {
 				size_t wt = r->waiters[w].task;
 				if (wt != ti)
@@ -1097,6 +1129,28 @@ static void find_futurelocks(struct tokio *tk)
 	}
 }
 
+static const char *syscall_name(int64_t nr)
+{
+	/* x86-64 numbers of the calls a blocked worker is usually in. */
+	static const struct {
+		int64_t nr;
+		const char *name;
+	} names[] = {
+		{0, "read"}, {1, "write"}, {7, "poll"}, {17, "pread64"},
+		{19, "readv"}, {23, "select"}, {35, "nanosleep"}, {42, "connect"},
+		{43, "accept"}, {45, "recvfrom"}, {47, "recvmsg"}, {61, "wait4"},
+		{73, "flock"}, {74, "fsync"}, {202, "futex"}, {230, "clock_nanosleep"},
+		{232, "epoll_wait"}, {270, "pselect6"}, {271, "ppoll"},
+		{281, "epoll_pwait"}, {288, "accept4"},
+	};
+	static __thread char buf[32];
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (names[i].nr == nr)
+			return names[i].name;
+	snprintf(buf, sizeof(buf), "system call %lld", (long long)nr);
+	return buf;
+}
+
 /* A task RUNNING on a worker whose thread stopped outside the program's
  * code (in a libc call: sleep, a std Mutex, blocking IO): the worker is
  * blocked inside the task's poll. */
@@ -1108,19 +1162,27 @@ static void find_blocked_workers(struct tokio *tk)
 		struct task_rec *t = &tk->tasks[i];
 		if (!(t->state & 1) || (t->state & 2) || !t->thread)
 			continue;
-		uint64_t pc = 0;
+		const struct thread_info *thr = NULL;
 		for (size_t j = 0; j < tk->nthreads; j++)
 			if (tk->threads[j].tid == t->thread)
-				pc = tk->threads[j].pc;
-		const char *fn = NULL;
-		uint64_t die;
-		struct tscope_error *err =
-			tscope_program_function_at(prog, pc - tk->s->bias, &fn, &die);
-		bool in_program = !err;
-		tscope_error_destroy(err);
-		/* A poll running the program's own code is normal in a busy
-		 * program; only a thread parked outside it is blocked. */
-		if (in_program)
+				thr = &tk->threads[j];
+		if (!thr)
+			continue;
+		/* Blocked = inside a system call (orig_rax >= 0).  Without that
+		 * evidence, a pc outside the program's code; a poll spinning in
+		 * user code or the vDSO (clock_gettime) is busy, not blocked. */
+		bool blocked;
+		if (thr->has_syscall) {
+			blocked = thr->syscall >= 0 && thr->syscall != 24 /* sched_yield */;
+		} else {
+			const char *fn;
+			uint64_t die;
+			struct tscope_error *err = tscope_program_function_at(
+				prog, thr->pc - tk->s->bias, &fn, &die);
+			blocked = err != NULL;
+			tscope_error_destroy(err);
+		}
+		if (!blocked)
 			continue;
 		struct diag *d = new_diag(g, "blocked-worker");
 		if (!d)
@@ -1130,19 +1192,19 @@ static void find_blocked_workers(struct tokio *tk)
 		for (size_t k = 0; k < t->chain.n && !loc; k++)
 			if (t->chain.frames[k].kind == FRAME_ASYNC)
 				loc = &t->chain.frames[k];
-		if (in_program)
-			sb_printf(&d->text, "task %llu %s has been running on thread %d in "
-					    "%s (a long poll: does it yield?)",
-				  (unsigned long long)t->id, task_fn(tk, i), t->thread,
-				  fn ? fn : "?");
-		else
-			sb_printf(&d->text, "task %llu %s blocks worker thread %d inside its "
-					    "poll: the thread is in a blocking call outside "
-					    "the program (pc 0x%llx; LWP %d); "
-					    "its last await was at %s:%u",
-				  (unsigned long long)t->id, task_fn(tk, i), t->thread,
-				  (unsigned long long)pc, t->thread,
-				  loc ? short_file(loc->file) : "?", loc ? loc->line : 0);
+		sb_printf(&d->text, "task %llu %s blocks worker thread %d inside its "
+				    "poll: the thread is in a blocking call",
+			  (unsigned long long)t->id, task_fn(tk, i), t->thread);
+		if (thr->has_syscall && thr->syscall >= 0)
+			sb_printf(&d->text, " (%s)", syscall_name(thr->syscall));
+		sb_printf(&d->text, " (LWP %d, pc 0x%llx)", t->thread,
+			  (unsigned long long)thr->pc);
+		if (loc && loc->state && !strcmp(loc->state, "suspended"))
+			sb_printf(&d->text, "; its last await was at %s:%u",
+				  short_file(loc->file), loc->line);
+		else if (loc)
+			sb_printf(&d->text, "; it has not awaited since it started (%s)",
+				  loc->function);
 	}
 	/* Starvation: notified tasks wait while every worker runs a poll. */
 	size_t notified = 0, running = 0, workers = 0;

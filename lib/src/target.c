@@ -211,6 +211,8 @@ static struct tscope_error *parse_core_notes(struct tscope_target *t,
 			th->fs_base = st.pr_reg[21];
 			th->pc = st.pr_reg[16];
 			th->sp = st.pr_reg[19];
+			th->has_syscall = true;
+			th->syscall = (int64_t)st.pr_reg[15];
 		} else if (type == NT_AUXV) {
 			parse_auxv(t, desc, descsz);
 		} else if (type == NT_FILE) {
@@ -462,6 +464,8 @@ tscope_target_stop_threads(struct tscope_target *t)
 		th->fs_base = regs.fs_base;
 		th->pc = regs.rip;
 		th->sp = regs.rsp;
+		th->has_syscall = true;
+		th->syscall = (int64_t)regs.orig_rax;
 	}
 	/* The threads are stopped now: drop what the cache read before. */
 	if (t->cache)
@@ -504,6 +508,17 @@ tscope_target_set_thread_regs(struct tscope_target *t, int tid,
 	th->fs_base = fs_base;
 	th->pc = pc;
 	th->sp = sp;
+	return NULL;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_set_thread_syscall(struct tscope_target *t, int tid, int64_t nr)
+{
+	struct tscope_thread *th = add_thread(t, tid);
+	if (!th)
+		return &tscope_error_nomem;
+	th->has_syscall = true;
+	th->syscall = nr;
 	return NULL;
 }
 

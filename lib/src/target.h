@@ -14,6 +14,8 @@ struct tscope_thread {
 	int tid;
 	bool has_regs;
 	uint64_t fs_base, pc, sp;
+	bool has_syscall;
+	int64_t syscall; /* orig_rax: -1 when not in a system call */
 };
 
 enum target_kind { TARGET_CORE, TARGET_PID, TARGET_CALLBACK };

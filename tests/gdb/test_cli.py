@@ -1,0 +1,136 @@
+"""cli/taskscope: the same model without gdb (tasks, bt, graph, diagnose),
+human and --json, and clean failures."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+import helpers
+
+CLI = os.path.join(helpers.REPO, "cli", "taskscope")
+COMMANDS = ["tasks", "bt", "graph", "diagnose"]
+
+
+def run_cli(*args, timeout=helpers.GDB_TIMEOUT):
+    proc = subprocess.run([sys.executable, CLI] + [str(a) for a in args],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, text=True, errors="replace",
+                          timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def sc(scenarios):
+    return scenarios("mutex_deadlock")
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_json_has_schema_and_the_truth_task_ids(sc, cmd):
+    rc, out, err = run_cli(cmd, "--json", sc.exe, sc.core)
+    assert rc == 0, "exit %d\nstderr:\n%s" % (rc, err)
+    doc = json.loads(out)
+    assert doc.get("schema") == "taskscope/1", doc.get("schema")
+    ids = sorted(t["id"] for t in doc["tasks"] if t.get("id") is not None)
+    exp = sorted(t["id"] for t in sc.truth["tasks"])
+    assert ids == exp, "expected task ids %s, found %s" % (exp, ids)
+    if cmd == "bt":
+        assert all(t.get("frames") for t in doc["tasks"] if t.get("id") is not None)
+    if cmd in ("graph", "diagnose"):
+        cyc = [sorted(d["tasks"]) for d in doc["diagnoses"] if d["kind"] == "deadlock"]
+        assert cyc == [sorted(sc.truth["cycle"])], cyc
+        assert doc.get("resources"), "no resources in %s --json" % cmd
+
+
+def test_json_equals_the_gdb_model(sc):
+    """The CLI and `info async-tasks --json` in gdb decode the same tasks."""
+    rc, out, err = run_cli("tasks", "--json", sc.exe, sc.core)
+    cli = {t["id"]: t for t in json.loads(out)["tasks"]}
+    gdb = {t["id"]: t for t in helpers.gdb_json(sc.exe, sc.core)["tasks"]}
+    assert set(cli) == set(gdb)
+    for i in cli:
+        for k in ("state", "future", "location", "address"):
+            assert cli[i].get(k) == gdb[i].get(k), "task %s %s: cli %r, gdb %r" % (
+                i, k, cli[i].get(k), gdb[i].get(k))
+
+
+def test_tasks_human_view(sc):
+    rc, out, err = run_cli("tasks", sc.exe, sc.core)
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["Id", "State"], lines[:1]
+    for t in sc.truth["tasks"]:
+        row = [l for l in lines if re.match(r"^%d\s+%s\b" % (t["id"], t["state"]), l)]
+        assert len(row) == 1 and "%s:%d" % (t["file"], t["chain"][0]["line"]) in row[0], (
+            t["id"], row, out)
+    n = len(sc.truth["tasks"])
+    assert any(l.startswith("%d tasks on 1 runtime" % n) for l in lines), out
+
+
+def test_bt_human_view_and_one_task(sc):
+    rc, out, err = run_cli("bt", sc.exe, sc.core)
+    assert rc == 0, err
+    for t in sc.truth["tasks"]:
+        assert "Task %d (%s)" % (t["id"], t["state"]) in out, out
+        for c in t["chain"]:
+            assert "%s:%d" % (t["file"], c["line"]) in out, (t["id"], c, out)
+    one = sc.truth["tasks"][0]
+    rc, out1, err = run_cli("bt", one["id"], sc.exe, sc.core)
+    assert rc == 0 and out1.count("Task ") == 1 and "Task %d " % one["id"] in out1, out1
+    rc, outj, err = run_cli("bt", "--json", one["id"], sc.exe, sc.core)
+    assert [t["id"] for t in json.loads(outj)["tasks"]] == [one["id"]]
+
+
+def test_bt_unknown_task_fails_cleanly(sc):
+    rc, out, err = run_cli("bt", "999999", sc.exe, sc.core)
+    assert rc == 1 and err.startswith("taskscope: no task 999999"), (rc, err)
+
+
+def test_graph_dot_and_human(sc):
+    rc, out, err = run_cli("graph", "--dot", sc.exe, sc.core)
+    assert rc == 0 and out.startswith("digraph taskscope {") and out.rstrip().endswith("}"), out
+    for t in sc.truth["tasks"]:
+        assert '"task:%d"' % t["id"] in out
+    rc, out, err = run_cli("graph", sc.exe, sc.core)
+    assert rc == 0 and re.search(r"^\[\d+\] mutex ", out, re.M), out
+
+
+def test_diagnose_human_view_names_the_cycle(sc):
+    rc, out, err = run_cli("diagnose", sc.exe, sc.core)
+    assert rc == 0, err
+    cycle = sc.truth["cycle"]
+    assert out.startswith("deadlock (tasks %s):" % ", ".join(map(str, sorted(cycle)))), out
+    assert "Cycle: %s" % " -> ".join(map(str, cycle + cycle[:1])) in out, out
+
+
+def test_diagnose_healthy_says_so(scenarios):
+    s = scenarios("sleepers")
+    rc, out, err = run_cli("diagnose", s.exe, s.core)
+    assert rc == 0 and out.startswith("No deadlock, futurelock"), (rc, out, err)
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_program_without_tokio_exits_1(scenarios, cmd):
+    s = scenarios("no_tokio")
+    rc, out, err = run_cli(cmd, s.exe, s.core)
+    assert rc == 1, "exit %d\nstdout:\n%s\nstderr:\n%s" % (rc, out, err)
+    assert err.startswith("taskscope: ") and "tokio" in err and "Traceback" not in err, err
+    assert out == "", out
+
+
+def test_missing_core_and_wrong_executable(sc, scenarios, tmp_path):
+    rc, out, err = run_cli("tasks", sc.exe, tmp_path / "nope")
+    assert rc == 1 and err.startswith("taskscope: ") and "Traceback" not in err, (rc, err)
+    other = scenarios("channel_cycle")
+    rc, out, err = run_cli("tasks", other.exe, sc.core)
+    assert rc == 1 and err.startswith("taskscope: ") and "build-id" in err, (rc, err)
+
+
+def test_bad_arguments_are_usage_errors(sc):
+    rc, out, err = run_cli("tasks", sc.exe)
+    assert rc == 2 and "usage:" in err, (rc, err)
+    rc, out, err = run_cli("frobnicate", sc.exe, sc.core)
+    assert rc == 2 and "usage:" in err, (rc, err)

@@ -1,0 +1,377 @@
+"""The waker graph and its diagnoses (issue 4): `async diagnose`, `async
+graph`, `async waiters` and the "waits_on" of `info async-tasks --json`,
+checked against the resources, waits and diagnoses each scenario recorded
+in its truth.json."""
+
+import re
+from collections import Counter
+
+import pytest
+
+import helpers
+
+# Scenarios whose truth makes a claim: "diagnoses", or (the original ones)
+# a deadlock "cycle".
+DIAGNOSED = ["mutex_deadlock", "mutex_deadlock_current_thread", "mutex_deadlock_release",
+             "channel_cycle", "three_cycle", "futurelock", "blocked_worker",
+             "lost_wakeup", "rwlock", "healthy_busy", "network_wait", "sleepers",
+             "starvation"]
+# Healthy (or merely waiting) programs: no deadlock, no futurelock.
+NEGATIVE = ["healthy_busy", "network_wait", "sleepers", "rwlock", "many_idle",
+            "join_chain", "chains"]
+# Scenarios with mutex / rwlock / mpsc resources in their truth.
+RESOURCE_SCENARIOS = ["mutex_deadlock", "mutex_deadlock_current_thread",
+                      "mutex_deadlock_release", "channel_cycle", "three_cycle",
+                      "futurelock", "rwlock"]
+# Truth resource kinds -> ours; only the kinds taskscope models.
+WAIT_KINDS = {"mutex": "mutex", "rwlock": "rwlock", "mpsc": "mpsc", "oneshot": "oneshot",
+              "notify": "notify", "joinhandle": "join", "join": "join", "sleep": "sleep"}
+
+# Known library bugs by scenario (strict xfail with the reason); none today.
+KNOWN_DIAGNOSIS_BUGS = {}
+
+
+def _truth_diagnoses(truth):
+    if "diagnoses" in truth:
+        return truth["diagnoses"]
+    if truth.get("cycle"):
+        return [{"kind": "deadlock", "tasks": truth["cycle"]}]
+    return []
+
+
+def _multiset(diags):
+    return Counter((d["kind"], tuple(sorted(d["tasks"]))) for d in diags)
+
+
+_diag_docs = {}
+
+
+def _diagnose(sc):
+    """`async diagnose --json` (once per scenario per run)."""
+    if sc.name not in _diag_docs:
+        _diag_docs[sc.name] = helpers.gdb_json(sc.exe, sc.core, "async diagnose --json")
+    return _diag_docs[sc.name]
+
+
+def _params(names, bugs):
+    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=bugs[n]))
+            if n in bugs else n for n in names]
+
+
+@pytest.mark.parametrize("name", _params(DIAGNOSED, KNOWN_DIAGNOSIS_BUGS))
+def test_diagnoses_equal_truth(scenarios, name):
+    """The multiset of (kind, sorted task ids) equals the truth exactly: a
+    deadlock's tasks are its cycle."""
+    sc = scenarios(name)
+    doc = _diagnose(sc)
+    assert doc.get("schema") == "taskscope/1"
+    exp = _multiset(_truth_diagnoses(sc.truth))
+    found = _multiset(doc["diagnoses"])
+    assert found == exp, "%s: expected diagnoses %s\nfound %s\ntexts:\n%s" % (
+        name, sorted(exp.elements()), sorted(found.elements()),
+        "\n".join("%s: %s" % (d["kind"], d["text"]) for d in doc["diagnoses"]))
+    assert not doc.get("errors"), doc.get("errors")
+
+
+def test_lost_wakeup_orphan_sender(scenarios):
+    """lost_wakeup, separately per task: `orphan_rx` awaits a oneshot whose
+    Sender was Box::leak'ed (nothing reachable references it)."""
+    sc = scenarios("lost_wakeup")
+    doc = _diagnose(sc)
+    orphan = helpers.by_name(sc.truth)["orphan_rx"]["id"]
+    lonely = helpers.by_name(sc.truth)["lonely_notify"]["id"]
+    found = _multiset(doc["diagnoses"])
+    assert found[("lost-wakeup", (lonely,))] == 1, found
+    assert found[("lost-wakeup", (orphan,))] == 1, found
+    kept = helpers.by_name(sc.truth)["kept_rx"]["id"]
+    assert not any(kept in d["tasks"] for d in doc["diagnoses"]), (
+        "kept_rx's sender is owned by a live task: no diagnosis expected, found %s"
+        % doc["diagnoses"])
+
+
+@pytest.mark.parametrize("name", NEGATIVE)
+def test_no_false_deadlock_or_futurelock(scenarios, name):
+    sc = scenarios(name)
+    doc = _diagnose(sc)
+    bad = [d for d in doc["diagnoses"] if d["kind"] in ("deadlock", "futurelock")]
+    assert not bad, "%s is not stuck, found:\n%s" % (
+        name, "\n".join("%s %s: %s" % (d["kind"], d["tasks"], d["text"]) for d in bad))
+
+
+def test_deadlock_narrative_names_tasks_and_lines(scenarios):
+    """Every deadlock text names each cycle task and every source line
+    involved: where each task waits (innermost user await) and where each
+    lock in the cycle was taken (truth held_line)."""
+    wrong = []
+    for name in ("mutex_deadlock", "mutex_deadlock_current_thread", "channel_cycle",
+                 "three_cycle", "mutex_deadlock_release"):
+        sc = scenarios(name)
+        doc = _diagnose(sc)
+        dl = [d for d in doc["diagnoses"] if d["kind"] == "deadlock"]
+        if len(dl) != 1:
+            wrong.append("%s: expected one deadlock, found %s" % (name, doc["diagnoses"]))
+            continue
+        text = dl[0]["text"]
+        truth = {t["id"]: t for t in sc.truth["tasks"]}
+        cycle = sc.truth["cycle"]
+        needles = []
+        for i in cycle:
+            needles.append("task %d " % i)
+            t = truth[i]
+            needles.append("%s:%d" % (t["file"].rsplit("/", 1)[-1], t["chain"][-1]["line"]))
+        for r in sc.truth["resources"]:
+            if r["kind"] in ("mutex", "rwlock") and r.get("held_line"):
+                needles.append("%s:%d" % (truth[cycle[0]]["file"].rsplit("/", 1)[-1],
+                                          r["held_line"]))
+        needles.append("Cycle: " + " -> ".join(map(str, cycle + cycle[:1])))
+        missing = [n for n in needles if n not in text]
+        if missing:
+            wrong.append("%s: %s missing from:\n  %s" % (name, missing, text))
+    assert not wrong, "\n".join(wrong)
+
+
+# ------------------------------------------------------------------ resources
+
+def _truth_resources(truth):
+    """Truth resources of kind mutex/rwlock/mpsc, normalised to
+    {kind, name, holders, waiters, held_line, senders, ...}.  The original
+    scenarios write held_by as one id (mutex) or "receiver" and
+    "sender_blocked" (mpsc); the new ones write lists, and an mpsc's
+    held_by is its receiver (who can drain it)."""
+    out = []
+    for r in truth.get("resources", []):
+        if r["kind"] not in ("mutex", "rwlock", "mpsc"):
+            continue
+        held = r.get("held_by")
+        if held is None and r["kind"] == "mpsc":
+            held = r.get("receiver")
+        holders = sorted(held if isinstance(held, list) else [] if held is None else [held])
+        waiters = sorted(r.get("waited_by", r.get("sender_blocked", [])))
+        senders = r.get("senders")
+        out.append(dict(r, holders=holders, waiters=waiters,
+                        senders=sorted(senders) if isinstance(senders, list) else None))
+    return out
+
+
+def _holders(res, kind, unpolled=False):
+    """Task ids our resource lists as holding it (for an mpsc: its receiver,
+    the end that can drain it; unpolled: futurelock's dormant acquire)."""
+    hs = res.get("held_by") or []
+    if kind == "mpsc":
+        ids = [h["task"] for h in hs if h.get("how") == "receiver"]
+    else:
+        ids = [h["task"] for h in hs]
+    if unpolled:
+        ids += res.get("dormant_acquires") or []
+    return sorted(ids)
+
+
+_graph_docs = {}
+
+
+def _graph(sc):
+    if sc.name not in _graph_docs:
+        _graph_docs[sc.name] = helpers.gdb_json(sc.exe, sc.core, "async graph --json")
+    return _graph_docs[sc.name]
+
+
+@pytest.mark.parametrize("name", RESOURCE_SCENARIOS)
+def test_lock_and_channel_resources_match_truth(scenarios, name):
+    """For each truth mutex/rwlock/mpsc: a resource of that kind whose
+    waiters are truth waited_by, whose holders are truth held_by (an mpsc's
+    receiver), whose guards were taken at truth held_line (locks), and for an
+    rwlock the guard / waiter modes."""
+    sc = scenarios(name)
+    doc = _graph(sc)
+    ours = doc.get("resources", [])
+    wrong = []
+    for r in _truth_resources(sc.truth):
+        cands = [x for x in ours if x.get("kind") == r["kind"]
+                 and sorted(w["task"] for w in x.get("waiters") or []) == r["waiters"]]
+        if len(cands) != 1:
+            wrong.append("%s %s: expected one %s resource waited on by %s, found %d; all %s "
+                         "resources (waiters): %s" % (
+                             r["kind"], r["name"], r["kind"], r["waiters"], len(cands),
+                             r["kind"], [sorted(w["task"] for w in x.get("waiters") or [])
+                                         for x in ours if x.get("kind") == r["kind"]]))
+            continue
+        x = cands[0]
+        unpolled = bool(r.get("held_by_unpolled_future"))
+        got = _holders(x, r["kind"], unpolled)
+        if got != r["holders"]:
+            wrong.append("%s %s: expected held by %s, found %s (held_by %s, dormant %s)" % (
+                r["kind"], r["name"], r["holders"], got, x.get("held_by"),
+                x.get("dormant_acquires")))
+        if r["kind"] == "mpsc" and r.get("senders") is not None:
+            snd = sorted(h["task"] for h in x.get("held_by") or [] if h.get("how") == "sender")
+            if snd != r["senders"]:
+                wrong.append("mpsc %s: expected senders %s, found %s" % (
+                    r["name"], r["senders"], snd))
+        if r["kind"] in ("mutex", "rwlock") and r.get("held_line") and not unpolled:
+            lines = sorted({h.get("taken_line") for h in x.get("held_by") or []})
+            if lines != [r["held_line"]]:
+                wrong.append("%s %s: expected guards taken at line %d, found %s" % (
+                    r["kind"], r["name"], r["held_line"], lines))
+        if r["kind"] == "rwlock":
+            hows = sorted({h.get("how") for h in x.get("held_by") or []})
+            sides = sorted({w.get("side") for w in x.get("waiters") or []})
+            if r.get("mode") and hows != ["%s-guard" % r["mode"]]:
+                wrong.append("rwlock %s: expected %s guards, found %s" % (
+                    r["name"], r["mode"], hows))
+            if r.get("waiter_mode") and sides != [r["waiter_mode"]]:
+                wrong.append("rwlock %s: expected %s waiters, found %s" % (
+                    r["name"], r["waiter_mode"], sides))
+        if r["kind"] == "mutex" and x.get("state", {}).get("locked") is not True:
+            wrong.append("mutex %s: expected locked, found state %s" % (r["name"], x.get("state")))
+    assert not wrong, "%s:\n%s" % (name, "\n".join(wrong))
+
+
+def test_futurelock_names_the_pinned_line(scenarios):
+    sc = scenarios("futurelock")
+    poller = helpers.by_name(sc.truth)["poller"]
+    doc = _diagnose(sc)
+    fl = [d for d in doc["diagnoses"] if d["kind"] == "futurelock"]
+    assert fl, doc["diagnoses"]
+    assert "futurelock.rs:%d" % poller["pinned_line"] in fl[0]["text"], fl[0]["text"]
+
+
+def test_futurelock_names_holder_and_victims(scenarios):
+    sc = scenarios("futurelock")
+    doc = _diagnose(sc)
+    exp = sc.truth["diagnoses"][0]
+    fl = [d for d in doc["diagnoses"] if d["kind"] == "futurelock"]
+    assert len(fl) == 1, doc["diagnoses"]
+    text = fl[0]["text"]
+    truth = {t["id"]: t for t in sc.truth["tasks"]}
+    assert text.startswith("task %d " % exp["holder"]), text
+    for i in exp["tasks"]:
+        where = "%s:%d" % (truth[i]["file"].rsplit("/", 1)[-1], truth[i]["chain"][0]["line"])
+        assert "task %d " % i in text and where in text, "%s / %s missing: %s" % (i, where, text)
+
+
+@pytest.mark.parametrize("name", DIAGNOSED)
+def test_waits_on_kind_matches_truth(scenarios, name):
+    """`info async-tasks --json`: every task has "waits_on"; its kind is the
+    truth's (for the kinds taskscope models; truth "io" may be null), and
+    null where the truth says the task waits on nothing (running)."""
+    sc = scenarios(name)
+    model = helpers.gdb_json(sc.exe, sc.core, "info async-tasks --json")
+    found = {t["id"]: t for t in model["tasks"] if t.get("id") is not None}
+    wrong = []
+    for t in sc.truth["tasks"]:
+        if "waits_on" not in t or t.get("dynamic") or t["id"] not in found:
+            continue
+        ours = found[t["id"]]
+        if "waits_on" not in ours:
+            wrong.append("task %d: no waits_on key" % t["id"])
+            continue
+        tw = t["waits_on"]
+        if tw is None:
+            if ours["waits_on"] is not None:
+                wrong.append("task %d: expected waits_on null, found %s" % (t["id"], ours["waits_on"]))
+            continue
+        exp = WAIT_KINDS.get(tw["kind"])
+        if exp is None:
+            continue  # io, ...: not modelled
+        got = (ours["waits_on"] or {}).get("kind")
+        if got != exp:
+            wrong.append("task %d %s: expected waits_on kind %s (%s), found %s" % (
+                t["id"], t["name"], exp, tw["name"], ours["waits_on"]))
+    assert not wrong, "%s:\n%s" % (name, "\n".join(wrong))
+
+
+def test_join_chain_waits_on_the_joined_task(scenarios):
+    sc = scenarios("join_chain")
+    model = helpers.gdb_json(sc.exe, sc.core, "info async-tasks --json")
+    found = {t["id"]: t for t in model["tasks"]}
+    exp = {w: r["target"] for r in sc.truth["resources"] if r["kind"] == "join"
+           for w in r["waited_by"]}
+    got = {i: (found[i].get("waits_on") or {}).get("task") for i in exp}
+    assert got == exp, "waiting task -> joined task: expected %s, found %s" % (exp, got)
+    assert all((found[i]["waits_on"] or {}).get("kind") == "join" for i in exp)
+
+
+# ----------------------------------------------------------------- graph views
+
+@pytest.mark.parametrize("name", ["mutex_deadlock", "three_cycle", "many_idle"])
+def test_graph_dot_is_dot_with_every_task(scenarios, name):
+    sc = scenarios(name)
+    rc, text, out, err = helpers.gdb_text(sc.exe, sc.core, "async graph --dot")
+    assert rc == 0 and text, "exit %d\n%s" % (rc, err)
+    lines = text.strip().splitlines()
+    assert lines[0] == "digraph taskscope {" and lines[-1] == "}", (lines[:3], lines[-3:])
+    assert text.count("{") == text.count("}"), "unbalanced braces"
+    nodes = set(re.findall(r'^\s+"((?:task|resource):\d+)" \[', text, re.M))
+    ids = {t["id"] for t in sc.truth["tasks"]}
+    missing = sorted(ids - {int(n.split(":")[1]) for n in nodes if n.startswith("task:")})
+    assert not missing, "task nodes missing: %s" % missing[:20]
+    for a, b in re.findall(r'^\s+"([^"]+)" -> "([^"]+)"', text, re.M):
+        assert a in nodes and b in nodes, "edge %s -> %s to an undeclared node" % (a, b)
+    stuck = set(sc.truth.get("cycle") or [])
+    red = {int(i) for i in re.findall(r'"task:(\d+)" \[[^\]]*color=red', text)}
+    assert red == stuck, "red (deadlocked) tasks: expected %s, found %s" % (stuck, red)
+
+
+def test_graph_human_view_lists_holders_and_waiters(scenarios):
+    sc = scenarios("mutex_deadlock")
+    rc, text, out, err = helpers.gdb_text(sc.exe, sc.core, "async graph")
+    assert rc == 0 and text, err
+    for r in _truth_resources(sc.truth):
+        for h in r["holders"]:
+            assert re.search(r"held-by\s+task %d \(guard `\w+`, taken at \S+:%d\)"
+                             % (h, r["held_line"]), text), (r, text)
+        for w in r["waiters"]:
+            assert re.search(r"waiter\s+task %d \(acquire at " % w, text), (r, text)
+
+
+def test_waiters_of_a_mutex_local(scenarios):
+    """`async waiters EXPR` on the `inventory` Arc<Mutex> local of
+    checkout: refund waits on it, checkout holds it (guard `stock`)."""
+    sc = scenarios("mutex_deadlock")
+    names = helpers.by_name(sc.truth)
+    ck, rf = names["checkout"], names["refund"]
+    doc = helpers.gdb_json(sc.exe, sc.core, "async backtrace %d --json" % ck["id"])
+    lvl = [f["level"] for f in doc["tasks"][0]["frames"]
+           if f.get("function") == ck["chain"][0]["function"]][0]
+    expr = "$async_future(%d, %d).inventory" % (ck["id"], lvl)
+    rc, parts, out, err = helpers.gdb_sections(
+        sc.exe, sc.core, ["async waiters %s --json" % expr, "async waiters %s" % expr])
+    res = helpers.parse_json_section(parts[0], "async waiters --json", err)["resources"]
+    assert len(res) == 1 and res[0]["kind"] == "mutex", res
+    assert [w["task"] for w in res[0]["waiters"]] == [rf["id"]], res[0]["waiters"]
+    assert [(h["task"], h["local"]) for h in res[0]["held_by"]] == [(ck["id"], "stock")], res
+    held_line = [r for r in sc.truth["resources"] if r["name"] == "inventory"][0]["held_line"]
+    assert res[0]["held_by"][0]["taken_line"] == held_line
+    assert re.search(r"waiter\s+task %d " % rf["id"], parts[1] or ""), parts[1]
+
+
+def test_waiters_of_something_else_says_so(scenarios):
+    sc = scenarios("mutex_deadlock")
+    rc, text, out, err = helpers.gdb_text(sc.exe, sc.core, "async waiters 0")
+    assert rc == 0 and text and text.startswith("No task waits on or holds 0"), (rc, text, err)
+
+
+def test_blocked_worker_names_thread_and_line(scenarios):
+    """blocked_worker: the diagnosis names the blocked thread (truth tid),
+    and its thread_detail (from gdb's unwinder) the sleep call line."""
+    sc = scenarios("blocked_worker")
+    doc = _diagnose(sc)
+    exp = sc.truth["diagnoses"][0]
+    task = [t for t in sc.truth["tasks"] if t["id"] == exp["tasks"][0]][0]
+    bw = [d for d in doc["diagnoses"] if d["kind"] == "blocked-worker"]
+    assert len(bw) == 1, doc["diagnoses"]
+    assert "thread %d" % exp["thread"] in bw[0]["text"], bw[0]["text"]
+    detail = bw[0].get("thread_detail") or ""
+    where = "%s:%d" % (task["file"], task["chain"][0]["line"])
+    assert where in detail, "expected %r in thread_detail %r" % (where, detail)
+    assert re.match(r"gdb thread \d+ is in ", detail), detail
+    rc, text, out, err = helpers.gdb_text(sc.exe, sc.core, "async diagnose")
+    assert rc == 0 and where in (text or "") and "blocked-worker (tasks %d)" % task["id"] in text
+
+
+def test_diagnose_human_view_healthy(scenarios):
+    sc = scenarios("sleepers")
+    rc, text, out, err = helpers.gdb_text(sc.exe, sc.core, "async diagnose")
+    assert rc == 0 and text.strip() == (
+        "No deadlock, futurelock, blocked worker or starvation found among %d tasks."
+        % len(sc.truth["tasks"])), (rc, text, err)

@@ -1,0 +1,241 @@
+"""Never crash the user's gdb: decode deterministically corrupted copies of
+real cores (seeded random garbage in task headers, vtable pointers, list
+links turned into self-loops, futures) and require a model or a clean
+TaskscopeError every time -- never a signal, a hang or another exception.
+
+The library runs in a worker subprocess (so a crash is seen as a negative
+returncode); the worker decodes many variants in turn and reports each one,
+so the variant that killed it is known and the run goes on after it."""
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import helpers
+
+# Variants per core and the seed; runtime is about 0.05 s per variant of
+# mutex_deadlock and 0.4 s per variant of many_idle (10,000 tasks).
+VARIANTS = {"mutex_deadlock": 50, "many_idle": 30}
+SEED = 20240611
+WORKER_TIMEOUT = 240
+
+WORKER = r'''
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from taskscope import binding
+exe, core, plan_path, start = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+with open(plan_path) as f:
+    plan = json.load(f)
+prog = binding.Program(exe)
+prog.index()
+out = sys.stdout
+with open(core, "r+b") as fh:
+    for i in range(start, len(plan)):
+        saved = []
+        for off, hexdata in plan[i]["patches"]:
+            data = bytes.fromhex(hexdata)
+            fh.seek(off)
+            saved.append((off, fh.read(len(data))))
+            fh.seek(off)
+            fh.write(data)
+        fh.flush()
+        out.write("BEGIN %d\n" % i)
+        out.flush()
+        try:
+            target = binding.Target.core(core)
+            try:
+                s = binding.Session(prog, target)
+                m = s.tasks(frames=True, graph=True)
+                s.close()
+                res = "OK %d tasks=%d errors=%d schema=%s" % (
+                    i, len(m.get("tasks", [])), len(m.get("errors", [])), m.get("schema"))
+            finally:
+                target.close()
+        except binding.TaskscopeError as e:
+            res = "ERR %d %s" % (i, e.code)
+        except Exception as e:
+            res = "EXC %d %s: %s" % (i, type(e).__name__, str(e)[:300].replace("\n", " "))
+        for off, data in saved:
+            fh.seek(off)
+            fh.write(data)
+        fh.flush()
+        out.write(res + "\n")
+        out.flush()
+'''
+
+
+def _model(sc):
+    """The decoded model of the pristine core (in this process)."""
+    sys.path.insert(0, os.path.join(helpers.REPO, "gdbext"))
+    from taskscope import binding
+    s = binding.Session(binding.Program(sc.exe), binding.Target.core(sc.core))
+    return s.tasks(frames=True, graph=True)
+
+
+def _read_words(core, lmap, addr, nwords):
+    off = helpers.core_offset(lmap, addr, 8 * nwords)
+    if off is None:
+        return []
+    with open(core, "rb") as f:
+        f.seek(off)
+        data = f.read(8 * nwords)
+    return [int.from_bytes(data[i:i + 8], "little") for i in range(0, len(data), 8)]
+
+
+def make_plan(sc, n, seed=SEED):
+    """n variants: [{"what", "patches": [(core offset, hex bytes)]}]."""
+    rng = random.Random("%s/%s" % (seed, sc.name))
+    model = _model(sc)
+    lmap = helpers.elf_load_map(sc.core)
+    tasks = [t for t in model["tasks"] if t.get("address")]
+    headers = [int(t["address"], 16) for t in tasks]
+    hset = set(headers)
+    futures = [int(t["future_address"], 16) for t in tasks if t.get("future_address")]
+    frames = [int(f["address"], 16) for t in tasks for f in t.get("frames") or []
+              if f.get("address")]
+    resources = [int(r["address"], 16) for r in model.get("resources", [])]
+    # List links: words of a task cell holding another task's header address
+    # (the owned-tasks list's prev/next, the run queue's next).
+    links = []
+    for h in headers[:200]:
+        for k, w in enumerate(_read_words(sc.core, lmap, h, 96)):
+            if w in hset and w != h:
+                links.append((h, h + 8 * k))
+
+    def word(h):
+        return rng.choice([0, 0x10, 0xffffffffffffffff, h, h + 8, rng.getrandbits(64),
+                           rng.choice(headers), rng.getrandbits(48) & ~7])
+
+    def patch(addr, data):
+        off = helpers.core_offset(lmap, addr, len(data))
+        return None if off is None else (off, data.hex())
+
+    kinds = ["header", "vtable", "self_loop", "link_garbage", "future", "frame",
+             "resource", "state_word"]
+    plan = []
+    for i in range(n):
+        what = kinds[i % len(kinds)] if i < len(kinds) else rng.choice(kinds)
+        patches = []
+        for _ in range(rng.randint(1, 3)):
+            h = rng.choice(headers)
+            if what == "header":
+                p = patch(h + rng.randrange(0, 64), rng.randbytes(rng.randint(1, 32)))
+            elif what == "vtable":  # tokio Header: state, queue_next, vtable, owner_id
+                p = patch(h + 16, word(h).to_bytes(8, "little"))
+            elif what == "state_word":
+                p = patch(h, word(h).to_bytes(8, "little"))
+            elif what in ("self_loop", "link_garbage") and links:
+                cell, at = rng.choice(links)
+                val = cell if what == "self_loop" else word(cell)
+                p = patch(at, val.to_bytes(8, "little"))
+            elif what == "future" and futures:
+                p = patch(rng.choice(futures) + rng.randrange(0, 128),
+                          rng.randbytes(rng.randint(1, 32)))
+            elif what == "frame" and frames:
+                p = patch(rng.choice(frames) + rng.randrange(0, 64),
+                          word(h).to_bytes(8, "little"))
+            elif what == "resource" and resources:
+                p = patch(rng.choice(resources) + 8 * rng.randrange(0, 8),
+                          word(h).to_bytes(8, "little"))
+            else:
+                p = patch(h + 8 * rng.randrange(0, 12), word(h).to_bytes(8, "little"))
+            if p:
+                patches.append(p)
+        plan.append({"what": what, "patches": patches})
+    assert any(v["what"] == "self_loop" and v["patches"] for v in plan), (
+        "no list links found in %s's task cells" % sc.name)
+    return plan
+
+
+def run_plan(sc, plan, tmp_path):
+    """Decode every variant in worker subprocesses; returns ([(i, line)],
+    [(i, how it died)])."""
+    work = str(tmp_path / "core")
+    shutil.copyfile(sc.core, work)
+    plan_path = str(tmp_path / "plan.json")
+    with open(plan_path, "w") as f:
+        json.dump(plan, f)
+    results, deaths = [], []
+    start = 0
+    while start < len(plan):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WORKER, os.path.join(helpers.REPO, "gdbext"), sc.exe, work,
+             plan_path, str(start)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, text=True, errors="replace")
+        try:
+            out, err = proc.communicate(timeout=WORKER_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            err = "timeout after %ds (hang?)\n%s" % (WORKER_TIMEOUT, err)
+        current = None
+        for line in out.splitlines():
+            if line.startswith("BEGIN "):
+                current = int(line.split()[1])
+            elif current is not None:
+                results.append((current, line))
+                current = None
+        if proc.returncode == 0 and current is None:
+            break
+        if current is None:  # died outside a variant (startup)
+            deaths.append((start, "worker exit %d before any variant:\n%s"
+                           % (proc.returncode, err[-2000:])))
+            break
+        deaths.append((current, "exit %d (%s)\n%s" % (
+            proc.returncode, "signal %d" % -proc.returncode if proc.returncode < 0 else "status",
+            err[-1500:])))
+        # The worker died with the variant applied: restore the copy.
+        with open(sc.core, "rb") as src, open(work, "r+b") as dst:
+            for off, hexdata in plan[current]["patches"]:
+                src.seek(off)
+                dst.seek(off)
+                dst.write(src.read(len(hexdata) // 2))
+        start = current + 1
+    return results, deaths
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_corrupted_cores_never_crash_the_library(scenarios, name, tmp_path):
+    sc = scenarios(name)
+    plan = make_plan(sc, VARIANTS[name])
+    results, deaths = run_plan(sc, plan, tmp_path)
+    desc = lambda i: "variant %d (%s, patches %s)" % (i, plan[i]["what"], plan[i]["patches"])
+    problems = ["%s: worker died: %s" % (desc(i), how) for i, how in deaths]
+    problems += ["%s: %s" % (desc(i), line) for i, line in results
+                 if not (line.startswith("OK ") and line.endswith("schema=taskscope/1"))
+                 and not line.startswith("ERR ")]
+    done = {i for i, _ in results} | {i for i, _ in deaths}
+    missing = sorted(set(range(len(plan))) - done)
+    assert not problems and not missing, "%s: %d of %d variants failed:\n%s%s" % (
+        name, len(problems), len(plan), "\n".join(problems[:15]),
+        "\nnot run: %s" % missing if missing else "")
+    # The corruption reached the decoder: not every variant is a clean model.
+    changed = [line for _, line in results if not line.endswith("errors=0 schema=taskscope/1")]
+    print("%s: %d variants, %d with errors or a TaskscopeError" % (name, len(plan), len(changed)))
+
+
+@pytest.mark.parametrize("name,index", [("mutex_deadlock", 0), ("mutex_deadlock", 2),
+                                        ("many_idle", 2), ("many_idle", 3)])
+def test_gdb_on_a_corrupted_core_exits_0_or_1(scenarios, name, index, tmp_path):
+    """gdb with the extension on a corrupted copy: every command exits 0 or
+    1 (a clean GdbError), never a signal, internal error or traceback."""
+    sc = scenarios(name)
+    plan = make_plan(sc, VARIANTS[name])
+    work = str(tmp_path / "core")
+    shutil.copyfile(sc.core, work)
+    with open(work, "r+b") as f:
+        for off, hexdata in plan[index]["patches"]:
+            f.seek(off)
+            f.write(bytes.fromhex(hexdata))
+    for cmd in ("info async-tasks", "async backtrace all --json", "async diagnose"):
+        rc, text, out, err = helpers.gdb_text(sc.exe, work, cmd)
+        assert rc in (0, 1) and not helpers.crashed(rc, err), (
+            "%s on variant %d (%s) of %s: exit %d\nstderr:\n%s"
+            % (cmd, index, plan[index]["what"], name, rc, err[-3000:]))
+        if rc == 1:
+            assert "taskscope: " in err and "internal error" not in err, err[-3000:]
