@@ -586,6 +586,55 @@ static uint64_t list_head(struct tokio *tk, struct tval list,
 	return head;
 }
 
+/* std::time::Instant (Timespec {tv_sec, tv_nsec}) in nanoseconds. */
+bool read_instant_ns(struct tscope_session *s, struct tval v, uint64_t *ret)
+{
+	struct tval sec, nsec;
+	uint64_t a, b;
+	struct tscope_error *err = val_find(s, v, "tv_sec", 4, &sec);
+	if (!err)
+		err = val_find(s, v, "tv_nsec", 4, &nsec);
+	if (!err)
+		err = val_uint(s, sec, &a);
+	if (!err)
+		err = val_uint(s, nsec, &b);
+	if (err) {
+		tscope_error_destroy(err);
+		return false;
+	}
+	*ret = a * 1000000000ull + b;
+	return true;
+}
+
+/* The runtime's notion of "now" in a core: its time driver's start instant
+ * plus the timer wheel's elapsed milliseconds at its last turn.  (A core
+ * records no clock; this is the newest time the runtime itself saw.) */
+static void runtime_clock(struct tokio *tk, struct runtime *r)
+{
+	struct tscope_session *s = tk->s;
+	struct tval h = {r->handle, r->handle_type}, drv, time, v, src, el;
+	const struct tmember *m;
+	struct tscope_error *err = val_find(s, h, "driver", 2, &drv);
+	if (!err)
+		err = val_find(s, drv, "time", 2, &time);
+	if (!err)
+		err = val_enum(s, time, &v);
+	if (!err)
+		err = val_variant(s, v, &m, &v);
+	if (err || !m->name || strcmp(m->name, "Some") != 0) {
+		tscope_error_destroy(err);
+		return;
+	}
+	uint64_t start, elapsed;
+	if ((err = val_find(s, v, "time_source", 2, &src)) ||
+	    (err = val_find(s, v, "elapsed", 8, &el)) || (err = val_uint(s, el, &elapsed))) {
+		tscope_error_destroy(err);
+		return;
+	}
+	if (read_instant_ns(s, src, &start))
+		r->timer_now_ns = start + elapsed * 1000000ull;
+}
+
 static void walk_runtime(struct tokio *tk, size_t rt)
 {
 	struct tscope_session *s = tk->s;
@@ -604,6 +653,7 @@ static void walk_runtime(struct tokio *tk, size_t rt)
 		if (!val_uint(s, v, &id))
 			r->owned_id = id;
 	}
+	runtime_clock(tk, r);
 	struct u64map seen;
 	u64map_init(&seen);
 	/* tokio >= 1.35: ShardedList { lists: Box<[Mutex<LinkedList>]> }. */
@@ -774,12 +824,15 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 		sb_printf(out, "%s{\"index\": %zu, \"flavor\": \"%s\", "
 			       "\"handle\": \"0x%llx\", \"owned_id\": %llu, "
 			       "\"shards\": %llu, \"task_count\": %llu, "
-			       "\"truncated\": %s, \"threads\": [",
+			       "\"truncated\": %s, ",
 			  i ? ", " : "", i, r->flavor, (unsigned long long)r->handle,
 			  (unsigned long long)r->owned_id,
 			  (unsigned long long)r->nshards,
 			  (unsigned long long)r->ntasks,
 			  r->truncated ? "true" : "false");
+		if (r->timer_now_ns)
+			sb_printf(out, "\"timer_now_s\": %.3f, ", r->timer_now_ns / 1e9);
+		sb_puts(out, "\"threads\": [");
 		bool first = true;
 		for (size_t j = 0; j < tk->nthreads; j++)
 			if (tk->threads[j].runtime == (int)i) {

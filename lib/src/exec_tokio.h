@@ -17,6 +17,9 @@ struct runtime {
 	uint64_t nshards;
 	uint64_t ntasks;
 	bool truncated;
+	/* the timer wheel's clock: start_time + elapsed ms, in CLOCK_MONOTONIC
+	 * nanoseconds (0: no time driver found) */
+	uint64_t timer_now_ns;
 };
 
 struct thread_info {
@@ -84,6 +87,8 @@ void note_error(struct tokio *tk, struct tscope_error *err, const char *fmt, ...
 struct vinfo *get_vinfo(struct tokio *tk, uint64_t vtable);
 struct tscope_error *val_enum(struct tscope_session *s, struct tval v,
 			      struct tval *ret);
+
+bool read_instant_ns(struct tscope_session *s, struct tval v, uint64_t *ret);
 
 /* graph.c */
 void graph_build(struct tokio *tk);

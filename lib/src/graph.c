@@ -103,6 +103,8 @@ struct resource {
 	bool value_sent;
 	size_t join_task; /* index+1 */
 	uint64_t arc;     /* the ArcInner shared by the channel's ends, 0 */
+	uint64_t deadline_ns; /* sleep: CLOCK_MONOTONIC, 0 unknown */
+	uint64_t now_ns;      /* the runtime's timer clock, 0 unknown */
 	struct holder *holders;
 	size_t nholders;
 	struct waiter *waiters;
@@ -465,8 +467,12 @@ static void identify_wait(struct tokio *tk, size_t ti)
 				 SIDE_WAIT, user);
 		tscope_error_destroy(err);
 	} else if (starts(ln, "tokio::time::sleep::Sleep")) {
-		set_wait(tk, ti, get_res(g, RES_SLEEP, v.addr, v.addr, ln),
-			 SIDE_WAIT, user);
+		size_t r = get_res(g, RES_SLEEP, v.addr, v.addr, ln);
+		if (r != SIZE_MAX && member_addr(s, v, "deadline", &p)) {
+			read_instant_ns(s, p, &g->res[r].deadline_ns);
+			g->res[r].now_ns = tk->rt[t->rt].timer_now_ns;
+		}
+		set_wait(tk, ti, r, SIDE_WAIT, user);
 	}
 }
 
@@ -1206,18 +1212,30 @@ static void find_blocked_workers(struct tokio *tk)
 			sb_printf(&d->text, "; it has not awaited since it started (%s)",
 				  loc->function);
 	}
-	/* Starvation: notified tasks wait while every worker runs a poll. */
-	size_t notified = 0, running = 0, workers = 0;
+	/* Starvation: notified tasks wait while every worker runs a poll.  A
+	 * core is one instant, so a busy but healthy runtime looks the same
+	 * unless the poll is evidently long: the running task's own state
+	 * machine has never suspended (it has not yielded once since it
+	 * started).  A hog that yielded earlier and then spins is missed. */
+	size_t notified = 0, running = 0, hogs = 0, workers = 0;
 	for (size_t i = 0; i < tk->ntasks; i++) {
 		if ((tk->tasks[i].state & 0x7) == 0x4)
 			notified++;
-		if (tk->tasks[i].state & 1)
+		if (tk->tasks[i].state & 1) {
 			running++;
+			const struct fchain *c = &tk->tasks[i].chain;
+			for (size_t k = 0; k < c->n; k++)
+				if (c->frames[k].kind == FRAME_ASYNC) {
+					hogs += c->frames[k].state &&
+						!strcmp(c->frames[k].state, "unresumed");
+					break;
+				}
+		}
 	}
 	for (size_t j = 0; j < tk->nthreads; j++)
 		if (tk->threads[j].runtime >= 0)
 			workers++;
-	if (notified && running && running >= workers - (workers > 1 ? 1 : 0)) {
+	if (notified && hogs && running >= workers - (workers > 1 ? 1 : 0)) {
 		struct diag *d = new_diag(g, "starvation");
 		if (!d)
 			return;
@@ -1490,6 +1508,12 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 		}
 		if (r->has_tx)
 			sb_printf(o, ", \"senders\": %llu", (unsigned long long)r->tx_count);
+		if (r->deadline_ns) {
+			sb_printf(o, ", \"deadline_s\": %.3f", r->deadline_ns / 1e9);
+			if (r->now_ns)
+				sb_printf(o, ", \"time_left_s\": %.3f",
+					  ((double)r->deadline_ns - (double)r->now_ns) / 1e9);
+		}
 		sb_puts(o, ", \"held_by\": [");
 		for (size_t i = 0; i < r->nholders; i++) {
 			struct holder *h = &r->holders[i];

@@ -68,6 +68,13 @@ struct tscope_error *val_find(struct tscope_session *s, struct tval v,
 						    t->members[i].type};
 			level[tail++] = lv + 1;
 		}
+		/* An enum with a single variant (tokio's time::Inner) has a
+		 * fixed layout: look inside it too. */
+		if (t->nvariants == 1 && tail < ARRAY_SIZE(queue)) {
+			queue[tail] = (struct tval){cur.addr + t->variants[0].member.offset,
+						    t->variants[0].member.type};
+			level[tail++] = lv + 1;
+		}
 	}
 	return tscope_error_create(TSCOPE_ERROR_UNSUPPORTED,
 				   "no member '%s' within %d levels of %s", name,

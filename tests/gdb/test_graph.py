@@ -375,3 +375,26 @@ def test_diagnose_human_view_healthy(scenarios):
     assert rc == 0 and text.strip() == (
         "No deadlock, futurelock, blocked worker or starvation found among %d tasks."
         % len(sc.truth["tasks"])), (rc, text, err)
+
+
+def test_sleep_deadlines_match_the_durations_the_program_chose(scenarios):
+    """sleepers: each sleep resource's time left (deadline minus the runtime
+    timer's clock) is within a minute below the duration the task asked
+    for (the program ran for a few hundred milliseconds before the dump)."""
+    sc = scenarios("sleepers")
+    model = helpers.gdb_json(sc.exe, sc.core, "async graph --json")
+    left = {}
+    for r in model["resources"]:
+        if r["kind"] == "sleep" and r["waiters"]:
+            left[r["waiters"][0]["task"]] = r.get("time_left_s")
+    wrong = []
+    for res in sc.truth["resources"]:
+        dur = res.get("duration_secs")
+        if res.get("kind") != "sleep" or not dur or len(res.get("waited_by", [])) != 1:
+            continue
+        tid = res["waited_by"][0]
+        got = left.get(tid)
+        if got is None or not (dur - 60 <= got <= dur):
+            wrong.append("task %s (%s): expected time left in [%d, %d] s, found %s"
+                         % (tid, res.get("name"), dur - 60, dur, got))
+    assert not wrong, "\n".join(wrong)
