@@ -33,6 +33,7 @@
 	X(RES_JOIN, "join")          \
 	X(RES_SLEEP, "sleep")        \
 	X(RES_BARRIER, "barrier")    \
+	X(RES_IO, "io")              \
 	X(RES_OTHER, "other")
 
 enum res_kind {
@@ -104,6 +105,7 @@ struct resource {
 	size_t join_task; /* index+1 */
 	uint64_t arc;     /* the ArcInner shared by the channel's ends, 0 */
 	uint64_t deadline_ns; /* sleep: CLOCK_MONOTONIC, 0 unknown */
+	int64_t fd;           /* io: the OS descriptor, -1 unknown */
 	uint64_t now_ns;      /* the runtime's timer clock, 0 unknown */
 	struct holder *holders;
 	size_t nholders;
@@ -173,6 +175,7 @@ static size_t get_res(struct graph *g, enum res_kind kind, uint64_t key,
 		return idx - 1;
 	}
 	struct resource r = {0};
+	r.fd = -1;
 	r.kind = kind;
 	r.key = key;
 	r.addr = addr;
@@ -342,6 +345,15 @@ static bool classify_prim(struct tscope_session *s, struct tval p,
 		*shared = chan;
 		return true;
 	}
+	if (starts(n, "tokio::net::") || starts(n, "tokio::io::poll_evented::") ||
+	    starts(n, "tokio::io::async_fd::AsyncFd<")) {
+		/* Sockets, pipes, AsyncFd: the OS signals them; never a
+		 * deadlock edge, but name the descriptor. */
+		*kind = RES_IO;
+		*side = SIDE_WAIT;
+		*key = p.addr;
+		return true;
+	}
 	if (starts(n, "tokio::sync::barrier::Barrier")) {
 		*kind = RES_BARRIER;
 		*side = SIDE_WAIT;
@@ -358,6 +370,21 @@ static bool classify_prim(struct tscope_session *s, struct tval p,
 }
 
 static void shared_state(struct tokio *tk, size_t ri, struct tval shared);
+
+/* The descriptor inside a tokio IO object (PollEvented -> mio -> std ->
+ * OwnedFd { fd }). */
+static void io_fd(struct tscope_session *s, struct tval obj, struct resource *r)
+{
+	struct tval fd;
+	uint64_t v;
+	/* Option<mio::...>: None is the fd -1 niche, so any variant will do. */
+	struct tscope_error *err = val_find_any_variant(s, obj, "fd", 12, &fd);
+	if (!err)
+		err = val_uint(s, fd, &v);
+	if (!err && (int32_t)v >= 0)
+		r->fd = (int32_t)v;
+	tscope_error_destroy(err);
+}
 
 static bool frame_local(struct tscope_session *s, const struct fframe *f,
 			const char *name, struct tval *ret)
@@ -437,6 +464,8 @@ static void identify_wait(struct tokio *tk, size_t ti)
 		size_t r = get_res(g, kind, key, p.addr, type_name_of(s, p.type));
 		if (r != SIZE_MAX && shared.type)
 			shared_state(tk, r, shared);
+		if (r != SIZE_MAX && kind == RES_IO)
+			io_fd(s, p, &g->res[r]);
 		set_wait(tk, ti, r, side, user);
 		return;
 	}
@@ -466,6 +495,29 @@ static void identify_wait(struct tokio *tk, size_t ti)
 						 "tokio::sync::notify::Notify"),
 				 SIDE_WAIT, user);
 		tscope_error_destroy(err);
+	} else if (starts(ln, "tokio::io::util::")) {
+		/* read()/write()/read_exact()...: a future holding &mut the
+		 * IO object. */
+		const struct ttype *lt;
+		if (type_strip(s->prog, v.type, &lt))
+			return;
+		for (size_t i = 0; i < lt->nmembers; i++) {
+			struct tval mv = {v.addr + lt->members[i].offset, lt->members[i].type};
+			const struct ttype *mt;
+			if (type_strip(s->prog, mv.type, &mt) ||
+			    (mt->tag != DW_TAG_pointer_type && mt->tag != DW_TAG_reference_type))
+				continue;
+			if (!deref_ptr(s, mv, &p))
+				continue;
+			const char *pn = type_name_of(s, p.type);
+			if (!starts(pn, "tokio::net::") && !starts(pn, "tokio::io::"))
+				continue;
+			size_t r = get_res(g, RES_IO, p.addr, p.addr, pn);
+			if (r != SIZE_MAX)
+				io_fd(s, p, &g->res[r]);
+			set_wait(tk, ti, r, SIDE_WAIT, user);
+			return;
+		}
 	} else if (starts(ln, "tokio::time::sleep::Sleep")) {
 		size_t r = get_res(g, RES_SLEEP, v.addr, v.addr, ln);
 		if (r != SIZE_MAX && member_addr(s, v, "deadline", &p)) {
@@ -1508,6 +1560,8 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 		}
 		if (r->has_tx)
 			sb_printf(o, ", \"senders\": %llu", (unsigned long long)r->tx_count);
+		if (r->fd >= 0)
+			sb_printf(o, ", \"fd\": %lld", (long long)r->fd);
 		if (r->deadline_ns) {
 			sb_printf(o, ", \"deadline_s\": %.3f", r->deadline_ns / 1e9);
 			if (r->now_ns)

@@ -28,6 +28,11 @@ struct tscope_error *val_member(struct tscope_session *s, struct tval v,
  * RefCell, Mutex, loom, ...) that change between versions. */
 struct tscope_error *val_find(struct tscope_session *s, struct tval v,
 			      const char *name, int depth, struct tval *ret);
+/* Like val_find(), but also looks inside every variant of enums: for
+ * fields whose value says itself whether it is valid (an fd of -1). */
+struct tscope_error *val_find_any_variant(struct tscope_session *s,
+					  struct tval v, const char *name,
+					  int depth, struct tval *ret);
 /* Active variant of the Rust enum @v: the variant's member value (typed by
  * the variant struct) and the variant's member descriptor. */
 struct tscope_error *val_variant(struct tscope_session *s, struct tval v,

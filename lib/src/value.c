@@ -35,8 +35,26 @@ struct tscope_error *val_member(struct tscope_session *s, struct tval v,
 	return NULL;
 }
 
+static struct tscope_error *find_impl(struct tscope_session *s, struct tval v,
+				      const char *name, int depth, bool all_variants,
+				      struct tval *ret);
+
 struct tscope_error *val_find(struct tscope_session *s, struct tval v,
 			      const char *name, int depth, struct tval *ret)
+{
+	return find_impl(s, v, name, depth, false, ret);
+}
+
+struct tscope_error *val_find_any_variant(struct tscope_session *s,
+					  struct tval v, const char *name,
+					  int depth, struct tval *ret)
+{
+	return find_impl(s, v, name, depth, true, ret);
+}
+
+static struct tscope_error *find_impl(struct tscope_session *s, struct tval v,
+				      const char *name, int depth, bool all_variants,
+				      struct tval *ret)
 {
 	struct tval queue[256];
 	int level[256];
@@ -70,9 +88,10 @@ struct tscope_error *val_find(struct tscope_session *s, struct tval v,
 		}
 		/* An enum with a single variant (tokio's time::Inner) has a
 		 * fixed layout: look inside it too. */
-		if (t->nvariants == 1 && tail < ARRAY_SIZE(queue)) {
-			queue[tail] = (struct tval){cur.addr + t->variants[0].member.offset,
-						    t->variants[0].member.type};
+		for (size_t i = 0; (t->nvariants == 1 || all_variants) &&
+				   i < t->nvariants && tail < ARRAY_SIZE(queue); i++) {
+			queue[tail] = (struct tval){cur.addr + t->variants[i].member.offset,
+						    t->variants[i].member.type};
 			level[tail++] = lv + 1;
 		}
 	}
