@@ -155,7 +155,7 @@ def thread_labeler():
     return label
 
 
-def block_on_futures(session, frames=True, locals=False):
+def block_on_futures(session, frames=True, locals=False, model=None):
     """Thread-bound pseudo-tasks: the future each thread drives in
     `Runtime::block_on` (`#[tokio::main]`'s body).  They are not tokio
     tasks, so only the stack knows them: the innermost `...block_on<F>`
@@ -163,8 +163,16 @@ def block_on_futures(session, frames=True, locals=False):
     out = []
     inf = gdb.selected_inferior()
     selected = gdb.selected_thread()
+    # Worker threads run inside a blocking task (current_task set): they
+    # never drive a block_on; skip unwinding them.
+    workers = set()
+    for t in (model or {}).get("threads", []):
+        if t.get("current_task") is not None and t.get("runtime") is not None:
+            workers.add(t["tid"])
     try:
         for th in inf.threads():
+            if th.ptid[1] in workers:
+                continue
             try:
                 th.switch()
                 f = gdb.newest_frame()
@@ -302,7 +310,7 @@ Works on core files and live processes (tokio 1.29+ with debug info).
         if args.limit:
             session.set_limits(args.limit)
         model = session.tasks()
-        model["block_on"] = block_on_futures(session, frames=False)
+        model["block_on"] = block_on_futures(session, frames=False, model=model)
         if args.state:
             model["tasks"] = [t for t in model["tasks"] if t.get("state") == args.state]
         if args.json:
@@ -402,7 +410,7 @@ Timeout, ...) are frames too, with one indented chain per branch.
         session = open_session()
         model = session.tasks(frames=True, locals=args.full)
         tasks = _select_tasks(model, args.which)
-        block_on = block_on_futures(session, locals=args.full) \
+        block_on = block_on_futures(session, locals=args.full, model=model) \
             if args.which in (None, "all") else []
         if args.json:
             doc = {"schema": model["schema"],

@@ -1,11 +1,13 @@
 """Human rendering of the taskscope/1 model (no gdb needed: the CLI uses it
 too)."""
 
+import functools
 import os
 
 STATE_ORDER = ["running", "notified", "idle", "cancelled", "complete"]
 
 
+@functools.lru_cache(maxsize=4096)
 def short_path(path):
     """Relative to the current directory when below it, else unchanged."""
     if not path:

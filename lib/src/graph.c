@@ -1478,6 +1478,10 @@ void graph_build(struct tokio *tk)
 		tk->tasks[i].waits_on = -1;
 	for (size_t i = 0; i < n; i++)
 		identify_wait(tk, i);
+	/* The task list only shows what each task waits on; holders, state
+	 * and diagnoses are for the graph. */
+	if (!(tk->flags & TSCOPE_JSON_GRAPH))
+		return;
 	for (size_t i = 0; i < n; i++) {
 		struct hold_ctx h = {tk, i, NULL, NULL};
 		future_each_local(s, &tk->tasks[i].chain, on_local, &h);
