@@ -115,6 +115,8 @@ def _declare(lib):
         "tscope_session_destroy": (None, [P]),
         "tscope_session_set_limits": (None, [P, ctypes.c_uint64]),
         "tscope_session_tasks_json": (P, [P, ctypes.c_uint, PP]),
+        "tscope_session_add_thread_future": (P, [P, ctypes.c_int, ctypes.c_uint64,
+                                                 ctypes.c_char_p]),
         "tscope_session_future_json": (P, [P, ctypes.c_uint64, ctypes.c_char_p,
                                            ctypes.c_uint, PP]),
     }
@@ -257,6 +259,12 @@ class Session:
         finally:
             library().tscope_free(out)
         return json.loads(text)
+
+    def add_thread_future(self, tid, addr, type_name):
+        """A future thread tid drives outside any task (block_on): decoded
+        as a pseudo-task ("block_on" in the model) and part of the graph."""
+        _check(library().tscope_session_add_thread_future(
+            self._h, tid, addr, type_name.encode()))
 
     def future(self, addr, type_name, locals=False):
         """Await chain of the future of type type_name at addr."""

@@ -136,7 +136,13 @@ def open_session():
         raise gdb.GdbError(
             "taskscope: no process or core file; load a core (`core FILE`), "
             "attach (`attach PID`) or `run` the program first")
-    return binding.Session(_program(exe), target)
+    session = binding.Session(_program(exe), target)
+    for tid, addr, tname in find_block_on_futures():
+        try:
+            session.add_thread_future(tid, addr, tname)
+        except binding.TaskscopeError:
+            pass  # a generic or unnamed future type: not decodable by name
+    return session
 
 
 def thread_labeler():
@@ -155,23 +161,20 @@ def thread_labeler():
     return label
 
 
-def block_on_futures(session, frames=True, locals=False, model=None):
-    """Thread-bound pseudo-tasks: the future each thread drives in
+def find_block_on_futures():
+    """Thread-bound futures: the future each thread drives in
     `Runtime::block_on` (`#[tokio::main]`'s body).  They are not tokio
     tasks, so only the stack knows them: the innermost `...block_on<F>`
-    frame holding `f`/`future` (a Pin<&mut F> or F)."""
+    frame holding `f`/`future` (a Pin<&mut F> or F).  Returns
+    [(lwp, address, type name)]."""
     out = []
     inf = gdb.selected_inferior()
     selected = gdb.selected_thread()
-    # Worker threads run inside a blocking task (current_task set): they
-    # never drive a block_on; skip unwinding them.
-    workers = set()
-    for t in (model or {}).get("threads", []):
-        if t.get("current_task") is not None and t.get("runtime") is not None:
-            workers.add(t["tid"])
     try:
         for th in inf.threads():
-            if th.ptid[1] in workers:
+            # tokio's workers ("tokio-runtime-worker") never drive a
+            # block_on: skip unwinding them.
+            if (th.name or "").startswith("tokio-runtime-w"):
                 continue
             try:
                 th.switch()
@@ -188,25 +191,7 @@ def block_on_futures(session, frames=True, locals=False, model=None):
                         # gdb prints C-style tags when the frame's language
                         # is not Rust: "struct app::main::{async_block_env#0}".
                         tname = re.sub(r"^(struct|union|enum) ", "", tname)
-                        try:
-                            doc = session.future(addr, tname, locals=locals)
-                        except binding.TaskscopeError as e:
-                            doc = {"frames": [], "error": str(e)}
-                        loc = None
-                        for fr in reversed(doc.get("frames", [])):
-                            if fr.get("line") is not None:
-                                loc = fr
-                                break
-                        entry = {"thread": th.ptid[1], "gdb_thread": th.num,
-                                 "future": tname, "future_address": "0x%x" % addr,
-                                 "function": name.split("<", 1)[0],
-                                 "location": None if loc is None else {
-                                     k: loc.get(k) for k in ("function", "file", "line", "state")}}
-                        if frames:
-                            entry["frames"] = doc.get("frames", [])
-                        if doc.get("error"):
-                            entry["error"] = doc["error"]
-                        out.append(entry)
+                        out.append((th.ptid[1], addr, tname))
                         break
                 try:
                     f = f.older()
@@ -310,7 +295,6 @@ Works on core files and live processes (tokio 1.29+ with debug info).
         if args.limit:
             session.set_limits(args.limit)
         model = session.tasks()
-        model["block_on"] = block_on_futures(session, frames=False, model=model)
         if args.state:
             model["tasks"] = [t for t in model["tasks"] if t.get("state") == args.state]
         if args.json:
@@ -410,8 +394,7 @@ Timeout, ...) are frames too, with one indented chain per branch.
         session = open_session()
         model = session.tasks(frames=True, locals=args.full)
         tasks = _select_tasks(model, args.which)
-        block_on = block_on_futures(session, locals=args.full, model=model) \
-            if args.which in (None, "all") else []
+        block_on = model.get("block_on", []) if args.which in (None, "all") else []
         if args.json:
             doc = {"schema": model["schema"],
                    "tasks": [{k: t.get(k) for k in ("id", "state", "future", "frames")}

@@ -213,6 +213,13 @@ def backtrace_lines(model, tasks, group=False, thread_label=None, local_fmt=None
     return out
 
 
+def who(ref):
+    """A holder/waiter reference: a task, or a thread's block_on future."""
+    if ref.get("task") is None and ref.get("thread") is not None:
+        return "thread %s (block_on)" % ref["thread"]
+    return "task %s" % ref.get("task")
+
+
 def resource_label(res):
     t = res.get("type") or res["kind"]
     return "%s %s@%s" % (res["kind"], shorten(t, 32), res["address"])
@@ -242,12 +249,12 @@ def graph_lines(model):
         for h in r.get("held_by", []):
             where = "taken at %s:%s" % (short_path(h["file"]), h["taken_line"]) \
                 if h.get("taken_line") else "live at %s:%s" % (short_path(h["file"]), h["line"])
-            out.append("      %-9s task %s (%s `%s`, %s)" % (
+            out.append("      %-9s %s (%s `%s`, %s)" % (
                 "can-wake" if h["how"] in ("sender", "receiver") else "held-by",
-                h["task"], h["how"], h.get("local"), where))
+                who(h), h["how"], h.get("local"), where))
         for w in r.get("waiters", []):
-            out.append("      %-9s task %s (%s at %s:%s)" % (
-                "waiter", w["task"], w["side"], short_path(w.get("file")), w.get("line")))
+            out.append("      %-9s %s (%s at %s:%s)" % (
+                "waiter", who(w), w["side"], short_path(w.get("file")), w.get("line")))
         for t in r.get("dormant_acquires", []):
             out.append("      dormant   task %s (owns an acquire it does not poll)" % t)
     if not out:
@@ -270,6 +277,11 @@ def graph_dot(model):
                                           os.path.basename(loc.get("file") or "?"), loc.get("line"))
         lines.append('  "task:%s" [shape=box, label="%s"%s];' % (
             t["id"], label, ", color=red, penwidth=2" if t["id"] in stuck else ""))
+    for b in model.get("block_on", []):
+        loc = b.get("location") or {}
+        lines.append('  "thread:%s" [shape=box, style=dashed, label="thread %s block_on\\n%s\\n%s:%s"];' % (
+            b["thread"], b["thread"], future_text(b),
+            os.path.basename(loc.get("file") or "?"), loc.get("line")))
     for r in model.get("resources", []):
         lines.append('  "resource:%d" [shape=ellipse, label="%s"];' % (
             r["index"], resource_label(r).replace('"', "'")))

@@ -211,6 +211,17 @@ tscope_session_tasks_json(struct tscope_session *session, unsigned flags,
 			  char **ret);
 
 /*
+ * Add a future a thread drives outside any task (Runtime::block_on, the
+ * body of #[tokio::main]): thread @tid, type @type_name (qualified DWARF
+ * name) at @addr.  It is decoded like a task ("block_on" in the JSON) and
+ * takes part in the waker graph: what it holds and waits for counts.
+ * The host finds it by unwinding (gdb does; a core alone has no unwinder).
+ */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_add_thread_future(struct tscope_session *session, int tid,
+				 uint64_t addr, const char *type_name);
+
+/*
  * Decode one future: the value of type @type_name (qualified DWARF name,
  * e.g. "app::main::{async_block_env#0}") at @addr, as {"frames": [...]}
  * (same frame objects as the task model).  For futures that are not tasks:

@@ -433,10 +433,60 @@ static void collect_task(struct tokio *tk, size_t rt, uint64_t hdr,
 	}
 }
 
+static void render_location_of(struct tokio *tk, const struct task_rec *t,
+			       struct strbuf *o)
+{
+	/* The root future's await point: the outermost async frame (the
+	 * root may be a Pin<Box<F>> wrapper for large futures). */
+	const struct fframe *loc = NULL;
+	for (size_t i = 0; i < t->chain.n && !loc; i++)
+		if (t->chain.frames[i].kind == FRAME_ASYNC && t->chain.frames[i].state)
+			loc = &t->chain.frames[i];
+	sb_puts(o, ", \"location\": ");
+	if (loc) {
+		sb_puts(o, "{\"function\": ");
+		sb_json_string(o, loc->function);
+		sb_puts(o, ", \"kind\": ");
+		sb_json_string(o, loc->kind_name);
+		sb_puts(o, ", \"file\": ");
+		sb_json_string(o, loc->file);
+		sb_printf(o, ", \"line\": %u, \"state\": ", loc->line);
+		sb_json_string(o, loc->state);
+		if (loc->await_index >= 0)
+			sb_printf(o, ", \"await_index\": %ld", loc->await_index);
+		sb_puts(o, "}");
+	} else {
+		sb_puts(o, "null");
+		if (t->has_future && !t->error) {
+			sb_puts(o, ", \"location_error\": ");
+			sb_json_string(o, t->chain.n && t->chain.frames[0].error
+						  ? t->chain.frames[0].error
+						  : "no async state machine in the future");
+		}
+	}
+}
+
 static void render_task(struct tokio *tk, const struct task_rec *t)
 {
 	struct tscope_session *s = tk->s;
 	struct strbuf *o = tk->out;
+	if (t->pseudo) {
+		sb_printf(o, "{\"thread\": %d, \"runtime\": %zu, \"state\": \"%s\", "
+			     "\"future\": ", t->thread, t->rt,
+			  t->state & 1 ? "running" : "blocked");
+		sb_json_string(o, type_name(s->prog, t->future.type));
+		sb_printf(o, ", \"future_address\": \"0x%llx\"",
+			  (unsigned long long)t->future.addr);
+		render_location_of(tk, t, o);
+		graph_render_task_wait(tk, t, o);
+		if (tk->flags & TSCOPE_JSON_FRAMES) {
+			sb_puts(o, ", \"frames\": ");
+			future_render_json(s, &t->chain,
+					   tk->flags & TSCOPE_JSON_LOCALS ? CHAIN_LOCALS : 0, o);
+		}
+		sb_puts(o, "}");
+		return;
+	}
 	if (t->has_id)
 		sb_printf(o, "{\"id\": %llu", (unsigned long long)t->id);
 	else
@@ -465,37 +515,10 @@ static void render_task(struct tokio *tk, const struct task_rec *t)
 		sb_puts(o, ", \"stage\": ");
 		sb_json_string(o, t->stage);
 	}
-	/* The root future's await point: the outermost async frame (the
-	 * root may be a Pin<Box<F>> wrapper for large futures). */
-	const struct fframe *loc = NULL;
-	for (size_t i = 0; i < t->chain.n && !loc; i++)
-		if (t->chain.frames[i].kind == FRAME_ASYNC && t->chain.frames[i].state)
-			loc = &t->chain.frames[i];
 	if (t->has_future)
 		sb_printf(o, ", \"future_address\": \"0x%llx\"",
 			  (unsigned long long)t->future.addr);
-	sb_puts(o, ", \"location\": ");
-	if (loc) {
-		sb_puts(o, "{\"function\": ");
-		sb_json_string(o, loc->function);
-		sb_puts(o, ", \"kind\": ");
-		sb_json_string(o, loc->kind_name);
-		sb_puts(o, ", \"file\": ");
-		sb_json_string(o, loc->file);
-		sb_printf(o, ", \"line\": %u, \"state\": ", loc->line);
-		sb_json_string(o, loc->state);
-		if (loc->await_index >= 0)
-			sb_printf(o, ", \"await_index\": %ld", loc->await_index);
-		sb_puts(o, "}");
-	} else {
-		sb_puts(o, "null");
-		if (t->has_future && !t->error) {
-			sb_puts(o, ", \"location_error\": ");
-			sb_json_string(o, t->chain.n && t->chain.frames[0].error
-						  ? t->chain.frames[0].error
-						  : "no async state machine in the future");
-		}
-	}
+	render_location_of(tk, t, o);
 	graph_render_task_wait(tk, t, o);
 	if (t->has_future && (tk->flags & TSCOPE_JSON_FRAMES)) {
 		sb_puts(o, ", \"frames\": ");
@@ -507,6 +530,35 @@ static void render_task(struct tokio *tk, const struct task_rec *t)
 		sb_json_string(o, t->error);
 	}
 	sb_puts(o, "}");
+}
+
+/* The block_on futures the host found: pseudo-tasks bound to a thread. */
+static void add_thread_futures(struct tokio *tk)
+{
+	struct tscope_session *s = tk->s;
+	for (size_t i = 0; i < s->nthread_futures; i++) {
+		const struct thread_future *f = &s->thread_futures[i];
+		uint64_t type;
+		if (!strmap_lookup(&s->prog->types, f->type_name, &type))
+			continue;
+		struct task_rec *t = task_push(tk);
+		if (!t)
+			return;
+		t->pseudo = true;
+		t->thread = f->tid;
+		for (size_t j = 0; j < tk->nthreads; j++)
+			if (tk->threads[j].tid == f->tid) {
+				if (tk->threads[j].runtime >= 0)
+					t->rt = (size_t)tk->threads[j].runtime;
+				/* Parked in a system call: blocked.  Otherwise it
+				 * may be running user code: not a graph member. */
+				if (!(tk->threads[j].has_syscall && tk->threads[j].syscall >= 0))
+					t->state = 1;
+			}
+		t->has_future = true;
+		t->future = (struct tval){f->addr, type};
+		future_decode(s, &tk->hooks, t->future, &t->chain);
+	}
 }
 
 /* Walk one intrusive list of task headers. */
@@ -809,13 +861,26 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 
 	for (size_t i = 0; i < tk->nrt; i++)
 		walk_runtime(tk, i);
+	add_thread_futures(tk);
 	graph_build(tk);
 	sb_puts(out, "\"tasks\": [");
+	size_t shown = 0;
 	for (size_t i = 0; i < tk->ntasks; i++) {
-		sb_puts(out, i ? ",\n  " : "\n  ");
+		if (tk->tasks[i].pseudo)
+			continue;
+		sb_puts(out, shown++ ? ",\n  " : "\n  ");
 		render_task(tk, &tk->tasks[i]);
 	}
-	sb_puts(out, tk->ntasks ? "\n],\n" : "],\n");
+	sb_puts(out, shown ? "\n],\n" : "],\n");
+	sb_puts(out, "\"block_on\": [");
+	shown = 0;
+	for (size_t i = 0; i < tk->ntasks; i++) {
+		if (!tk->tasks[i].pseudo)
+			continue;
+		sb_puts(out, shown++ ? ",\n  " : "\n  ");
+		render_task(tk, &tk->tasks[i]);
+	}
+	sb_puts(out, "],\n");
 	if (tk->flags & TSCOPE_JSON_GRAPH)
 		graph_render(tk, out);
 	sb_puts(out, "\"runtimes\": [");

@@ -79,6 +79,7 @@ struct task_rec {
 	struct fchain chain;
 	char *error;
 	int waits_on; /* index into graph resources, -1 */
+	bool pseudo;  /* a thread's block_on future, not a tokio task */
 };
 
 struct task_rec *task_push(struct tokio *tk);

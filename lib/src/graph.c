@@ -651,6 +651,24 @@ static void scan_value(struct hold_ctx *h, struct tval v, int depth)
 					  otx ? HOLD_SENDER : HOLD_RECEIVER, inner);
 		return;
 	}
+	/* A Vec of guards or channel ends (a fan-out keeping its senders). */
+	uint64_t data, len, et, esize;
+	if (depth < 3 && (starts(n, "alloc::vec::Vec<") || type_member(t, "data_ptr"))) {
+		if (!(err = val_elements(s, v, &data, &len, &et)) &&
+		    !(err = type_size(s, et, &esize)) && esize) {
+			if (len > 65536)
+				len = 65536; /* bounded: a corrupt length is not a walk */
+			const struct ttype *ett;
+			/* Only sequences of the types we look for are worth it. */
+			if (!type_strip(s->prog, et, &ett) && ett->name &&
+			    ett->tag == DW_TAG_structure_type &&
+			    (starts(ett->name, "tokio::sync::") || !starts(ett->name, "alloc::")))
+				for (uint64_t i = 0; i < len; i++)
+					scan_value(h, (struct tval){data + i * esize, et}, depth + 1);
+		}
+		tscope_error_destroy(err);
+		return;
+	}
 	/* Look inside plain structs and enums (a pipeline stage holding its
 	 * channel ends), not behind pointers: what a task owns. */
 	if (depth >= 3 || starts(n, "alloc::") || starts(n, "core::") ||
@@ -936,6 +954,47 @@ static void short_type(const char *tn, char *out, size_t n)
 		memmove(g, g + 13, strlen(g + 13) + 1);
 }
 
+/* "task 3 app::checkout", or for a thread's block_on future
+ * "thread 1234 (block_on app::main::{async_block#0})". */
+static void sb_who(struct strbuf *o, struct tokio *tk, size_t ti)
+{
+	const struct task_rec *t = &tk->tasks[ti];
+	if (t->pseudo)
+		sb_printf(o, "thread %d (block_on %s)", t->thread, task_fn(tk, ti));
+	else
+		sb_printf(o, "task %llu %s", (unsigned long long)t->id, task_fn(tk, ti));
+}
+
+/* Short form for cycles: "3", "thread 1234". */
+static void sb_who_short(struct strbuf *o, struct tokio *tk, size_t ti)
+{
+	const struct task_rec *t = &tk->tasks[ti];
+	if (t->pseudo)
+		sb_printf(o, "thread %d", t->thread);
+	else
+		sb_printf(o, "%llu", (unsigned long long)t->id);
+}
+
+/* JSON reference: "task": 3, or "task": null, "thread": 1234. */
+static void sb_who_json(struct strbuf *o, struct tokio *tk, size_t ti)
+{
+	const struct task_rec *t = &tk->tasks[ti];
+	if (t->pseudo)
+		sb_printf(o, "\"task\": null, \"thread\": %d", t->thread);
+	else
+		sb_printf(o, "\"task\": %llu", (unsigned long long)t->id);
+}
+
+/* Graph node name: "task:3" or "thread:1234". */
+static void sb_who_node(struct strbuf *o, struct tokio *tk, size_t ti)
+{
+	const struct task_rec *t = &tk->tasks[ti];
+	if (t->pseudo)
+		sb_printf(o, "thread:%d", t->thread);
+	else
+		sb_printf(o, "task:%llu", (unsigned long long)t->id);
+}
+
 static void describe_res(struct tokio *tk, struct resource *r, struct strbuf *o)
 {
 	char buf[512];
@@ -977,29 +1036,32 @@ static void narrate_cycle(struct tokio *tk, size_t *cyc, size_t n,
 		size_t ti = cyc[k], next = cyc[(k + 1) % n];
 		struct resource *r = &g->res[g->wait_res[ti] - 1];
 		struct waiter *w = &g->wait_at[ti];
-		sb_printf(o, "%stask %llu %s waits at %s:%u %s ", k ? "; " : "",
-			  (unsigned long long)tk->tasks[ti].id, task_fn(tk, ti),
-			  short_file(w->file), w->line, side_verbs[g->wait_side[ti]]);
+		if (k)
+			sb_puts(o, "; ");
+		sb_who(o, tk, ti);
+		sb_printf(o, " waits at %s:%u %s ", short_file(w->file), w->line,
+			  side_verbs[g->wait_side[ti]]);
 		describe_res(tk, r, o);
 		const struct holder *h = NULL;
 		for (size_t i = 0; i < r->nholders; i++)
 			if (r->holders[i].task == next)
 				h = &r->holders[i];
-		unsigned long long nid = tk->tasks[next].id;
 		if (r->kind == RES_JOIN) {
 			sb_printf(o, ", which cannot finish");
 		} else if (h && (h->how == HOLD_RECEIVER || h->how == HOLD_SENDER)) {
-			sb_printf(o, ", which only task %llu %s can %s (it holds the %s `%s`",
-				  nid, task_fn(tk, next),
+			sb_puts(o, ", which only ");
+			sb_who(o, tk, next);
+			sb_printf(o, " can %s (it holds the %s `%s`",
 				  h->how == HOLD_RECEIVER ? "drain" : "fill",
 				  side_names[h->how], h->local ? h->local : "?");
 		} else if (h) {
-			sb_printf(o, ", held by task %llu %s (%s `%s`", nid,
-				  task_fn(tk, next), side_names[h->how],
-				  h->local ? h->local : "?");
+			sb_puts(o, ", held by ");
+			sb_who(o, tk, next);
+			sb_printf(o, " (%s `%s`", side_names[h->how], h->local ? h->local : "?");
 		} else {
-			sb_printf(o, ", reserved by task %llu %s in a future it no "
-				     "longer polls", nid, task_fn(tk, next));
+			sb_puts(o, ", reserved by ");
+			sb_who(o, tk, next);
+			sb_puts(o, " in a future it no longer polls");
 		}
 		if (h && r->kind != RES_JOIN) {
 			if (h->taken_line)
@@ -1010,9 +1072,11 @@ static void narrate_cycle(struct tokio *tk, size_t *cyc, size_t n,
 		}
 	}
 	sb_puts(o, ". Cycle: ");
-	for (size_t k = 0; k <= n; k++)
-		sb_printf(o, "%s%llu", k ? " -> " : "",
-			  (unsigned long long)tk->tasks[cyc[k % n]].id);
+	for (size_t k = 0; k <= n; k++) {
+		if (k)
+			sb_puts(o, " -> ");
+		sb_who_short(o, tk, cyc[k % n]);
+	}
 	sb_puts(o, ".");
 }
 
@@ -1126,8 +1190,9 @@ static void find_deadlocks(struct tokio *tk)
 			member |= d->tasks[k] == i;
 		if (d && !member) {
 			PUSH(d->tasks, d->ntasks, i);
-			sb_printf(&d->text, " Task %llu %s waits at %s:%u behind it.",
-				  (unsigned long long)tk->tasks[i].id, task_fn(tk, i),
+			sb_puts(&d->text, " ");
+			sb_who(&d->text, tk, i);
+			sb_printf(&d->text, " waits at %s:%u behind it.",
 				  short_file(g->wait_at[i].file), g->wait_at[i].line);
 		}
 	}
@@ -1159,8 +1224,8 @@ static void find_futurelocks(struct tokio *tk)
 				return;
 			PUSH(d->tasks, d->ntasks, ti);
 			PUSH(d->res, d->nres, ri);
-			sb_printf(&d->text, "task %llu %s owns a future that %s ",
-				  (unsigned long long)tk->tasks[ti].id, task_fn(tk, ti),
+			sb_who(&d->text, tk, ti);
+			sb_printf(&d->text, " owns a future that %s ",
 				  r->dormant_assigned ? "was granted" : "is queued for");
 			describe_res(tk, r, &d->text);
 			if (r->dormant_local && r->dormant_line)
@@ -1177,10 +1242,11 @@ static void find_futurelocks(struct tokio *tk)
 				size_t wt = r->waiters[w].task;
 				if (wt != ti)
 					PUSH(d->tasks, d->ntasks, wt);
-				sb_printf(&d->text, "%stask %llu %s waits for it at %s:%u",
-					  w ? ", " : "", (unsigned long long)tk->tasks[wt].id,
-					  task_fn(tk, wt), short_file(r->waiters[w].file),
-					  r->waiters[w].line);
+				if (w)
+					sb_puts(&d->text, ", ");
+				sb_who(&d->text, tk, wt);
+				sb_printf(&d->text, " waits for it at %s:%u",
+					  short_file(r->waiters[w].file), r->waiters[w].line);
 			}
 			sb_puts(&d->text, ".");
 		}
@@ -1218,7 +1284,7 @@ static void find_blocked_workers(struct tokio *tk)
 	struct tscope_program *prog = tk->s->prog;
 	for (size_t i = 0; i < tk->ntasks; i++) {
 		struct task_rec *t = &tk->tasks[i];
-		if (!(t->state & 1) || (t->state & 2) || !t->thread)
+		if (!(t->state & 1) || (t->state & 2) || !t->thread || t->pseudo)
 			continue;
 		const struct thread_info *thr = NULL;
 		for (size_t j = 0; j < tk->nthreads; j++)
@@ -1271,6 +1337,8 @@ static void find_blocked_workers(struct tokio *tk)
 	 * started).  A hog that yielded earlier and then spins is missed. */
 	size_t notified = 0, running = 0, hogs = 0, workers = 0;
 	for (size_t i = 0; i < tk->ntasks; i++) {
+		if (tk->tasks[i].pseudo)
+			continue;
 		if ((tk->tasks[i].state & 0x7) == 0x4)
 			notified++;
 		if (tk->tasks[i].state & 1) {
@@ -1292,7 +1360,7 @@ static void find_blocked_workers(struct tokio *tk)
 		if (!d)
 			return;
 		for (size_t i = 0; i < tk->ntasks; i++)
-			if (tk->tasks[i].state & 1)
+			if ((tk->tasks[i].state & 1) && !tk->tasks[i].pseudo)
 				PUSH(d->tasks, d->ntasks, i);
 		for (size_t k = 0; k < d->ntasks; k++)
 			sb_printf(&d->text, "%stask %llu %s", k ? ", " : "",
@@ -1378,10 +1446,10 @@ static void find_lost_wakeups(struct tokio *tk)
 				break;
 			PUSH(d->tasks, d->ntasks, ti);
 			PUSH(d->res, d->nres, g->wait_res[ti] - 1);
-			sb_printf(&d->text, "task %llu %s waits at %s:%u on a Notify@0x%llx "
+			sb_who(&d->text, tk, ti);
+			sb_printf(&d->text, " waits at %s:%u on a Notify@0x%llx "
 					    "that lives inside its own future: nothing else can "
 					    "reach it to notify it",
-				  (unsigned long long)tk->tasks[ti].id, task_fn(tk, ti),
 				  short_file(g->wait_at[ti].file), g->wait_at[ti].line,
 				  (unsigned long long)r->addr);
 			continue;
@@ -1431,8 +1499,8 @@ static void find_lost_wakeups(struct tokio *tk)
 				break;
 			PUSH(d->tasks, d->ntasks, ti);
 			PUSH(d->res, d->nres, g->wait_res[ti] - 1);
-			sb_printf(&d->text, "task %llu %s waits at %s:%u to receive from ",
-				  (unsigned long long)tk->tasks[ti].id, task_fn(tk, ti),
+			sb_who(&d->text, tk, ti);
+			sb_printf(&d->text, " waits at %s:%u to receive from ",
 				  short_file(g->wait_at[ti].file), g->wait_at[ti].line);
 			describe_res(tk, r, &d->text);
 			sb_puts(&d->text, ", whose sending side no task holds and nothing "
@@ -1526,13 +1594,37 @@ void graph_render_task_wait(struct tokio *tk, const struct task_rec *t,
 	sb_puts(o, "}");
 }
 
+/* Task ids of @ids (thread-bound futures are listed by render_threads). */
 static void render_task_ids(struct tokio *tk, const size_t *ids, size_t n,
 			    struct strbuf *o)
 {
 	sb_puts(o, "[");
-	for (size_t i = 0; i < n; i++)
-		sb_printf(o, "%s%llu", i ? ", " : "",
+	bool first = true;
+	for (size_t i = 0; i < n; i++) {
+		if (tk->tasks[ids[i]].pseudo)
+			continue;
+		sb_printf(o, "%s%llu", first ? "" : ", ",
 			  (unsigned long long)tk->tasks[ids[i]].id);
+		first = false;
+	}
+	sb_puts(o, "]");
+}
+
+static void render_threads(struct tokio *tk, const size_t *ids, size_t n,
+			   struct strbuf *o)
+{
+	bool any = false;
+	for (size_t i = 0; i < n; i++)
+		any |= tk->tasks[ids[i]].pseudo;
+	if (!any)
+		return;
+	sb_puts(o, ", \"threads\": [");
+	bool first = true;
+	for (size_t i = 0; i < n; i++)
+		if (tk->tasks[ids[i]].pseudo) {
+			sb_printf(o, "%s%d", first ? "" : ", ", tk->tasks[ids[i]].thread);
+			first = false;
+		}
 	sb_puts(o, "]");
 }
 
@@ -1575,9 +1667,9 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 		sb_puts(o, ", \"held_by\": [");
 		for (size_t i = 0; i < r->nholders; i++) {
 			struct holder *h = &r->holders[i];
-			sb_printf(o, "%s{\"task\": %llu, \"how\": \"%s\", \"local\": ",
-				  i ? ", " : "", (unsigned long long)tk->tasks[h->task].id,
-				  side_names[h->how]);
+			sb_puts(o, i ? ", {" : "{");
+			sb_who_json(o, tk, h->task);
+			sb_printf(o, ", \"how\": \"%s\", \"local\": ", side_names[h->how]);
 			sb_json_string(o, h->local);
 			sb_puts(o, ", \"function\": ");
 			sb_json_string(o, h->function);
@@ -1591,9 +1683,9 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 		sb_puts(o, "], \"waiters\": [");
 		for (size_t i = 0; i < r->nwaiters; i++) {
 			struct waiter *w = &r->waiters[i];
-			sb_printf(o, "%s{\"task\": %llu, \"side\": \"%s\", \"file\": ",
-				  i ? ", " : "", (unsigned long long)tk->tasks[w->task].id,
-				  side_names[w->side]);
+			sb_puts(o, i ? ", {" : "{");
+			sb_who_json(o, tk, w->task);
+			sb_printf(o, ", \"side\": \"%s\", \"file\": ", side_names[w->side]);
 			sb_json_string(o, w->file);
 			sb_printf(o, ", \"line\": %u}", w->line);
 		}
@@ -1609,20 +1701,22 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 	for (size_t ri = 0; ri < g->nres; ri++) {
 		struct resource *r = &g->res[ri];
 		for (size_t i = 0; i < r->nwaiters; i++) {
-			sb_printf(o, "%s\n  {\"kind\": \"%s\", \"from\": \"task:%llu\", \"to\": \"resource:%zu\"}",
-				  first ? "" : ",", r->kind == RES_JOIN ? "joins" : "waits-on",
-				  (unsigned long long)tk->tasks[r->waiters[i].task].id, ri);
+			sb_printf(o, "%s\n  {\"kind\": \"%s\", \"from\": \"",
+				  first ? "" : ",", r->kind == RES_JOIN ? "joins" : "waits-on");
+			sb_who_node(o, tk, r->waiters[i].task);
+			sb_printf(o, "\", \"to\": \"resource:%zu\"}", ri);
 			first = false;
 		}
 		for (size_t i = 0; i < r->nholders; i++) {
 			enum side how = r->holders[i].how;
 			/* The receiver of a channel can wake its senders, a sender
 			 * its receivers; guards and permits are held. */
-			sb_printf(o, "%s\n  {\"kind\": \"%s\", \"from\": \"resource:%zu\", \"to\": \"task:%llu\", \"how\": \"%s\"}",
+			sb_printf(o, "%s\n  {\"kind\": \"%s\", \"from\": \"resource:%zu\", \"to\": \"",
 				  first ? "" : ",",
 				  how == HOLD_SENDER || how == HOLD_RECEIVER ? "can-wake" : "held-by",
-				  ri, (unsigned long long)tk->tasks[r->holders[i].task].id,
-				  side_names[how]);
+				  ri);
+			sb_who_node(o, tk, r->holders[i].task);
+			sb_printf(o, "\", \"how\": \"%s\"}", side_names[how]);
 			first = false;
 		}
 		if (r->kind == RES_JOIN && r->join_task) {
@@ -1637,6 +1731,7 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 		struct diag *d = &g->diags[i];
 		sb_printf(o, "%s\n  {\"kind\": \"%s\", \"tasks\": ", i ? "," : "", d->kind);
 		render_task_ids(tk, d->tasks, d->ntasks, o);
+		render_threads(tk, d->tasks, d->ntasks, o);
 		sb_puts(o, ", \"resources\": [");
 		for (size_t k = 0; k < d->nres; k++)
 			sb_printf(o, "%s%zu", k ? ", " : "", d->res[k]);

@@ -152,10 +152,36 @@ tscope_session_create(struct tscope_program *prog,
 	return NULL;
 }
 
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_add_thread_future(struct tscope_session *s, int tid,
+				 uint64_t addr, const char *type_name)
+{
+	uint64_t type;
+	struct tscope_error *err = tscope_program_find_type(s->prog, type_name, &type);
+	if (err)
+		return err;
+	struct thread_future *f = realloc(s->thread_futures,
+					  (s->nthread_futures + 1) * sizeof(*f));
+	if (!f)
+		return &tscope_error_nomem;
+	s->thread_futures = f;
+	f = &s->thread_futures[s->nthread_futures];
+	f->type_name = strdup(type_name);
+	if (!f->type_name)
+		return &tscope_error_nomem;
+	f->tid = tid;
+	f->addr = addr;
+	s->nthread_futures++;
+	return NULL;
+}
+
 TSCOPE_PUBLIC void tscope_session_destroy(struct tscope_session *s)
 {
 	if (!s)
 		return;
+	for (size_t i = 0; i < s->nthread_futures; i++)
+		free(s->thread_futures[i].type_name);
+	free(s->thread_futures);
 	free(s->warning);
 	free(s);
 }

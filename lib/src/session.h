@@ -12,6 +12,12 @@ struct tscope_session {
 	char core_build_id[129];
 	uint64_t max_tasks;
 	char *warning; /* e.g. build-id could not be verified */
+	struct thread_future {
+		int tid;
+		uint64_t addr;
+		char *type_name;
+	} *thread_futures; /* block_on futures the host found on stacks */
+	size_t nthread_futures;
 };
 
 /* A typed location in the target: address + DIE offset of its type. */
@@ -45,6 +51,11 @@ struct tscope_error *val_deref(struct tscope_session *s, struct tval v,
  * of one integer (NonZeroU64, Id, AtomicUsize...) are read through. */
 struct tscope_error *val_uint(struct tscope_session *s, struct tval v,
 			      uint64_t *ret);
+/* Elements of a Vec<T> or a slice (&[T], Box<[T]>): address of the first,
+ * count, element type. */
+struct tscope_error *val_elements(struct tscope_session *s, struct tval v,
+				  uint64_t *data_ret, uint64_t *len_ret,
+				  uint64_t *elem_type_ret);
 /* Size of @type in bytes. */
 struct tscope_error *type_size(struct tscope_session *s, uint64_t type,
 			       uint64_t *ret);

@@ -225,3 +225,44 @@ struct tscope_error *val_deref(struct tscope_session *s, struct tval v,
 	return tscope_error_create(TSCOPE_ERROR_UNSUPPORTED,
 				   "pointer wrapper nested too deep");
 }
+
+struct tscope_error *val_elements(struct tscope_session *s, struct tval v,
+				  uint64_t *data_ret, uint64_t *len_ret,
+				  uint64_t *elem_type_ret)
+{
+	const struct ttype *t;
+	struct tscope_error *err = type_strip(s->prog, v.type, &t);
+	if (err)
+		return err;
+	struct tval m, p;
+	if (t->name && strncmp(t->name, "alloc::vec::Vec<", 16) == 0) {
+		/* Vec<T> { buf: RawVec { inner: RawVecInner { ptr, cap } }, len } */
+		const struct tparam *T = type_tparam(t, "T");
+		if (!T)
+			return tscope_error_create(TSCOPE_ERROR_UNSUPPORTED,
+						   "%s has no parameter T", t->name);
+		if ((err = val_member(s, v, "len", &m)) || (err = val_uint(s, m, len_ret)))
+			return err;
+		if ((err = val_member(s, v, "buf", &m)) ||
+		    (err = val_find(s, m, "ptr", 3, &p)) ||
+		    (err = val_uint(s, p, data_ret)))
+			return err;
+		*elem_type_ret = T->type;
+		return NULL;
+	}
+	const struct tmember *dp = type_member(t, "data_ptr");
+	const struct tmember *ln = type_member(t, "length");
+	if (dp && ln) {
+		/* &[T], Box<[T]>: a fat pointer { data_ptr, length } */
+		const struct ttype *pt;
+		if ((err = type_strip(s->prog, dp->type, &pt)))
+			return err;
+		if ((err = tscope_target_read(s->target, v.addr + dp->offset, data_ret, 8)) ||
+		    (err = tscope_target_read(s->target, v.addr + ln->offset, len_ret, 8)))
+			return err;
+		*elem_type_ret = pt->target;
+		return NULL;
+	}
+	return tscope_error_create(TSCOPE_ERROR_UNSUPPORTED, "%s is not a sequence",
+				   t->name ? t->name : "type");
+}

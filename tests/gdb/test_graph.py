@@ -301,7 +301,7 @@ def test_graph_dot_is_dot_with_every_task(scenarios, name):
     lines = text.strip().splitlines()
     assert lines[0] == "digraph taskscope {" and lines[-1] == "}", (lines[:3], lines[-3:])
     assert text.count("{") == text.count("}"), "unbalanced braces"
-    nodes = set(re.findall(r'^\s+"((?:task|resource):\d+)" \[', text, re.M))
+    nodes = set(re.findall(r'^\s+"((?:task|resource|thread):\d+)" \[', text, re.M))
     ids = {t["id"] for t in sc.truth["tasks"]}
     missing = sorted(ids - {int(n.split(":")[1]) for n in nodes if n.startswith("task:")})
     assert not missing, "task nodes missing: %s" % missing[:20]
@@ -398,3 +398,20 @@ def test_sleep_deadlines_match_the_durations_the_program_chose(scenarios):
             wrong.append("task %s (%s): expected time left in [%d, %d] s, found %s"
                          % (tid, res.get("name"), dur - 60, dur, got))
     assert not wrong, "\n".join(wrong)
+
+
+def test_block_on_future_holds_the_senders_main_keeps(scenarios):
+    """many_idle: main's #[tokio::main] future keeps every oneshot Sender in a
+    Vec; in gdb the block_on future is a thread-bound pseudo-task of the
+    graph, so each channel's sending side is held by the main thread (the
+    process id), and no lost wakeup is reported."""
+    sc = scenarios("many_idle")
+    model = helpers.gdb_json(sc.exe, sc.core, "async graph --json")
+    main = sc.truth["pid"]
+    assert [b["thread"] for b in model["block_on"]] == [main], model["block_on"]
+    oneshots = [r for r in model["resources"] if r["kind"] == "oneshot"]
+    assert len(oneshots) == len(sc.truth["tasks"]), len(oneshots)
+    unheld = [r["address"] for r in oneshots
+              if not any(h.get("thread") == main and h["how"] == "sender" for h in r["held_by"])]
+    assert not unheld, "%d channels without main as sender, e.g. %s" % (len(unheld), unheld[:3])
+    assert not [d for d in model["diagnoses"] if d["kind"] == "lost-wakeup"], model["diagnoses"]
