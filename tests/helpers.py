@@ -24,6 +24,7 @@ TOKIO_SCENARIOS = [
     "mutex_deadlock_release",
     # await chains (issue 3)
     "chains",
+    "combinators",
     "chains_release",
     "panicked",
     # waker graph and diagnoses (issue 4)

@@ -156,6 +156,8 @@ struct owned {
 	const char *state[MAX_BRANCHES]; /* NULL, "done", "gone" */
 	size_t n;
 	bool more;
+	bool has_count;
+	uint64_t count; /* children of a set (JoinSet, FuturesUnordered) */
 };
 
 static void add_owned(struct owned *out, struct tval v, const char *state)
@@ -167,6 +169,9 @@ static void add_owned(struct owned *out, struct tval v, const char *state)
 		out->more = true;
 	}
 }
+
+static bool collect_set(struct decoder *d, const struct ttype *t, struct tval v,
+			struct owned *out);
 
 /* The futures a combinator owns: members that are futures, found through
  * nested structs, the active variant of enums (MaybeDone, Option, Either)
@@ -213,10 +218,114 @@ static void collect_owned(struct decoder *d, struct tval v, int depth,
 	}
 	if (t->tag != DW_TAG_structure_type)
 		return;
+	if (collect_set(d, t, v, out))
+		return;
+	/* Vec<F>, Box<[F]>, &mut [F] (join_all): each element. */
+	uint64_t data, len, et, esize;
+	if ((starts(t->name, "alloc::vec::Vec<") || type_member(t, "data_ptr")) &&
+	    !(err = val_elements(d->s, v, &data, &len, &et)) &&
+	    !(err = type_size(d->s, et, &esize)) && esize) {
+		for (uint64_t i = 0; i < len && i <= MAX_BRANCHES; i++)
+			collect_owned(d, (struct tval){data + i * esize, et}, depth + 1, out);
+		return;
+	}
+	tscope_error_destroy(err);
 	for (size_t i = 0; i < t->nmembers; i++)
 		collect_owned(d, (struct tval){v.addr + t->members[i].offset,
 					       t->members[i].type},
 			      depth + 1, out);
+}
+
+static void collect_owned(struct decoder *d, struct tval v, int depth,
+			  struct owned *out);
+
+/* Walk an intrusive list of nodes from the pointer at @head, following the
+ * member @next of each node (any pointer newtype), giving each node to
+ * @visit; bounded, cycle-safe. */
+static void walk_nodes(struct decoder *d, struct tval head, const char *next,
+		       void (*visit)(struct decoder *, struct tval, struct owned *),
+		       struct owned *out)
+{
+	struct tval node;
+	struct u64map seen;
+	u64map_init(&seen);
+	struct tscope_error *err = val_deref(d->s, head, &node);
+	for (int i = 0; !err && i < 4096 && node.addr; i++) {
+		if (u64map_get(&seen, node.addr, NULL))
+			break;
+		u64map_put(&seen, node.addr, 1);
+		visit(d, node, out);
+		struct tval nx;
+		if ((err = val_find(d->s, node, next, 4, &nx)))
+			break;
+		err = val_deref(d->s, nx, &node);
+	}
+	tscope_error_destroy(err); /* a null next ends the list */
+	u64map_free(&seen);
+}
+
+/* FuturesUnordered's Task<Fut> { future: UnsafeCell<Option<Fut>>, .. } */
+static void visit_unordered(struct decoder *d, struct tval task, struct owned *out)
+{
+	struct tval fut;
+	struct tscope_error *err = val_find(d->s, task, "future", 2, &fut);
+	if (err) {
+		tscope_error_destroy(err);
+		return;
+	}
+	collect_owned(d, fut, 1, out);
+}
+
+/* JoinSet's ListEntry { value: UnsafeCell<ManuallyDrop<JoinHandle>>, .. } */
+static void visit_joinset(struct decoder *d, struct tval entry, struct owned *out)
+{
+	struct tval v;
+	struct tscope_error *err = val_find(d->s, entry, "value", 2, &v);
+	if (err) {
+		tscope_error_destroy(err);
+		return;
+	}
+	collect_owned(d, v, 1, out);
+}
+
+/* Sets of futures and tasks: the children are in heap lists. */
+static bool collect_set(struct decoder *d, const struct ttype *t, struct tval v,
+			struct owned *out)
+{
+	struct tscope_session *s = d->s;
+	struct tval m, x;
+	uint64_t n;
+	if (starts(t->name, "futures_util::stream::futures_unordered::FuturesUnordered<")) {
+		if (val_find(s, v, "head_all", 1, &m) == NULL) {
+			walk_nodes(d, m, "next_all", visit_unordered, out);
+			/* The head's len_all counts every task of the set. */
+			struct tval head;
+			if (!val_deref(s, m, &head) && !val_find(s, head, "len_all", 2, &x) &&
+			    !val_uint(s, x, &n)) {
+				out->has_count = true;
+				out->count = n;
+			}
+		}
+		return true;
+	}
+	if (starts(t->name, "tokio::task::join_set::JoinSet<")) {
+		struct tval lists, inner, l;
+		if (!val_find(s, v, "length", 3, &x) && !val_uint(s, x, &n)) {
+			out->has_count = true;
+			out->count = n;
+		}
+		/* IdleNotifiedSet { lists: Arc<Lists{ inner: Mutex<ListsInner{
+		 * notified, idle }> }> }: both lists hold the JoinHandles. */
+		if (!val_find(s, v, "lists", 3, &lists) && !val_deref(s, lists, &inner)) {
+			const char *names[] = {"notified", "idle"};
+			for (int k = 0; k < 2; k++)
+				if (!val_find(s, inner, names[k], 6, &l) &&
+				    !val_find(s, l, "head", 2, &m))
+					walk_nodes(d, m, "next", visit_joinset, out);
+		}
+		return true;
+	}
+	return false;
 }
 
 static void decode_chain(struct decoder *d, struct tval v, int depth,
@@ -372,8 +481,11 @@ static void decode_chain(struct decoder *d, struct tval v, int depth,
 		collect_owned(d, v, 0, &ow);
 		if (ow.n == 0) {
 			f = push_frame(c, FRAME_LEAF, "leaf", t->name, v);
-			if (f)
+			if (f) {
 				f->size = t->size;
+				f->has_children = ow.has_count;
+				f->children = ow.count;
+			}
 			return;
 		}
 		if (starts(t->name, "tokio::time::timeout::Timeout<")) {
@@ -388,7 +500,9 @@ static void decode_chain(struct decoder *d, struct tval v, int depth,
 		f = push_frame(c, FRAME_COMBINATOR, "combinator", t->name, v);
 		if (!f)
 			return;
-		if (ow.n == 1 && !ow.state[0]) {
+		f->has_children = ow.has_count;
+		f->children = ow.count;
+		if (ow.n == 1 && !ow.state[0] && !ow.has_count) {
 			v = ow.v[0];
 			continue;
 		}
@@ -540,6 +654,8 @@ static void render_frame(struct tscope_session *s, const struct fframe *f,
 	}
 	if (f->kind == FRAME_LEAF)
 		sb_printf(o, ", \"size\": %llu", (unsigned long long)f->size);
+	if (f->has_children)
+		sb_printf(o, ", \"children\": %llu", (unsigned long long)f->children);
 	if (f->nbranches) {
 		sb_puts(o, ", \"branches\": [");
 		for (size_t i = 0; i < f->nbranches; i++) {

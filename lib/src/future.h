@@ -45,7 +45,9 @@ struct fframe {
 	uint64_t join_id, join_hdr, join_state;
 	/* FRAME_LEAF */
 	uint64_t size;
-	/* FRAME_COMBINATOR */
+	/* FRAME_COMBINATOR (and leaves that are sets) */
+	bool has_children;
+	uint64_t children; /* JoinSet / FuturesUnordered size */
 	struct fchain *branches;
 	size_t nbranches;
 	bool branches_truncated;

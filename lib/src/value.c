@@ -218,6 +218,20 @@ struct tscope_error *val_deref(struct tscope_session *s, struct tval v,
 			v.type = t->members[0].type;
 			continue;
 		}
+		if (t->has_variants) {
+			/* Option<NonNull<T>> (list links): None is null. */
+			const struct tmember *m;
+			struct tval pv;
+			if ((err = val_variant(s, v, &m, &pv)))
+				return err;
+			if (!m->name || strcmp(m->name, "Some") != 0)
+				return tscope_error_create(TSCOPE_ERROR_FAULT,
+							   "null pointer (None) at 0x%llx",
+							   (unsigned long long)v.addr);
+			if ((err = val_member(s, pv, "__0", &v)))
+				return err;
+			continue;
+		}
 		return tscope_error_create(TSCOPE_ERROR_UNSUPPORTED,
 					   "%s is not a pointer",
 					   t->name ? t->name : "type");
