@@ -82,22 +82,32 @@ def _elf_entry(path):
     return struct.unpack_from("<Q", head, 24)[0]
 
 
+def _gdb_reader_target(inf):
+    """Memory through gdb itself (remote targets, gdbserver): the C library
+    calls back into inferior.read_memory, page by page, with its cache."""
+    def read(addr, length):
+        try:
+            return bytes(inf.read_memory(addr, length))
+        except gdb.MemoryError:
+            return None
+    target = binding.Target.callback(read)
+    auxv = gdb.execute("info auxv", to_string=True)
+    m = re.search(r"AT_ENTRY\s.*?(0x[0-9a-f]+)", auxv)
+    if m:
+        target.set_exe_bias(int(m.group(1), 16) - _elf_entry(_exe_path()))
+    return target
+
+
 def _live_target(inf):
     """A live process: /proc/PID/mem, or gdb's own reader as a fallback
-    (remote targets); registers from gdb either way."""
+    (remote targets; forced with TASKSCOPE_READER=gdb); registers from gdb
+    either way."""
     try:
+        if os.environ.get("TASKSCOPE_READER") == "gdb":
+            raise binding.TaskscopeError(3, "gdb reader requested")
         target = binding.Target.pid(inf.pid)
     except binding.TaskscopeError:
-        def read(addr, length):
-            try:
-                return bytes(inf.read_memory(addr, length))
-            except gdb.MemoryError:
-                return None
-        target = binding.Target.callback(read)
-        auxv = gdb.execute("info auxv", to_string=True)
-        m = re.search(r"AT_ENTRY\s.*?(0x[0-9a-f]+)", auxv)
-        if m:
-            target.set_exe_bias(int(m.group(1), 16) - _elf_entry(_exe_path()))
+        target = _gdb_reader_target(inf)
     selected = gdb.selected_thread()
     try:
         for th in inf.threads():

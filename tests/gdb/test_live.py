@@ -115,3 +115,16 @@ def test_live_process_survives_the_attach(live):
     assert state not in ("Z", "T", "t"), (
         "process %d is in state %r after gdb detached (expected running or "
         "sleeping)" % (pid, state))
+
+
+def test_live_process_through_gdbs_own_memory_reader(live, monkeypatch):
+    """TASKSCOPE_READER=gdb makes the library read memory through the host
+    callback (gdb's inferior.read_memory, as for a gdbserver target) instead
+    of /proc/PID/mem: the same tasks at the same lines."""
+    sc, pid, truth = live
+    monkeypatch.setenv("TASKSCOPE_READER", "gdb")
+    model = helpers.gdb_json(None, None, pid=pid)
+    assert model["target"] == "debugger target", model["target"]
+    found = {t["id"]: (t.get("location") or {}).get("line") for t in model["tasks"]}
+    expected = {t["id"]: t["chain"][0]["line"] for t in truth["tasks"]}
+    assert found == expected, "expected %s, found %s" % (expected, found)
