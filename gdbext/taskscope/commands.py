@@ -293,9 +293,9 @@ Works on core files and live processes (tokio 1.29+ with debug info).
   --limit N       stop walking task lists after N tasks"""
 
     parser = _ArgParser(prog="info async-tasks", add_help=True)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--state")
-    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print the taskscope/1 JSON document")
+    parser.add_argument("--state", help="only tasks in this state (idle, notified, running, cancelled, complete)")
+    parser.add_argument("--limit", type=int, default=0, help="stop walking task lists after N tasks")
 
     def __init__(self):
         super().__init__("info async-tasks", gdb.COMMAND_STATUS)
@@ -320,7 +320,9 @@ Works on core files and live processes (tokio 1.29+ with debug info).
 class AsyncPrefix(gdb.Command):
     """Inspect the async tasks of a Rust program (taskscope).
 
-Subcommands: async backtrace (bt), async task.  See also: info async-tasks."""
+Subcommands: backtrace (bt), task, graph, waiters, diagnose.
+See also: info async-tasks, the $async_future(ID[, LEVEL]) function, and
+`set taskscope-debug on` for tracebacks of internal errors."""
 
     def __init__(self):
         super().__init__("async", gdb.COMMAND_STACK, gdb.COMPLETE_COMMAND, prefix=True)
@@ -392,10 +394,10 @@ Timeout, ...) are frames too, with one indented chain per branch.
   --json    print {"schema", "tasks": [{"id", "future", "frames": [...]}]}"""
 
     parser = _ArgParser(prog="async backtrace", add_help=True)
-    parser.add_argument("which", nargs="?", default="all")
-    parser.add_argument("--full", action="store_true")
-    parser.add_argument("--group", action="store_true")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("which", nargs="?", default="all", help="a task id, or all (default)")
+    parser.add_argument("--full", action="store_true", help="show the locals live across each await")
+    parser.add_argument("--group", action="store_true", help="coalesce tasks with identical chains")
+    parser.add_argument("--json", action="store_true", help="print the taskscope/1 JSON document")
 
     def __init__(self, name="async backtrace"):
         super().__init__(name, gdb.COMMAND_STACK)
