@@ -25,6 +25,7 @@ TOKIO_SCENARIOS = [
     # await chains (issue 3)
     "chains",
     "combinators",
+    "sync_holder",
     "chains_release",
     "panicked",
     # waker graph and diagnoses (issue 4)

@@ -117,6 +117,10 @@ def _declare(lib):
         "tscope_session_tasks_json": (P, [P, ctypes.c_uint, PP]),
         "tscope_session_add_thread_future": (P, [P, ctypes.c_int, ctypes.c_uint64,
                                                  ctypes.c_char_p]),
+        "tscope_session_add_thread_value": (P, [P, ctypes.c_int, ctypes.c_uint64,
+                                                ctypes.c_char_p, ctypes.c_char_p,
+                                                ctypes.c_char_p, ctypes.c_char_p,
+                                                ctypes.c_uint32, ctypes.c_uint32]),
         "tscope_session_future_json": (P, [P, ctypes.c_uint64, ctypes.c_char_p,
                                            ctypes.c_uint, PP]),
     }
@@ -265,6 +269,14 @@ class Session:
         as a pseudo-task ("block_on" in the model) and part of the graph."""
         _check(library().tscope_session_add_thread_future(
             self._h, tid, addr, type_name.encode()))
+
+    def add_thread_value(self, tid, addr, type_name, name, function, file, line,
+                         decl_line=0):
+        """A guard or channel end held by synchronous code on thread tid."""
+        enc = lambda x: (x or "").encode()
+        _check(library().tscope_session_add_thread_value(
+            self._h, tid, addr, enc(type_name), enc(name), enc(function), enc(file),
+            line or 0, decl_line or 0))
 
     def future(self, addr, type_name, locals=False):
         """Await chain of the future of type type_name at addr."""

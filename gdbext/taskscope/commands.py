@@ -147,11 +147,17 @@ def open_session():
             "taskscope: no process or core file; load a core (`core FILE`), "
             "attach (`attach PID`) or `run` the program first")
     session = binding.Session(_program(exe), target)
-    for tid, addr, tname in find_block_on_futures():
+    futures, values = find_thread_roots()
+    for tid, addr, tname in futures:
         try:
             session.add_thread_future(tid, addr, tname)
         except binding.TaskscopeError:
             pass  # a generic or unnamed future type: not decodable by name
+    for v in values:
+        try:
+            session.add_thread_value(*v)
+        except binding.TaskscopeError:
+            pass
     return session
 
 
@@ -171,13 +177,58 @@ def thread_labeler():
     return label
 
 
-def find_block_on_futures():
-    """Thread-bound futures: the future each thread drives in
-    `Runtime::block_on` (`#[tokio::main]`'s body).  They are not tokio
-    tasks, so only the stack knows them: the innermost `...block_on<F>`
-    frame holding `f`/`future` (a Pin<&mut F> or F).  Returns
-    [(lwp, address, type name)]."""
-    out = []
+# Types a synchronous frame can hold a tokio primitive with.
+_HELD_PREFIXES = ("tokio::sync::mutex::MutexGuard<", "tokio::sync::mutex::OwnedMutexGuard<",
+                  "tokio::sync::rwlock::", "tokio::sync::semaphore::SemaphorePermit",
+                  "tokio::sync::semaphore::OwnedSemaphorePermit",
+                  "tokio::sync::mpsc::", "tokio::sync::oneshot::")
+
+
+def _user_frame(frame):
+    sal = frame.find_sal()
+    if sal.symtab is None:
+        return None
+    f = sal.symtab.filename
+    if not f.endswith(".rs") or "/.cargo/" in f or "/rustc/" in f:
+        return None
+    return sal
+
+
+def _frame_values(th, frame, sal, out):
+    """Guards and channel ends among a synchronous frame's locals."""
+    try:
+        block = frame.block()
+    except RuntimeError:
+        return
+    seen = set()
+    while block is not None and not block.is_global:
+        for sym in block:
+            if not (sym.is_variable or sym.is_argument) or sym.name in seen:
+                continue
+            tname = re.sub(r"^(struct|union|enum) ", "", str(sym.type.strip_typedefs()))
+            if not tname.startswith(_HELD_PREFIXES):
+                continue
+            seen.add(sym.name)
+            try:
+                val = frame.read_var(sym)
+                if val.address is None:
+                    continue
+                out.append((th.ptid[1], int(val.address), tname, sym.name, frame.name(),
+                            sal.symtab.fullname(), sal.line, sym.line))
+            except (gdb.error, ValueError):
+                continue
+        block = block.superblock
+
+
+def find_thread_roots():
+    """What threads hold outside tasks, found by gdb's unwinder:
+    - the future each thread drives in `Runtime::block_on` (`#[tokio::main]`'s
+      body): the innermost `...block_on<F>` frame holding `f`/`future`
+      (a Pin<&mut F> or F) -> [(lwp, address, type name)];
+    - guards and channel ends in synchronous frames of the program's own
+      code (e.g. `blocking_lock()` on a plain thread) ->
+      [(lwp, address, type, name, function, file, line, decl_line)]."""
+    out, values = [], []
     inf = gdb.selected_inferior()
     selected = gdb.selected_thread()
     try:
@@ -194,6 +245,9 @@ def find_block_on_futures():
             depth = 0
             while f is not None and depth < 256:
                 name = f.name() or ""
+                sal = _user_frame(f) if depth < 64 else None
+                if sal is not None:
+                    _frame_values(th, f, sal, values)
                 if "block_on<" in name:
                     found = _frame_future(f)
                     if found:
@@ -211,7 +265,7 @@ def find_block_on_futures():
     finally:
         if selected is not None and selected.is_valid():
             selected.switch()
-    return out
+    return out, values
 
 
 def _frame_future(frame):

@@ -216,7 +216,7 @@ def backtrace_lines(model, tasks, group=False, thread_label=None, local_fmt=None
 def who(ref):
     """A holder/waiter reference: a task, or a thread's block_on future."""
     if ref.get("task") is None and ref.get("thread") is not None:
-        return "thread %s (block_on)" % ref["thread"]
+        return "thread %s" % ref["thread"]
     return "task %s" % ref.get("task")
 
 

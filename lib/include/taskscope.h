@@ -222,6 +222,20 @@ tscope_session_add_thread_future(struct tscope_session *session, int tid,
 				 uint64_t addr, const char *type_name);
 
 /*
+ * Add a value living in a synchronous stack frame of thread @tid (a guard
+ * or channel end held by plain code: `blocking_lock()`, a sender kept by a
+ * worker thread): type @type_name at @addr, the local's @name, the frame's
+ * @function and @file:@line, and @decl_line where the local is declared
+ * (0 if unknown).  Holders found this way are "held by thread TID".
+ */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_add_thread_value(struct tscope_session *session, int tid,
+				uint64_t addr, const char *type_name,
+				const char *name, const char *function,
+				const char *file, uint32_t line,
+				uint32_t decl_line);
+
+/*
  * Decode one future: the value of type @type_name (qualified DWARF name,
  * e.g. "app::main::{async_block_env#0}") at @addr, as {"frames": [...]}
  * (same frame objects as the task model).  For futures that are not tasks:

@@ -559,6 +559,22 @@ static void add_thread_futures(struct tokio *tk)
 		t->future = (struct tval){f->addr, type};
 		future_decode(s, &tk->hooks, t->future, &t->chain);
 	}
+	/* Threads that only hold values (synchronous frames): a pseudo-task
+	 * without a future, so holders can name the thread. */
+	for (size_t i = 0; i < s->nthread_values; i++) {
+		int tid = s->thread_values[i].tid;
+		bool have = false;
+		for (size_t j = 0; j < tk->ntasks && !have; j++)
+			have = tk->tasks[j].pseudo && tk->tasks[j].thread == tid;
+		if (have)
+			continue;
+		struct task_rec *t = task_push(tk);
+		if (!t)
+			return;
+		t->pseudo = true;
+		t->thread = tid;
+		t->state = 1; /* not a waiter the graph knows of */
+	}
 }
 
 /* Walk one intrusive list of task headers. */
@@ -875,7 +891,7 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 	sb_puts(out, "\"block_on\": [");
 	shown = 0;
 	for (size_t i = 0; i < tk->ntasks; i++) {
-		if (!tk->tasks[i].pseudo)
+		if (!tk->tasks[i].pseudo || !tk->tasks[i].has_future)
 			continue;
 		sb_puts(out, shown++ ? ",\n  " : "\n  ");
 		render_task(tk, &tk->tasks[i]);

@@ -959,8 +959,10 @@ static void short_type(const char *tn, char *out, size_t n)
 static void sb_who(struct strbuf *o, struct tokio *tk, size_t ti)
 {
 	const struct task_rec *t = &tk->tasks[ti];
-	if (t->pseudo)
+	if (t->pseudo && t->has_future)
 		sb_printf(o, "thread %d (block_on %s)", t->thread, task_fn(tk, ti));
+	else if (t->pseudo)
+		sb_printf(o, "thread %d", t->thread);
 	else
 		sb_printf(o, "task %llu %s", (unsigned long long)t->id, task_fn(tk, ti));
 }
@@ -1553,6 +1555,29 @@ void graph_build(struct tokio *tk)
 	for (size_t i = 0; i < n; i++) {
 		struct hold_ctx h = {tk, i, NULL, NULL};
 		future_each_local(s, &tk->tasks[i].chain, on_local, &h);
+	}
+	/* Values the host found in synchronous frames of threads. */
+	for (size_t k = 0; k < s->nthread_values; k++) {
+		const struct thread_value *tv = &s->thread_values[k];
+		size_t ti = SIZE_MAX;
+		for (size_t i = 0; i < n && ti == SIZE_MAX; i++)
+			if (tk->tasks[i].pseudo && tk->tasks[i].thread == tv->tid)
+				ti = i;
+		if (ti == SIZE_MAX)
+			continue;
+		struct fframe fr = {0};
+		fr.function = tv->function;
+		fr.file = tv->file;
+		fr.line = tv->line;
+		struct hold_ctx h = {tk, ti, &fr, tv->name};
+		scan_value(&h, (struct tval){tv->addr, tv->type}, 0);
+		/* The frame gives where the local was declared. */
+		for (size_t r = 0; r < g->nres; r++)
+			for (size_t j = 0; j < g->res[r].nholders; j++) {
+				struct holder *ho = &g->res[r].holders[j];
+				if (ho->task == ti && ho->local == tv->name && !ho->taken_line)
+					ho->taken_line = tv->decl_line;
+			}
 	}
 	for (size_t i = 0; i < n; i++)
 		dormant_acquires(tk, i);

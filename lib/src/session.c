@@ -175,10 +175,51 @@ tscope_session_add_thread_future(struct tscope_session *s, int tid,
 	return NULL;
 }
 
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_add_thread_value(struct tscope_session *s, int tid,
+				uint64_t addr, const char *type_name,
+				const char *name, const char *function,
+				const char *file, uint32_t line,
+				uint32_t decl_line)
+{
+	uint64_t type;
+	struct tscope_error *err = tscope_program_find_type(s->prog, type_name, &type);
+	if (err)
+		return err;
+	struct thread_value *v = realloc(s->thread_values,
+					 (s->nthread_values + 1) * sizeof(*v));
+	if (!v)
+		return &tscope_error_nomem;
+	s->thread_values = v;
+	v = &s->thread_values[s->nthread_values];
+	v->tid = tid;
+	v->addr = addr;
+	v->type = type;
+	v->name = strdup(name ? name : "?");
+	v->function = strdup(function ? function : "?");
+	v->file = strdup(file ? file : "");
+	v->line = line;
+	v->decl_line = decl_line;
+	if (!v->name || !v->function || !v->file) {
+		free(v->name);
+		free(v->function);
+		free(v->file);
+		return &tscope_error_nomem;
+	}
+	s->nthread_values++;
+	return NULL;
+}
+
 TSCOPE_PUBLIC void tscope_session_destroy(struct tscope_session *s)
 {
 	if (!s)
 		return;
+	for (size_t i = 0; i < s->nthread_values; i++) {
+		free(s->thread_values[i].name);
+		free(s->thread_values[i].function);
+		free(s->thread_values[i].file);
+	}
+	free(s->thread_values);
 	for (size_t i = 0; i < s->nthread_futures; i++)
 		free(s->thread_futures[i].type_name);
 	free(s->thread_futures);

@@ -18,6 +18,13 @@ struct tscope_session {
 		char *type_name;
 	} *thread_futures; /* block_on futures the host found on stacks */
 	size_t nthread_futures;
+	struct thread_value {
+		int tid;
+		uint64_t addr, type;
+		char *name, *function, *file;
+		uint32_t line, decl_line;
+	} *thread_values; /* locals of synchronous frames */
+	size_t nthread_values;
 };
 
 /* A typed location in the target: address + DIE offset of its type. */

@@ -15,10 +15,10 @@ import helpers
 DIAGNOSED = ["mutex_deadlock", "mutex_deadlock_current_thread", "mutex_deadlock_release",
              "channel_cycle", "three_cycle", "futurelock", "blocked_worker",
              "lost_wakeup", "rwlock", "healthy_busy", "network_wait", "sleepers",
-             "starvation"]
+             "starvation", "sync_holder", "combinators"]
 # Healthy (or merely waiting) programs: no deadlock, no futurelock.
 NEGATIVE = ["healthy_busy", "network_wait", "sleepers", "rwlock", "many_idle",
-            "join_chain", "chains"]
+            "join_chain", "chains", "sync_holder", "combinators"]
 # Scenarios with mutex / rwlock / mpsc resources in their truth.
 RESOURCE_SCENARIOS = ["mutex_deadlock", "mutex_deadlock_current_thread",
                       "mutex_deadlock_release", "channel_cycle", "three_cycle",
@@ -415,3 +415,21 @@ def test_block_on_future_holds_the_senders_main_keeps(scenarios):
               if not any(h.get("thread") == main and h["how"] == "sender" for h in r["held_by"])]
     assert not unheld, "%d channels without main as sender, e.g. %s" % (len(unheld), unheld[:3])
     assert not [d for d in model["diagnoses"] if d["kind"] == "lost-wakeup"], model["diagnoses"]
+
+
+def test_guard_held_by_a_plain_thread_names_the_thread_and_line(scenarios):
+    """sync_holder: a std::thread holds the tokio Mutex through
+    blocking_lock(); gdb's unwinder finds the guard among that frame's
+    locals: the mutex is held by the thread (its LWP), the guard taken at
+    the truth's line, and the task waiting for it is the truth's."""
+    sc = scenarios("sync_holder")
+    model = helpers.gdb_json(sc.exe, sc.core, "async graph --json")
+    truth = sc.truth["resources"][0]
+    mutexes = [r for r in model["resources"] if r["kind"] == "mutex"]
+    assert len(mutexes) == 1, mutexes
+    r = mutexes[0]
+    holders = [(h.get("task"), h.get("thread"), h.get("local"), h.get("taken_line")) for h in r["held_by"]]
+    assert holders == [(None, truth["held_by_thread"], truth["held_local"], truth["held_line"])], (
+        "expected held by thread %s (`%s` at line %s), found %s" % (
+            truth["held_by_thread"], truth["held_local"], truth["held_line"], holders))
+    assert sorted(w["task"] for w in r["waiters"]) == sorted(truth["waited_by"]), r["waiters"]
