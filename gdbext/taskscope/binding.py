@@ -106,7 +106,8 @@ def _declare(lib):
         "tscope_target_set_thread_regs": (P, [P, ctypes.c_int, ctypes.c_uint64,
                                               ctypes.c_uint64, ctypes.c_uint64]),
         "tscope_target_set_exe_bias": (None, [P, ctypes.c_uint64]),
-        "tscope_target_set_thread_syscall": (P, [P, ctypes.c_int, ctypes.c_int64]),
+        "tscope_target_set_thread_syscall": (P, [P, ctypes.c_int, ctypes.c_int64,
+                                                 ctypes.c_uint64]),
         "tscope_program_open": (P, [ctypes.c_char_p, PP]),
         "tscope_program_destroy": (None, [P]),
         "tscope_program_build_id": (ctypes.c_char_p, [P]),
@@ -189,9 +190,10 @@ class Target:
     def set_thread_regs(self, tid, fs_base, pc=0, sp=0):
         _check(library().tscope_target_set_thread_regs(self._h, tid, fs_base, pc, sp))
 
-    def set_thread_syscall(self, tid, nr):
-        """Thread tid is in system call nr (orig_rax), -1 if not."""
-        _check(library().tscope_target_set_thread_syscall(self._h, tid, nr))
+    def set_thread_syscall(self, tid, nr, arg1=0):
+        """Thread tid is in system call nr (orig_rax, -1 if not) with first
+        argument register arg1 (rsi)."""
+        _check(library().tscope_target_set_thread_syscall(self._h, tid, nr, arg1))
 
     def set_exe_bias(self, bias):
         library().tscope_target_set_exe_bias(self._h, bias)

@@ -119,7 +119,9 @@ def _live_target(inf):
             target.set_thread_regs(th.ptid[1], fs_base, pc, sp)
             try:
                 orig = int(frame.read_register("orig_rax"))
-                target.set_thread_syscall(th.ptid[1], orig if orig < 2**63 else orig - 2**64)
+                rsi = int(frame.read_register("rsi")) & (2**64 - 1)
+                target.set_thread_syscall(th.ptid[1], orig if orig < 2**63 else orig - 2**64,
+                                          rsi)
             except (gdb.error, ValueError):
                 pass
     finally:

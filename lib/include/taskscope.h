@@ -120,12 +120,13 @@ tscope_target_set_thread_regs(struct tscope_target *target, int tid,
 			      uint64_t fs_base, uint64_t pc, uint64_t sp);
 
 /* Record that thread @tid is inside system call @nr (x86-64 orig_rax; -1:
- * not in a system call).  Cores and stopped live processes know it; a host
+ * not in a system call) with first argument register @arg1 (rsi: for a
+ * futex, the operation).  Cores and stopped live processes know it; a host
  * sets it.  A worker blocked in a task's poll is told from one spinning in
- * user code (or in the vDSO) by this. */
+ * user code (or in the vDSO), or merely waking another thread, by this. */
 TSCOPE_PUBLIC struct tscope_error *
 tscope_target_set_thread_syscall(struct tscope_target *target, int tid,
-				 int64_t nr);
+				 int64_t nr, uint64_t arg1);
 
 /* Set the executable's load bias when the target cannot find it (callback
  * targets; cores and live processes read it from the auxiliary vector). */

@@ -832,6 +832,7 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 		ti->pc = th[i].pc;
 		ti->has_syscall = th[i].has_syscall;
 		ti->syscall = th[i].syscall;
+		ti->arg1 = th[i].arg1;
 		ti->runtime = -1;
 		if (!th[i].has_regs || !th[i].fs_base)
 			continue;

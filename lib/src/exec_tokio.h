@@ -27,6 +27,7 @@ struct thread_info {
 	uint64_t pc;
 	bool has_syscall;
 	int64_t syscall;
+	uint64_t arg1;
 	int runtime; /* -1 none */
 	bool has_task;
 	uint64_t task_id;

@@ -1277,6 +1277,28 @@ static const char *syscall_name(int64_t nr)
 	return buf;
 }
 
+/* System calls that wait for something else (a timer, another thread, the
+ * network): a worker found in one inside a poll is blocked.  Calls that
+ * return at once (write, futex wake, ...) are not: a busy program is often
+ * caught in them. */
+static bool syscall_blocks(int64_t nr, uint64_t arg1)
+{
+	switch (nr) {
+	case 202: { /* futex: only the waiting operations */
+		unsigned op = arg1 & 0x7f;
+		return op == 0 /* WAIT */ || op == 6 /* LOCK_PI */ ||
+		       op == 9 /* WAIT_BITSET */ || op == 11 /* WAIT_REQUEUE_PI */ ||
+		       op == 13 /* LOCK_PI2 */;
+	}
+	case 0: case 7: case 23: case 35: case 42: case 43: case 45: case 47:
+	case 61: case 73: case 230: case 232: case 270: case 271: case 281:
+	case 288:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* A task RUNNING on a worker whose thread stopped outside the program's
  * code (in a libc call: sleep, a std Mutex, blocking IO): the worker is
  * blocked inside the task's poll. */
@@ -1299,7 +1321,7 @@ static void find_blocked_workers(struct tokio *tk)
 		 * user code or the vDSO (clock_gettime) is busy, not blocked. */
 		bool blocked;
 		if (thr->has_syscall) {
-			blocked = thr->syscall >= 0 && thr->syscall != 24 /* sched_yield */;
+			blocked = syscall_blocks(thr->syscall, thr->arg1);
 		} else {
 			const char *fn;
 			uint64_t die;

@@ -213,6 +213,7 @@ static struct tscope_error *parse_core_notes(struct tscope_target *t,
 			th->sp = st.pr_reg[19];
 			th->has_syscall = true;
 			th->syscall = (int64_t)st.pr_reg[15];
+			th->arg1 = st.pr_reg[13];
 		} else if (type == NT_AUXV) {
 			parse_auxv(t, desc, descsz);
 		} else if (type == NT_FILE) {
@@ -466,6 +467,7 @@ tscope_target_stop_threads(struct tscope_target *t)
 		th->sp = regs.rsp;
 		th->has_syscall = true;
 		th->syscall = (int64_t)regs.orig_rax;
+		th->arg1 = regs.rsi;
 	}
 	/* The threads are stopped now: drop what the cache read before. */
 	if (t->cache)
@@ -512,13 +514,15 @@ tscope_target_set_thread_regs(struct tscope_target *t, int tid,
 }
 
 TSCOPE_PUBLIC struct tscope_error *
-tscope_target_set_thread_syscall(struct tscope_target *t, int tid, int64_t nr)
+tscope_target_set_thread_syscall(struct tscope_target *t, int tid, int64_t nr,
+				 uint64_t arg1)
 {
 	struct tscope_thread *th = add_thread(t, tid);
 	if (!th)
 		return &tscope_error_nomem;
 	th->has_syscall = true;
 	th->syscall = nr;
+	th->arg1 = arg1;
 	return NULL;
 }
 

@@ -16,6 +16,7 @@ struct tscope_thread {
 	uint64_t fs_base, pc, sp;
 	bool has_syscall;
 	int64_t syscall; /* orig_rax: -1 when not in a system call */
+	uint64_t arg1;   /* rsi: the futex op, for one */
 };
 
 enum target_kind { TARGET_CORE, TARGET_PID, TARGET_CALLBACK };
