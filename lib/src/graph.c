@@ -867,6 +867,16 @@ static bool wakers_of(struct tokio *tk, size_t ti, size_t *out, size_t *n,
 	case RES_SEMAPHORE:
 		if (r->state_known && r->kind == RES_MUTEX && r->avail > 0)
 			return false; /* free: the waiter is about to get it */
+		if (r->kind == RES_MUTEX) {
+			/* One permit, so one guard: more means some are stale
+			 * (rustc keeps a dropped guard in the suspend variant's
+			 * fields).  Which one is real is unknown: no verdict. */
+			size_t guards = 0;
+			for (size_t i = 0; i < r->nholders; i++)
+				guards += r->holders[i].how == HOLD_GUARD;
+			if (guards > 1)
+				return false;
+		}
 		for (size_t i = 0; i < r->nholders && *n < cap; i++)
 			if (r->holders[i].how != HOLD_SENDER &&
 			    r->holders[i].how != HOLD_RECEIVER &&
