@@ -749,7 +749,7 @@ a task "stuck": no false alarms, at the price of missing some."""
                       "among %d tasks.\n" % len(model["tasks"]))
         for d in diags:
             gdb.write("%s (tasks %s):\n  %s\n" % (d["kind"], ", ".join(map(str, d["tasks"])),
-                                                   d["text"]))
+                                                   render.relativize(d["text"])))
             if d.get("thread_detail"):
                 gdb.write("  %s\n" % d["thread_detail"])
         for e in model.get("errors", []):

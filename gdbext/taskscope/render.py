@@ -19,6 +19,12 @@ def short_path(path):
     return path if rel.startswith("..") else rel
 
 
+def relativize(text):
+    """Paths under the current directory, shortened inside prose."""
+    cwd = os.getcwd().rstrip("/") + "/"
+    return text.replace(cwd, "") if cwd != "/" else text
+
+
 def location_text(task):
     loc = task.get("location")
     if not loc:
