@@ -149,7 +149,15 @@ def open_session():
             "taskscope: no process or core file; load a core (`core FILE`), "
             "attach (`attach PID`) or `run` the program first")
     session = binding.Session(_program(exe), target)
-    futures, values = find_thread_roots()
+    # Worker threads run inside a blocking task (CONTEXT.current_task is
+    # set): they never drive a block_on and hold nothing in plain frames,
+    # and unwinding their deep stacks is most of the cost: skip them.
+    try:
+        workers = {t["tid"] for t in session.tasks().get("threads", [])
+                   if t.get("current_task") is not None and t.get("runtime") is not None}
+    except binding.TaskscopeError:
+        workers = set()
+    futures, values = find_thread_roots(workers)
     for tid, addr, tname in futures:
         try:
             session.add_thread_future(tid, addr, tname)
@@ -222,7 +230,7 @@ def _frame_values(th, frame, sal, out):
         block = block.superblock
 
 
-def find_thread_roots():
+def find_thread_roots(skip=()):
     """What threads hold outside tasks, found by gdb's unwinder:
     - the future each thread drives in `Runtime::block_on` (`#[tokio::main]`'s
       body): the innermost `...block_on<F>` frame holding `f`/`future`
@@ -235,9 +243,7 @@ def find_thread_roots():
     selected = gdb.selected_thread()
     try:
         for th in inf.threads():
-            # tokio's workers ("tokio-runtime-worker") never drive a
-            # block_on: skip unwinding them.
-            if (th.name or "").startswith("tokio-runtime-w"):
+            if th.ptid[1] in skip or (th.name or "").startswith("tokio-runtime-w"):
                 continue
             try:
                 th.switch()
