@@ -25,6 +25,7 @@ SCHEMA = "taskscope/1"
 JSON_FRAMES = 1
 JSON_LOCALS = 2
 JSON_GRAPH = 4
+JSON_THREADS_ONLY = 8
 
 
 class TaskscopeError(Exception):
@@ -251,6 +252,18 @@ class Session:
 
     def set_limits(self, max_tasks=0):
         library().tscope_session_set_limits(self._h, max_tasks)
+
+    def threads(self):
+        """Runtimes and threads only (which thread is a worker), without
+        walking the tasks: cheap."""
+        out = ctypes.c_void_p()
+        _check(library().tscope_session_tasks_json(self._h, JSON_THREADS_ONLY,
+                                                   ctypes.byref(out)))
+        try:
+            text = ctypes.string_at(out).decode("utf-8", "replace")
+        finally:
+            library().tscope_free(out)
+        return json.loads(text)
 
     def tasks(self, frames=False, locals=False, graph=False):
         """The decoded model as a dict (docs/schema.json); with frames=True

@@ -153,7 +153,7 @@ def open_session():
     # set): they never drive a block_on and hold nothing in plain frames,
     # and unwinding their deep stacks is most of the cost: skip them.
     try:
-        workers = {t["tid"] for t in session.tasks().get("threads", [])
+        workers = {t["tid"] for t in session.threads().get("threads", [])
                    if t.get("current_task") is not None and t.get("runtime") is not None}
     except binding.TaskscopeError:
         workers = set()

@@ -205,6 +205,7 @@ enum tscope_json_flags {
 	TSCOPE_JSON_FRAMES = 1, /* each task's await chain: "frames" */
 	TSCOPE_JSON_LOCALS = 2, /* with each frame's live locals */
 	TSCOPE_JSON_GRAPH = 4,  /* "resources", "edges" and "diagnoses" */
+	TSCOPE_JSON_THREADS_ONLY = 8, /* runtimes and threads, no task walk */
 };
 
 TSCOPE_PUBLIC struct tscope_error *

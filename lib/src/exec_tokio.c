@@ -876,9 +876,11 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 	if ((err = find_layout(tk)))
 		goto out;
 
-	for (size_t i = 0; i < tk->nrt; i++)
-		walk_runtime(tk, i);
-	add_thread_futures(tk);
+	if (!(flags & TSCOPE_JSON_THREADS_ONLY)) {
+		for (size_t i = 0; i < tk->nrt; i++)
+			walk_runtime(tk, i);
+		add_thread_futures(tk);
+	}
 	graph_build(tk);
 	sb_puts(out, "\"tasks\": [");
 	size_t shown = 0;
