@@ -26,6 +26,7 @@ TOKIO_SCENARIOS = [
     "chains",
     "combinators",
     "sync_holder",
+    "forgotten_waker",
     "chains_release",
     "panicked",
     # waker graph and diagnoses (issue 4)

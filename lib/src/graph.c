@@ -1550,6 +1550,67 @@ out:
 	free(roots);
 }
 
+/* An idle task nothing can wake: no waker for it (tokio's WAKER_VTABLE
+ * next to its header) is stored anywhere in memory.  A future returned
+ * Pending without registering its waker (a hand-written poll_fn, a
+ * forgotten wake-up path). */
+static void find_unregistered_wakers(struct tokio *tk)
+{
+	struct tscope_session *s = tk->s;
+	struct graph *g = tk->graph;
+	const struct elf_sym *sym = program_find_symbol_prefix(
+		s->prog, "_ZN5tokio7runtime4task5waker12WAKER_VTABLE", -1);
+	if (!sym || !tk->ntasks)
+		return; /* tokio < 1.23: one vtable per task type */
+	uint64_t *hdrs = malloc(tk->ntasks * sizeof(*hdrs));
+	size_t *idx = malloc(tk->ntasks * sizeof(*idx));
+	bool *found = calloc(tk->ntasks, sizeof(bool));
+	size_t n = 0;
+	if (!hdrs || !idx || !found)
+		goto out;
+	for (size_t i = 0; i < tk->ntasks; i++) {
+		const struct task_rec *t = &tk->tasks[i];
+		/* idle (not running, notified, complete), a future to show */
+		if (t->pseudo || (t->state & 0x7) || !t->has_future || !t->chain.n)
+			continue;
+		hdrs[n] = t->hdr;
+		idx[n++] = i;
+	}
+	if (!n || !reach_find_wakers(s, sym->value + s->bias, hdrs, n, found))
+		goto out;
+	for (size_t k = 0; k < n; k++) {
+		if (found[k])
+			continue;
+		size_t ti = idx[k];
+		bool reported = false;
+		for (size_t d = 0; d < g->ndiags; d++)
+			for (size_t j = 0; j < g->diags[d].ntasks; j++)
+				reported |= g->diags[d].tasks[j] == ti;
+		if (reported)
+			continue;
+		struct diag *d = new_diag(g, "lost-wakeup");
+		if (!d)
+			break;
+		PUSH(d->tasks, d->ntasks, ti);
+		const struct fchain *c = &tk->tasks[ti].chain;
+		const struct fframe *leaf = &c->frames[c->n - 1], *user = NULL;
+		for (size_t i = c->n; i-- > 0 && !user;)
+			if (c->frames[i].kind == FRAME_ASYNC)
+				user = &c->frames[i];
+		sb_who(&d->text, tk, ti);
+		if (user)
+			sb_printf(&d->text, " waits at %s:%u", short_file(user->file), user->line);
+		sb_printf(&d->text, " on %s, but no waker for it is stored anywhere in "
+				    "memory: the future returned Pending without registering "
+				    "its waker, so nothing can ever wake it",
+			  leaf->function ? leaf->function : "?");
+	}
+out:
+	free(hdrs);
+	free(idx);
+	free(found);
+}
+
 /* ------------------------------------------------------------ build */
 
 void graph_build(struct tokio *tk)
@@ -1618,6 +1679,7 @@ void graph_build(struct tokio *tk)
 	find_futurelocks(tk);
 	find_deadlocks(tk);
 	find_lost_wakeups(tk);
+	find_unregistered_wakers(tk);
 	find_blocked_workers(tk);
 }
 

@@ -286,3 +286,39 @@ out:
 	free(r.stack);
 	return ok;
 }
+
+bool reach_find_wakers(struct tscope_session *s, uint64_t vtable,
+		       const uint64_t *hdrs, size_t n, bool *found)
+{
+	struct tscope_target *t = s->target;
+	size_t nseg = target_num_segments(t);
+	if (!nseg)
+		return false;
+	struct u64map want;
+	u64map_init(&want);
+	for (size_t i = 0; i < n; i++) {
+		found[i] = false;
+		u64map_put(&want, hdrs[i], i + 1);
+	}
+	for (size_t k = 0; k < nseg; k++) {
+		uint64_t vaddr, len;
+		uint32_t flags;
+		const unsigned char *data;
+		if (!target_segment(t, k, &vaddr, &len, &flags, &data) || !len ||
+		    !(flags & PF_W))
+			continue;
+		uint64_t prev = 0;
+		for (uint64_t off = 0; off + 8 <= len; off += 8) {
+			uint64_t w;
+			memcpy(&w, data + off, 8);
+			uint64_t idx;
+			if (prev == vtable && u64map_get(&want, w, &idx))
+				found[idx - 1] = true;
+			if (w == vtable && off >= 8 && u64map_get(&want, prev, &idx))
+				found[idx - 1] = true;
+			prev = w;
+		}
+	}
+	u64map_free(&want);
+	return true;
+}

@@ -19,4 +19,13 @@ bool reach_find(struct tscope_session *s, const struct addr_range *roots,
 		size_t nroots, const struct addr_range *exclude, size_t nexclude,
 		const uint64_t *targets, size_t ntargets, bool *found);
 
+/*
+ * For each @hdrs[i] (a tokio task header), whether some 8-byte-aligned word
+ * pair anywhere in the core's memory is a tokio waker for it: @vtable next
+ * to the header address (RawWaker field order is not fixed: either side).
+ * Returns false when the target is not a core.
+ */
+bool reach_find_wakers(struct tscope_session *s, uint64_t vtable,
+		       const uint64_t *hdrs, size_t n, bool *found);
+
 #endif

@@ -15,7 +15,7 @@ import helpers
 DIAGNOSED = ["mutex_deadlock", "mutex_deadlock_current_thread", "mutex_deadlock_release",
              "channel_cycle", "three_cycle", "futurelock", "blocked_worker",
              "lost_wakeup", "rwlock", "healthy_busy", "network_wait", "sleepers",
-             "starvation", "sync_holder", "combinators"]
+             "starvation", "sync_holder", "combinators", "forgotten_waker"]
 # Healthy (or merely waiting) programs: no deadlock, no futurelock.
 NEGATIVE = ["healthy_busy", "network_wait", "sleepers", "rwlock", "many_idle",
             "join_chain", "chains", "sync_holder", "combinators"]
