@@ -367,6 +367,7 @@ Works on core files and live processes (tokio 1.29+ with debug info).
         if args.limit:
             session.set_limits(args.limit)
         model = session.tasks()
+        add_running_positions(model)
         if args.state:
             model["tasks"] = [t for t in model["tasks"] if t.get("state") == args.state]
         if args.json:
@@ -679,8 +680,9 @@ e.g.  async waiters $async_future(3, 5).inventory"""
                 gdb.write(line + "\n")
 
 
-def _thread_detail(tid):
-    """Frame #0 function and the innermost program frame of thread tid."""
+def _thread_position(tid):
+    """(gdb thread number, frame #0 function, innermost program frame as
+    {"function", "file", "line"} or None) of thread tid, or None."""
     inf = gdb.selected_inferior()
     selected = gdb.selected_thread()
     try:
@@ -693,23 +695,42 @@ def _thread_detail(tid):
             user = None
             i = 0
             while f is not None and i < 64:
-                sal = f.find_sal()
+                sal = _user_frame(f)
                 name = f.name() or ""
-                if sal.symtab and not name.startswith(("std::", "core::", "tokio::", "alloc::")) \
-                        and "/rustc/" not in sal.symtab.filename and "/.cargo/" not in sal.symtab.filename \
-                        and sal.symtab.filename.endswith(".rs"):
-                    user = "%s at %s:%d" % (name, render.short_path(sal.symtab.filename), sal.line)
+                if sal is not None and not name.startswith(("std::", "core::", "tokio::", "alloc::")):
+                    user = {"function": re.sub(r"::\{async_(fn|block)#\d+\}$", "", name),
+                            "file": sal.symtab.fullname(), "line": sal.line}
                     break
                 f = f.older()
                 i += 1
-            return "gdb thread %d is in %s%s" % (th.num, top,
-                                                 ", called from " + user if user else "")
+            return th.num, top, user
     except gdb.error:
         return None
     finally:
         if selected is not None and selected.is_valid():
             selected.switch()
     return None
+
+
+def _thread_detail(tid):
+    """Frame #0 function and the innermost program frame of thread tid."""
+    pos = _thread_position(tid)
+    if pos is None:
+        return None
+    num, top, user = pos
+    return "gdb thread %d is in %s%s" % (
+        num, top, ", called from %s at %s:%d" % (user["function"], render.short_path(user["file"]),
+                                                 user["line"]) if user else "")
+
+
+def add_running_positions(model):
+    """A running task's state machine still shows its last await; the
+    thread polling it knows where it is now: "running_at"."""
+    for t in model.get("tasks", []):
+        if t.get("state") == "running" and t.get("thread"):
+            pos = _thread_position(t["thread"])
+            if pos and pos[2]:
+                t["running_at"] = pos[2]
 
 
 class AsyncDiagnose(TaskscopeCommand):

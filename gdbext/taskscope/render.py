@@ -26,6 +26,9 @@ def relativize(text):
 
 
 def location_text(task):
+    if task.get("running_at"):
+        r = task["running_at"]
+        return "%s:%s (running)" % (short_path(r.get("file")), r.get("line"))
     loc = task.get("location")
     if not loc:
         if task.get("error"):

@@ -199,6 +199,12 @@ def test_human_view_has_one_line_per_task_and_a_summary(scenarios, name):
         sorted(t["id"] for t in truth)[:20], sorted(rows)[:20], "task rows")
     wrong = []
     for t in truth:
+        if t.get("state") == "running":
+            # gdb knows where the polling thread is now: the truth's line.
+            where = "%s:%d (running)" % (t["file"], t["chain"][0]["line"])
+            if where not in rows[t["id"]]:
+                wrong.append("task %d: expected %r in %r" % (t["id"], where, rows[t["id"]]))
+            continue
         line, how = _expected_location(t)
         if how == "dynamic":
             continue
@@ -263,3 +269,23 @@ def test_command_is_repeatable_in_one_session(scenarios):
     assert len(parts) == 3, "expected two documents, stdout:\n%s" % out
     docs = [json.loads(p.split(helpers.END)[0]) for p in parts[1:]]
     assert docs[0]["tasks"] == docs[1]["tasks"]
+
+
+def test_running_task_shows_where_its_thread_is_now(scenarios):
+    """blocked_worker: the running task's state machine still shows its last
+    await (truth last_await_line); in gdb, "running_at" is the innermost
+    program frame of the thread polling it: the truth's running line."""
+    sc = scenarios("blocked_worker")
+    model = helpers.gdb_json(sc.exe, sc.core, "info async-tasks --json")
+    running = [t for t in sc.truth["tasks"] if t.get("state") == "running"]
+    assert running, "truth changed: a running task expected"
+    found = {t["id"]: t for t in model["tasks"]}
+    for t in running:
+        got = found[t["id"]]
+        assert got.get("thread") == t["thread"], (got.get("thread"), t["thread"])
+        at = got.get("running_at") or {}
+        assert at.get("line") == t["chain"][0]["line"] and \
+            str(at.get("file", "")).endswith(t["file"]), (
+            "task %d: expected running at %s:%d, found %s" % (
+                t["id"], t["file"], t["chain"][0]["line"], at))
+        assert (got.get("location") or {}).get("line") == t["last_await_line"], got.get("location")
