@@ -141,6 +141,18 @@ def _check(err):
         raise TaskscopeError(code, msg)
 
 
+def _json_result(call):
+    """Run a library call that returns a JSON document through its last
+    (char **) argument; free the C string, return the parsed dict."""
+    out = ctypes.c_void_p()
+    _check(call(ctypes.byref(out)))
+    try:
+        text = ctypes.string_at(out).decode("utf-8", "replace")
+    finally:
+        library().tscope_free(out)
+    return json.loads(text)
+
+
 def _fs(path):
     return os.fsencode(path)
 
@@ -256,14 +268,8 @@ class Session:
     def threads(self):
         """Runtimes and threads only (which thread is a worker), without
         walking the tasks: cheap."""
-        out = ctypes.c_void_p()
-        _check(library().tscope_session_tasks_json(self._h, JSON_THREADS_ONLY,
-                                                   ctypes.byref(out)))
-        try:
-            text = ctypes.string_at(out).decode("utf-8", "replace")
-        finally:
-            library().tscope_free(out)
-        return json.loads(text)
+        return _json_result(lambda ret: library().tscope_session_tasks_json(
+            self._h, JSON_THREADS_ONLY, ret))
 
     def tasks(self, frames=False, locals=False, graph=False):
         """The decoded model as a dict (docs/schema.json); with frames=True
@@ -271,13 +277,8 @@ class Session:
         with graph=True the resources, edges and diagnoses."""
         flags = ((JSON_FRAMES if frames or locals else 0) | (JSON_LOCALS if locals else 0)
                  | (JSON_GRAPH if graph else 0))
-        out = ctypes.c_void_p()
-        _check(library().tscope_session_tasks_json(self._h, flags, ctypes.byref(out)))
-        try:
-            text = ctypes.string_at(out).decode("utf-8", "replace")
-        finally:
-            library().tscope_free(out)
-        return json.loads(text)
+        return _json_result(lambda ret: library().tscope_session_tasks_json(
+            self._h, flags, ret))
 
     def add_thread_future(self, tid, addr, type_name):
         """A future thread tid drives outside any task (block_on): decoded
@@ -295,15 +296,8 @@ class Session:
 
     def future(self, addr, type_name, locals=False):
         """Await chain of the future of type type_name at addr."""
-        out = ctypes.c_void_p()
-        _check(library().tscope_session_future_json(
-            self._h, addr, type_name.encode(), JSON_LOCALS if locals else 0,
-            ctypes.byref(out)))
-        try:
-            text = ctypes.string_at(out).decode("utf-8", "replace")
-        finally:
-            library().tscope_free(out)
-        return json.loads(text)
+        return _json_result(lambda ret: library().tscope_session_future_json(
+            self._h, addr, type_name.encode(), JSON_LOCALS if locals else 0, ret))
 
     def close(self):
         if self._h:

@@ -551,12 +551,12 @@ static bool local_hidden(const struct ttype *vt, size_t i)
 }
 
 void future_each_local(struct tscope_session *s, const struct fchain *c,
-		       local_fn fn, void *arg)
+		       unsigned flags, local_fn fn, void *arg)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		const struct fframe *f = &c->frames[i];
 		for (size_t b = 0; b < f->nbranches; b++)
-			future_each_local(s, &f->branches[b], fn, arg);
+			future_each_local(s, &f->branches[b], flags, fn, arg);
 		if (f->kind != FRAME_ASYNC || !f->locals.type)
 			continue;
 		const struct ttype *vt;
@@ -572,7 +572,23 @@ void future_each_local(struct tscope_session *s, const struct fchain *c,
 			   (struct tval){f->locals.addr + vt->members[j].offset,
 					 vt->members[j].type});
 		}
+		for (size_t j = 0; (flags & EACH_TEMPORARIES) && j < vt->nmembers; j++) {
+			const struct tmember *m = &vt->members[j];
+			if (!m->name || strncmp(m->name, "__", 2) != 0 ||
+			    !strcmp(m->name, "__awaitee"))
+				continue;
+			fn(arg, f, m->name, (struct tval){f->locals.addr + m->offset, m->type});
+		}
 	}
+}
+
+bool future_body_name(const char *tn, char *out, size_t n)
+{
+	const char *env = tn ? strstr(tn, "{async_fn_env#") : NULL;
+	if (!env || strchr(env, '<'))
+		return false;
+	return snprintf(out, n, "%.*s{async_fn#%s", (int)(env - tn), tn,
+			env + strlen("{async_fn_env#")) < (int)n;
 }
 
 /* ------------------------------------------------------------ JSON */

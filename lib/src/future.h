@@ -80,10 +80,18 @@ void future_render_json(struct tscope_session *s, const struct fchain *c,
 const char *future_function_name(const char *type_name, char *out, size_t n);
 
 /* Callback over every live local of every suspended frame (all branches):
- * the graph stage finds guards and channel ends this way. */
+ * the graph stage finds guards and channel ends this way.  With
+ * EACH_TEMPORARIES, rustc's `__N` temporaries too (a pinned future is one),
+ * after the named locals of each frame. */
+enum { EACH_TEMPORARIES = 1 };
 typedef void (*local_fn)(void *arg, const struct fframe *frame,
 			 const char *name, struct tval value);
 void future_each_local(struct tscope_session *s, const struct fchain *c,
-		       local_fn fn, void *arg);
+		       unsigned flags, local_fn fn, void *arg);
+
+/* "app::f::{async_fn_env#0}" -> "app::f::{async_fn#0}": the subprogram
+ * whose body declares the state machine's locals (false for generic or
+ * other types). */
+bool future_body_name(const char *type_name, char *out, size_t n);
 
 #endif

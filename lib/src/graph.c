@@ -555,14 +555,9 @@ static void add_holder_shared(struct hold_ctx *h, enum res_kind kind,
 			    h->frame->file, h->frame->line, 0};
 	/* Where the guard was taken: the local's declaration in the state
 	 * machine's body, "crate::f::{async_fn#0}". */
-	const char *tn = h->frame->type_name;
-	const char *env = tn ? strstr(tn, "{async_fn_env#") : NULL;
-	if (env && !strchr(env, '<')) {
-		char fn[1024];
-		snprintf(fn, sizeof(fn), "%.*s{async_fn#%s", (int)(env - tn), tn,
-			 env + strlen("{async_fn_env#"));
+	char fn[1024];
+	if (future_body_name(h->frame->type_name, fn, sizeof(fn)))
 		program_local_line(h->tk->s->prog, fn, h->local, &ho.taken_line);
-	}
 	PUSH(res->holders, res->nholders, ho);
 }
 
@@ -696,89 +691,74 @@ static void on_local(void *arg, const struct fframe *frame, const char *name,
 	scan_value(h, value, 0);
 }
 
-/* Futures a task owns but does not poll (a select! branch kept alive):
- * an Acquire in them still holds its place in the semaphore's queue, or
- * the permits the semaphore already assigned to it. */
-static void dormant_acquires(struct tokio *tk, size_t ti)
+struct dormant_ctx {
+	struct tokio *tk;
+	size_t ti;
+	uint64_t polled; /* the leaf the task polls now */
+};
+
+static void on_dormant_local(void *arg, const struct fframe *f, const char *name,
+			     struct tval value)
 {
+	struct dormant_ctx *dc = arg;
+	struct tokio *tk = dc->tk;
 	struct tscope_session *s = tk->s;
-	struct task_rec *t = &tk->tasks[ti];
-	const struct fchain *c = &t->chain;
-	uint64_t polled = c->n ? c->frames[c->n - 1].v.addr : 0;
-	for (size_t i = 0; i < c->n; i++) {
-		const struct fframe *f = &c->frames[i];
-		if (f->kind != FRAME_ASYNC || !f->locals.type)
-			continue;
-		const struct ttype *vt;
-		struct tscope_error *err = type_strip(s->prog, f->locals.type, &vt);
-		if (err) {
-			tscope_error_destroy(err);
-			continue;
-		}
-		/* Named locals first (`pinned`), then rustc's temporaries
-		 * (the pinned future itself is one), so the report can name
-		 * the variable. */
-		for (size_t jj = 0; jj < 2 * vt->nmembers; jj++) {
-			size_t j = jj % vt->nmembers;
-			const struct tmember *m = &vt->members[j];
-			if (!m->name || !strcmp(m->name, "__awaitee") ||
-			    (jj < vt->nmembers) == !strncmp(m->name, "__", 2))
-				continue;
-			const struct ttype *mt;
-			if (type_strip(s->prog, m->type, &mt))
-				continue;
-			/* pin!(fut) is a Pin<&mut F> local (F itself is a hidden
-			 * temporary); a future kept by value is a state machine. */
-			if (!(mt->has_variants && mt->discr.name &&
-			      !strcmp(mt->discr.name, "__state")) &&
-			    !starts(mt->name, "core::pin::Pin<"))
-				continue;
-			struct fchain sub;
-			future_decode(s, &tk->hooks,
-				      (struct tval){f->locals.addr + m->offset, m->type}, &sub);
-			const struct fframe *leaf = sub.n ? &sub.frames[sub.n - 1] : NULL;
-			struct tval semp;
-			uint64_t sem;
-			if (leaf && leaf->v.addr != polled &&
-			    starts(leaf->type_name, "tokio::sync::batch_semaphore::Acquire") &&
-			    member_addr(s, leaf->v, "semaphore", &semp) &&
-			    !target_read_u64(s->target, semp.addr, &sem)) {
-				uint64_t idx;
-				bool seen = false;
-				if (u64map_get(&tk->graph->by_key, sem, &idx)) {
-					struct resource *r = &tk->graph->res[idx - 1];
-					for (size_t k = 0; k < r->ndormant; k++)
-						seen |= r->dormant[k] == ti;
-					if (!seen)
-						PUSH(r->dormant, r->ndormant, ti);
-					if (!seen && !r->dormant_local &&
-					    strncmp(m->name, "__", 2) != 0) {
-						r->dormant_local = m->name;
-						r->dormant_file = f->file;
-						const char *tn = f->type_name;
-						const char *env = tn ? strstr(tn, "{async_fn_env#") : NULL;
-						char fn[1024];
-						if (env && !strchr(env, '<') &&
-						    snprintf(fn, sizeof(fn), "%.*s{async_fn#%s",
-							     (int)(env - tn), tn,
-							     env + strlen("{async_fn_env#")) <
-							    (int)sizeof(fn))
-							program_local_line(s->prog, fn, m->name,
-									   &r->dormant_line);
-					}
-					/* Waiter.state = permits still needed: 0 means
-					 * the semaphore already handed them over. */
-					struct tval node, st;
-					uint64_t need;
-					if (!seen && member_addr(s, leaf->v, "node", &node) &&
-					    member_addr(s, node, "state", &st) &&
-					    !val_uint(s, st, &need) && need == 0)
-						r->dormant_assigned = true;
-				}
+	const struct ttype *mt;
+	struct tscope_error *err = type_strip(s->prog, value.type, &mt);
+	if (err) {
+		tscope_error_destroy(err);
+		return;
+	}
+	/* pin!(fut) is a Pin<&mut F> local (F itself is a hidden temporary);
+	 * a future kept by value is a state machine. */
+	if (!(mt->has_variants && mt->discr.name && !strcmp(mt->discr.name, "__state")) &&
+	    !starts(mt->name, "core::pin::Pin<"))
+		return;
+	struct fchain sub;
+	future_decode(s, &tk->hooks, value, &sub);
+	const struct fframe *leaf = sub.n ? &sub.frames[sub.n - 1] : NULL;
+	struct tval semp;
+	uint64_t sem, idx;
+	if (leaf && leaf->v.addr != dc->polled &&
+	    starts(leaf->type_name, "tokio::sync::batch_semaphore::Acquire") &&
+	    member_addr(s, leaf->v, "semaphore", &semp) &&
+	    !target_read_u64(s->target, semp.addr, &sem) &&
+	    u64map_get(&tk->graph->by_key, sem, &idx)) {
+		struct resource *r = &tk->graph->res[idx - 1];
+		bool seen = false;
+		for (size_t k = 0; k < r->ndormant; k++)
+			seen |= r->dormant[k] == dc->ti;
+		if (!seen) {
+			PUSH(r->dormant, r->ndormant, dc->ti);
+			char fn[1024];
+			if (!r->dormant_local && strncmp(name, "__", 2) != 0) {
+				r->dormant_local = name;
+				r->dormant_file = f->file;
+				if (future_body_name(f->type_name, fn, sizeof(fn)))
+					program_local_line(s->prog, fn, name, &r->dormant_line);
 			}
-			fchain_free(&sub);
+			/* Waiter.state = permits still needed: 0 means the
+			 * semaphore already handed them over. */
+			struct tval node, st;
+			uint64_t need;
+			if (member_addr(s, leaf->v, "node", &node) &&
+			    member_addr(s, node, "state", &st) &&
+			    !val_uint(s, st, &need) && need == 0)
+				r->dormant_assigned = true;
 		}
 	}
+	fchain_free(&sub);
+}
+
+/* Futures a task owns but does not poll (a select! branch kept alive):
+ * an Acquire in them still holds its place in the semaphore's queue, or
+ * the permits the semaphore already assigned to it.  Named locals come
+ * before rustc's temporaries, so the report can name the variable. */
+static void dormant_acquires(struct tokio *tk, size_t ti)
+{
+	const struct fchain *c = &tk->tasks[ti].chain;
+	struct dormant_ctx dc = {tk, ti, c->n ? c->frames[c->n - 1].v.addr : 0};
+	future_each_local(tk->s, c, EACH_TEMPORARIES, on_dormant_local, &dc);
 }
 
 /* ------------------------------------------------------------ state */
@@ -1647,7 +1627,7 @@ void graph_build(struct tokio *tk)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		struct hold_ctx h = {tk, i, NULL, NULL};
-		future_each_local(s, &tk->tasks[i].chain, on_local, &h);
+		future_each_local(s, &tk->tasks[i].chain, 0, on_local, &h);
 	}
 	/* Values the host found in synchronous frames of threads. */
 	for (size_t k = 0; k < s->nthread_values; k++) {
