@@ -212,3 +212,19 @@ def test_rwlock_read_locked_with_a_queued_writer(scenarios):
         "print $async_future(%d, %d).config.ptr.pointer.data" % (reader["id"], lvl)])
     text = (parts[0] or "") + (parts[1] or "")
     assert "tokio::sync::RwLock (read-locked by 2, 1 waiter)" in text, (text[:1500], err[-1500:])
+
+
+def test_channel_ends_print_capacity_and_senders(scenarios):
+    """channel_cycle: each stage's channel ends print as tokio mpsc
+    Sender/Receiver with the bounded channel full (capacity 1, as built) and
+    one sender, through `async bt --full` (gdb's value printers)."""
+    sc = scenarios("channel_cycle")
+    parser = helpers.by_name(sc.truth)["parser"]
+    rc, text, out, err = helpers.gdb_text(sc.exe, sc.core, "async bt %d --full" % parser["id"])
+    assert rc == 0 and text, err
+    lines = [l.strip() for l in text.splitlines()]
+    senders = [l for l in lines if "= tokio mpsc Sender (" in l]
+    receivers = [l for l in lines if "= tokio mpsc Receiver (" in l]
+    assert senders and receivers, text
+    for l in senders + receivers:
+        assert "bounded: 1/1 slots in use, 1 sender" in l, l
