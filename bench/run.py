@@ -10,7 +10,8 @@ the ratios are comparable across machines).
   lib/index  DWARF index build alone (Program.index(), ctypes)
   lib/tasks  Session.tasks(frames, graph) alone
 
-Usage: bench/run.py [--repeat N] [SCENARIO ...]   (default: many_idle mutex_deadlock)
+Usage: bench/run.py [--repeat N] [SCENARIO ...]   (default: many_idle mutex_deadlock;
+       many_idle_100k is the scale case: 100,000 tasks, a 0.5 GB core)
 Cores are captured with core-fixtures/capture into build/fixtures.
 """
 

@@ -13,6 +13,14 @@ import gdb
 from . import binding, render
 
 
+def write_json(doc):
+    """One JSON document on gdb's stdout: indented when small enough to
+    read, compact when large (100k tasks: indenting alone takes seconds)."""
+    big = len(doc.get("tasks", ())) > 2000 if isinstance(doc, dict) else False
+    text = json.dumps(doc, separators=(",", ":")) if big else json.dumps(doc, indent=1)
+    gdb.write(text + "\n")
+
+
 class _Debug(gdb.Parameter):
     """Show Python tracebacks for taskscope internal errors."""
 
@@ -371,7 +379,7 @@ Works on core files and live processes (tokio 1.29+ with debug info).
         if args.state:
             model["tasks"] = [t for t in model["tasks"] if t.get("state") == args.state]
         if args.json:
-            gdb.write(json.dumps(model, indent=1) + "\n")
+            write_json(model)
         else:
             for line in render.tasks_table(model, thread_labeler()):
                 gdb.write(line + "\n")
@@ -477,7 +485,7 @@ Timeout, ...) are frames too, with one indented chain per branch.
                    "block_on": block_on,
                    "errors": model.get("errors", []),
                    "warnings": model.get("warnings", [])}
-            gdb.write(json.dumps(doc, indent=1) + "\n")
+            write_json(doc)
             return
         fmt = gdb_local_formatter() if args.full else None
         label = thread_labeler()
@@ -512,7 +520,7 @@ task's address and future type, then its await chain with locals."""
         model = open_session().tasks(frames=True, locals=True)
         task = _select_tasks(model, args.id)[0]
         if args.json:
-            gdb.write(json.dumps(task, indent=1) + "\n")
+            write_json(task)
             return
         label = thread_labeler()
         rt = model["runtimes"][task["runtime"]] if task.get("runtime") is not None else {}
@@ -595,7 +603,7 @@ channel, or the joined task), joins (task -> JoinHandle).
     def run(self, args):
         model = open_session().tasks(graph=True)
         if args.json:
-            gdb.write(json.dumps(model, indent=1) + "\n")
+            write_json(model)
         elif args.dot:
             gdb.write("\n".join(render.graph_dot(model)) + "\n")
         else:
@@ -669,7 +677,7 @@ e.g.  async waiters $async_future(3, 5).inventory"""
         found = [r for r in model.get("resources", [])
                  if int(r["address"], 16) in addrs or int(r["key"], 16) in addrs]
         if args.json:
-            gdb.write(json.dumps({"schema": model["schema"], "resources": found}, indent=1) + "\n")
+            write_json({"schema": model["schema"], "resources": found})
             return
         if not found:
             gdb.write("No task waits on or holds %s (addresses tried: %s).\n" % (

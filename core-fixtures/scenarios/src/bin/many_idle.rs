@@ -11,7 +11,11 @@ use scenarios::{park, spawn_named};
 use serde_json::json;
 use tokio::sync::oneshot;
 
-const SESSIONS: usize = 10_000;
+/// 10,000 by default; the benchmark scenario `many_idle_100k` sets
+/// SESSIONS=100000 in the environment.
+fn sessions() -> usize {
+    std::env::var("SESSIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)
+}
 
 /// One client session, idle until its reply arrives.
 async fn session(i: usize, reply: oneshot::Receiver<String>) {
@@ -22,9 +26,10 @@ async fn session(i: usize, reply: oneshot::Receiver<String>) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let path = scenarios::truth_path();
-    let mut senders = Vec::with_capacity(SESSIONS);
-    let mut handles = Vec::with_capacity(SESSIONS);
-    for i in 0..SESSIONS {
+    let n = sessions();
+    let mut senders = Vec::with_capacity(n);
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
         let (tx, rx) = oneshot::channel::<String>();
         senders.push(tx);
         handles.push(spawn_named(&format!("session-{i}"), session(i, rx)));
@@ -39,7 +44,7 @@ async fn main() {
             "scenario": env!("CARGO_BIN_NAME"),
             "cycle": null,
             "resources": [
-                {"kind": "oneshot", "name": "session replies", "count": SESSIONS,
+                {"kind": "oneshot", "name": "session replies", "count": n,
                  "note": "every sender is alive in main; nothing is ever sent"},
             ],
         }),
