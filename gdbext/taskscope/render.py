@@ -250,6 +250,8 @@ def graph_lines(model):
             bits.append("%d sender%s" % (r["senders"], "" if r["senders"] == 1 else "s"))
         if "fd" in r:
             bits.append("fd %d" % r["fd"])
+        if r.get("interest"):
+            bits.append("waiting until %s" % " or ".join(r["interest"]))
         if "time_left_s" in r:
             bits.append("fires in %.1f s" % r["time_left_s"] if r["time_left_s"] >= 0
                         else "overdue by %.1f s" % -r["time_left_s"])

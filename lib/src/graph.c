@@ -106,6 +106,7 @@ struct resource {
 	uint64_t arc;     /* the ArcInner shared by the channel's ends, 0 */
 	uint64_t deadline_ns; /* sleep: CLOCK_MONOTONIC, 0 unknown */
 	int64_t fd;           /* io: the OS descriptor, -1 unknown */
+	uint64_t interest;    /* io: mio Interest bits (1 readable, 2 writable) */
 	uint64_t now_ns;      /* the runtime's timer clock, 0 unknown */
 	struct holder *holders;
 	size_t nholders;
@@ -464,8 +465,17 @@ static void identify_wait(struct tokio *tk, size_t ti)
 		size_t r = get_res(g, kind, key, p.addr, type_name_of(s, p.type));
 		if (r != SIZE_MAX && shared.type)
 			shared_state(tk, r, shared);
-		if (r != SIZE_MAX && kind == RES_IO)
+		if (r != SIZE_MAX && kind == RES_IO) {
 			io_fd(s, p, &g->res[r]);
+			/* Registration::readiness(interest) below the API frame
+			 * says what the task waits for. */
+			struct tval in;
+			uint64_t bits;
+			for (size_t k = 0; k < c->n; k++)
+				if (frame_local(s, &c->frames[k], "interest", &in) &&
+				    !val_uint(s, in, &bits) && bits)
+					g->res[r].interest |= bits;
+		}
 		set_wait(tk, ti, r, side, user);
 		return;
 	}
@@ -513,8 +523,15 @@ static void identify_wait(struct tokio *tk, size_t ti)
 			if (!starts(pn, "tokio::net::") && !starts(pn, "tokio::io::"))
 				continue;
 			size_t r = get_res(g, RES_IO, p.addr, p.addr, pn);
-			if (r != SIZE_MAX)
+			if (r != SIZE_MAX) {
 				io_fd(s, p, &g->res[r]);
+				/* tokio::io::util::read::Read, write_all::WriteAll, ... */
+				if (strstr(ln, "::read"))
+					g->res[r].interest |= 1;
+				else if (strstr(ln, "::write") || strstr(ln, "::flush") ||
+					 strstr(ln, "::shutdown"))
+					g->res[r].interest |= 2;
+			}
 			set_wait(tk, ti, r, SIDE_WAIT, user);
 			return;
 		}
@@ -1757,6 +1774,12 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 			sb_printf(o, ", \"senders\": %llu", (unsigned long long)r->tx_count);
 		if (r->fd >= 0)
 			sb_printf(o, ", \"fd\": %lld", (long long)r->fd);
+		if (r->interest) {
+			sb_printf(o, ", \"interest\": [%s%s%s]",
+				  r->interest & 1 ? "\"readable\"" : "",
+				  (r->interest & 1) && (r->interest & 2) ? ", " : "",
+				  r->interest & 2 ? "\"writable\"" : "");
+		}
 		if (r->deadline_ns) {
 			sb_printf(o, ", \"deadline_s\": %.3f", r->deadline_ns / 1e9);
 			if (r->now_ns)

@@ -433,3 +433,26 @@ def test_guard_held_by_a_plain_thread_names_the_thread_and_line(scenarios):
         "expected held by thread %s (`%s` at line %s), found %s" % (
             truth["held_by_thread"], truth["held_local"], truth["held_line"], holders))
     assert sorted(w["task"] for w in r["waiters"]) == sorted(truth["waited_by"]), r["waiters"]
+
+
+def test_sockets_are_io_resources_with_their_fd_and_interest(scenarios):
+    """network_wait: the acceptor and the reader wait on IO resources whose
+    file descriptors are the ones the program recorded (as_raw_fd), both
+    waiting until readable; an IO wait is never a deadlock edge."""
+    sc = scenarios("network_wait")
+    model = helpers.gdb_json(sc.exe, sc.core, "async graph --json")
+    io = {}
+    for r in model["resources"]:
+        if r["kind"] == "io":
+            for w in r["waiters"]:
+                io[w["task"]] = (r.get("fd"), r.get("interest"))
+    wrong = []
+    for res in sc.truth["resources"]:
+        if res["kind"] != "io":
+            continue
+        for tid in res["waited_by"]:
+            if io.get(tid) != (res["fd"], ["readable"]):
+                wrong.append("task %d (%s): expected fd %d readable, found %s"
+                             % (tid, res["name"], res["fd"], io.get(tid)))
+    assert not wrong, "\n".join(wrong)
+    assert model["diagnoses"] == [], model["diagnoses"]

@@ -13,6 +13,7 @@
 //!
 //! Runtime: multi_thread, 2 workers.
 
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use scenarios::{park, spawn_named};
@@ -49,6 +50,7 @@ async fn main() {
     let path = scenarios::truth_path();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let listen_addr = listener.local_addr().unwrap();
+    let listen_fd = listener.as_raw_fd();
 
     // A connected pair: main keeps the std client end and never writes.
     let side = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -56,6 +58,7 @@ async fn main() {
     let (server_end, _) = side.accept().await.unwrap();
     drop(side);
     let stream_addr = server_end.local_addr().unwrap();
+    let stream_fd = server_end.as_raw_fd();
 
     let a = spawn_named("acceptor", acceptor(listener));
     let r = spawn_named("reader", reader(server_end));
@@ -73,9 +76,9 @@ async fn main() {
             "cycle": null,
             "diagnoses": [],
             "resources": [
-                {"kind": "io", "name": "listener", "socket": "tcp_listener", "addr": listen_addr.to_string(),
+                {"kind": "io", "name": "listener", "socket": "tcp_listener", "addr": listen_addr.to_string(), "fd": listen_fd,
                  "held_by": [a_id], "waited_by": [a_id], "held_line": null},
-                {"kind": "io", "name": "stream", "socket": "tcp_stream", "addr": stream_addr.to_string(),
+                {"kind": "io", "name": "stream", "socket": "tcp_stream", "addr": stream_addr.to_string(), "fd": stream_fd,
                  "peer_addr": peer.local_addr().unwrap().to_string(),
                  "held_by": [r_id], "waited_by": [r_id], "held_line": null},
                 {"kind": "sleep", "name": "keeper_sleep", "held_by": [], "waited_by": [k_id], "held_line": null},
