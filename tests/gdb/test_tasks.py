@@ -289,3 +289,26 @@ def test_running_task_shows_where_its_thread_is_now(scenarios):
             "task %d: expected running at %s:%d, found %s" % (
                 t["id"], t["file"], t["chain"][0]["line"], at))
         assert (got.get("location") or {}).get("line") == t["last_await_line"], got.get("location")
+
+
+def test_two_runtimes_in_one_process(scenarios):
+    """two_runtimes: a multi-thread runtime and a current-thread runtime on a
+    background thread. Both are found (each from its threads' CONTEXT), every
+    task is listed once with its line, and on the runtime the program put it."""
+    sc = scenarios("two_runtimes")
+    model = helpers.gdb_json(sc.exe, sc.core, "info async-tasks --json")
+    flavors = sorted(r["flavor"] for r in model["runtimes"])
+    assert flavors == sorted(sc.truth["runtimes"]), (sc.truth["runtimes"], flavors)
+    by_index = {r["index"]: r["flavor"] for r in model["runtimes"]}
+    found = {t["id"]: t for t in model["tasks"]}
+    assert set(found) == {t["id"] for t in sc.truth["tasks"]}, sorted(found)
+    wrong = []
+    for t in sc.truth["tasks"]:
+        got = found[t["id"]]
+        line = (got.get("location") or {}).get("line")
+        if line != t["chain"][0]["line"]:
+            wrong.append("task %d: line expected %d, found %s" % (t["id"], t["chain"][0]["line"], line))
+        if by_index.get(got["runtime"]) != t["runtime_flavor"]:
+            wrong.append("task %d: runtime expected %s, found %s"
+                         % (t["id"], t["runtime_flavor"], by_index.get(got["runtime"])))
+    assert not wrong, "\n".join(wrong)
