@@ -9,9 +9,14 @@ STATE_ORDER = ["running", "notified", "idle", "cancelled", "complete"]
 
 @functools.lru_cache(maxsize=4096)
 def short_path(path):
-    """Relative to the current directory when below it, else unchanged."""
+    """Relative to the current directory when below it; crates from the
+    cargo registry as `tokio-1.54.1/src/...`; else unchanged."""
     if not path:
         return "?"
+    if "/.cargo/registry/src/" in path:
+        rest = path.split("/.cargo/registry/src/", 1)[1]
+        if "/" in rest:
+            return rest.split("/", 1)[1]
     try:
         rel = os.path.relpath(path)
     except ValueError:
