@@ -184,23 +184,6 @@ def elf_build_id(path):
     return None
 
 
-def elf_load_segments(path):
-    """[(p_offset, p_filesz)] of the PT_LOAD segments of an ELF file."""
-    with open(path, "rb") as f:
-        head = f.read(64)
-        e_phoff = struct.unpack_from("<Q", head, 0x20)[0]
-        e_phentsize, e_phnum = struct.unpack_from("<HH", head, 0x36)
-        f.seek(e_phoff)
-        ph = f.read(e_phentsize * e_phnum)
-    out = []
-    for i in range(e_phnum):
-        p_type, _flags, p_offset, _va, _pa, p_filesz = struct.unpack_from(
-            "<IIQQQQ", ph, i * e_phentsize)
-        if p_type == 1:
-            out.append((p_offset, p_filesz))
-    return out
-
-
 def elf_headers_end(path):
     """File offset just past the ELF header and program header table."""
     with open(path, "rb") as f:

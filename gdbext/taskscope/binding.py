@@ -157,8 +157,28 @@ def _fs(path):
     return os.fsencode(path)
 
 
-class Target:
+class _Handle:
+    """Owns one library object; DESTROY names its _destroy function."""
+
+    DESTROY = None
+    _h = None
+
+    def close(self):
+        if self._h:
+            getattr(library(), self.DESTROY)(self._h)
+            self._h = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Target(_Handle):
     """Memory and threads: a core file, a live pid, or a read callback."""
+
+    DESTROY = "tscope_target_destroy"
 
     def __init__(self, handle, keep=None):
         self._h = handle
@@ -211,20 +231,11 @@ class Target:
     def set_exe_bias(self, bias):
         library().tscope_target_set_exe_bias(self._h, bias)
 
-    def close(self):
-        if self._h:
-            library().tscope_target_destroy(self._h)
-            self._h = None
 
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-
-class Program:
+class Program(_Handle):
     """An executable with its DWARF index (built on first use)."""
+
+    DESTROY = "tscope_program_destroy"
 
     def __init__(self, path):
         out = ctypes.c_void_p()
@@ -239,20 +250,11 @@ class Program:
     def index(self):
         _check(library().tscope_program_index(self._h))
 
-    def close(self):
-        if self._h:
-            library().tscope_program_destroy(self._h)
-            self._h = None
 
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-
-class Session:
+class Session(_Handle):
     """A program paired with a target; produces the taskscope/1 model."""
+
+    DESTROY = "tscope_session_destroy"
 
     def __init__(self, program, target):
         out = ctypes.c_void_p()
@@ -299,13 +301,3 @@ class Session:
         return _json_result(lambda ret: library().tscope_session_future_json(
             self._h, addr, type_name.encode(), JSON_LOCALS if locals else 0, ret))
 
-    def close(self):
-        if self._h:
-            library().tscope_session_destroy(self._h)
-            self._h = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass

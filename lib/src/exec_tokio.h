@@ -79,7 +79,6 @@ struct task_rec {
 	struct tval future;
 	struct fchain chain;
 	char *error;
-	int waits_on; /* index into graph resources, -1 */
 	bool pseudo;  /* a thread's block_on future, not a tokio task */
 };
 

@@ -135,13 +135,13 @@ struct graph {
 	struct resource *res;
 	size_t nres;
 	struct u64map by_key;
+	struct u64map by_hdr; /* task Header address -> task index+1 */
 	struct diag *diags;
 	size_t ndiags;
 	/* batch_semaphore::Semaphore layout */
 	bool sem_ok;
-	uint64_t sem_permits, sem_waiters_type;
-	struct tval sem_tmpl;
-	/* per task: resource it waits on (also in task_rec.waits_on) */
+	uint64_t sem_permits;
+	/* per task: resource it waits on (index+1), how, and from where */
 	size_t *wait_res; /* index+1 */
 	enum side *wait_side;
 	struct waiter *wait_at;
@@ -410,7 +410,6 @@ static void set_wait(struct tokio *tk, size_t ti, size_t r, enum side side,
 	g->wait_res[ti] = r + 1;
 	g->wait_side[ti] = side;
 	g->wait_at[ti] = w;
-	tk->tasks[ti].waits_on = (int)r;
 	PUSH(g->res[r].waiters, g->res[r].nwaiters, w);
 }
 
@@ -436,9 +435,9 @@ static void identify_wait(struct tokio *tk, size_t ti)
 				   leaf->type_name);
 		if (r == SIZE_MAX)
 			return;
-		for (size_t j = 0; j < tk->ntasks; j++)
-			if (tk->tasks[j].hdr == leaf->join_hdr)
-				g->res[r].join_task = j + 1;
+		uint64_t j;
+		if (u64map_get(&g->by_hdr, leaf->join_hdr, &j))
+			g->res[r].join_task = j;
 		set_wait(tk, ti, r, SIDE_JOIN, user);
 		return;
 	}
@@ -974,34 +973,28 @@ static void sb_who(struct strbuf *o, struct tokio *tk, size_t ti)
 		sb_printf(o, "task %llu %s", (unsigned long long)t->id, task_fn(tk, ti));
 }
 
-/* Short form for cycles: "3", "thread 1234". */
-static void sb_who_short(struct strbuf *o, struct tokio *tk, size_t ti)
-{
-	const struct task_rec *t = &tk->tasks[ti];
-	if (t->pseudo)
-		sb_printf(o, "thread %d", t->thread);
-	else
-		sb_printf(o, "%llu", (unsigned long long)t->id);
-}
+/* The other ways to name a task or a thread-bound pseudo-task. */
+enum who_form {
+	WHO_SHORT, /* cycles: "3", "thread 1234" */
+	WHO_JSON,  /* "task": 3, or "task": null, "thread": 1234 */
+	WHO_NODE,  /* graph nodes: "task:3", "thread:1234" */
+};
 
-/* JSON reference: "task": 3, or "task": null, "thread": 1234. */
-static void sb_who_json(struct strbuf *o, struct tokio *tk, size_t ti)
+static void sb_who_as(struct strbuf *o, struct tokio *tk, size_t ti,
+		      enum who_form form)
 {
+	static const struct {
+		const char *thread, *task;
+	} forms[] = {
+		[WHO_SHORT] = {"thread %d", "%llu"},
+		[WHO_JSON] = {"\"task\": null, \"thread\": %d", "\"task\": %llu"},
+		[WHO_NODE] = {"thread:%d", "task:%llu"},
+	};
 	const struct task_rec *t = &tk->tasks[ti];
 	if (t->pseudo)
-		sb_printf(o, "\"task\": null, \"thread\": %d", t->thread);
+		sb_printf(o, forms[form].thread, t->thread);
 	else
-		sb_printf(o, "\"task\": %llu", (unsigned long long)t->id);
-}
-
-/* Graph node name: "task:3" or "thread:1234". */
-static void sb_who_node(struct strbuf *o, struct tokio *tk, size_t ti)
-{
-	const struct task_rec *t = &tk->tasks[ti];
-	if (t->pseudo)
-		sb_printf(o, "thread:%d", t->thread);
-	else
-		sb_printf(o, "task:%llu", (unsigned long long)t->id);
+		sb_printf(o, forms[form].task, (unsigned long long)t->id);
 }
 
 static void describe_res(struct tokio *tk, struct resource *r, struct strbuf *o)
@@ -1084,7 +1077,7 @@ static void narrate_cycle(struct tokio *tk, size_t *cyc, size_t n,
 	for (size_t k = 0; k <= n; k++) {
 		if (k)
 			sb_puts(o, " -> ");
-		sb_who_short(o, tk, cyc[k % n]);
+		sb_who_as(o, tk, cyc[k % n], WHO_SHORT);
 	}
 	sb_puts(o, ".");
 }
@@ -1635,7 +1628,8 @@ void graph_build(struct tokio *tk)
 	}
 	tscope_error_destroy(err);
 	for (size_t i = 0; i < n; i++)
-		tk->tasks[i].waits_on = -1;
+		if (!tk->tasks[i].pseudo)
+			u64map_put(&g->by_hdr, tk->tasks[i].hdr, i + 1);
 	for (size_t i = 0; i < n; i++)
 		identify_wait(tk, i);
 	/* The task list only shows what each task waits on; holders, state
@@ -1790,7 +1784,7 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 		for (size_t i = 0; i < r->nholders; i++) {
 			struct holder *h = &r->holders[i];
 			sb_puts(o, i ? ", {" : "{");
-			sb_who_json(o, tk, h->task);
+			sb_who_as(o, tk, h->task, WHO_JSON);
 			sb_printf(o, ", \"how\": \"%s\", \"local\": ", side_names[h->how]);
 			sb_json_string(o, h->local);
 			sb_puts(o, ", \"function\": ");
@@ -1806,7 +1800,7 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 		for (size_t i = 0; i < r->nwaiters; i++) {
 			struct waiter *w = &r->waiters[i];
 			sb_puts(o, i ? ", {" : "{");
-			sb_who_json(o, tk, w->task);
+			sb_who_as(o, tk, w->task, WHO_JSON);
 			sb_printf(o, ", \"side\": \"%s\", \"file\": ", side_names[w->side]);
 			sb_json_string(o, w->file);
 			sb_printf(o, ", \"line\": %u}", w->line);
@@ -1825,7 +1819,7 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 		for (size_t i = 0; i < r->nwaiters; i++) {
 			sb_printf(o, "%s\n  {\"kind\": \"%s\", \"from\": \"",
 				  first ? "" : ",", r->kind == RES_JOIN ? "joins" : "waits-on");
-			sb_who_node(o, tk, r->waiters[i].task);
+			sb_who_as(o, tk, r->waiters[i].task, WHO_NODE);
 			sb_printf(o, "\", \"to\": \"resource:%zu\"}", ri);
 			first = false;
 		}
@@ -1837,7 +1831,7 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 				  first ? "" : ",",
 				  how == HOLD_SENDER || how == HOLD_RECEIVER ? "can-wake" : "held-by",
 				  ri);
-			sb_who_node(o, tk, r->holders[i].task);
+			sb_who_as(o, tk, r->holders[i].task, WHO_NODE);
 			sb_printf(o, "\", \"how\": \"%s\"}", side_names[how]);
 			first = false;
 		}
@@ -1876,6 +1870,7 @@ void graph_free(struct tokio *tk)
 	}
 	free(g->res);
 	u64map_free(&g->by_key);
+	u64map_free(&g->by_hdr);
 	for (size_t i = 0; i < g->ndiags; i++) {
 		free(g->diags[i].tasks);
 		free(g->diags[i].res);
