@@ -100,6 +100,71 @@ struct context_var {
 	uint64_t type;
 };
 
+#define CONTEXT_PATH "tokio::runtime::context::CONTEXT"
+#define CONTEXT_TYPE "tokio::runtime::context::Context"
+
+/* tokio's thread-local CONTEXT.  Its storage depends on tokio and on the
+ * std that built it, and is only ever found through DWARF:
+ *   tokio >= 1.29, const thread_local!: std's eager Storage { val:
+ *     UnsafeCell<Context>, state } (..CONTEXT::{constant#0}::{closure#0}::
+ *     __RUST_STD_INTERNAL_VAL);
+ *   tokio 1.22 - 1.28, lazy thread_local!: std's lazy Storage { state:
+ *     State::Alive(Context) | Initial | Destroyed } (rustc >= 1.80), or
+ *     fast::Key { inner: LazyKeyInner { inner: Option<Context> } } (older
+ *     rustc, symbol ..CONTEXT::__getit::__KEY).
+ * Every TLS symbol under CONTEXT is a candidate; the storage is the one
+ * whose DWARF variable has a type that contains a Context. */
+static bool type_contains(struct tscope_program *prog, uint64_t type,
+			  const char *name, int depth)
+{
+	const struct ttype *t;
+	struct tscope_error *err = type_strip(prog, type, &t);
+	if (err) {
+		tscope_error_destroy(err);
+		return false;
+	}
+	if (t->name && strcmp(t->name, name) == 0)
+		return true;
+	if (depth == 0 || t->tag == DW_TAG_pointer_type)
+		return false;
+	for (size_t i = 0; i < t->nmembers; i++)
+		if (type_contains(prog, t->members[i].type, name, depth - 1))
+			return true;
+	for (size_t i = 0; i < t->nvariants; i++)
+		if (type_contains(prog, t->variants[i].member.type, name, depth - 1))
+			return true;
+	return false;
+}
+
+/* The version of tokio the program links, from the crate directory in the
+ * file table of the compilation unit defining tokio's task Header
+ * ("…/tokio-1.24.2/src/…"); NULL when the sources were vendored without a
+ * version in their path. */
+static const char *tokio_version(struct tokio *tk)
+{
+	static char buf[32];
+	struct tscope_program *prog = tk->s->prog;
+	const struct ttype *t;
+	struct tscope_error *err = type_get(prog, tk->header_type, &t);
+	if (err) {
+		tscope_error_destroy(err);
+		return NULL;
+	}
+	/* Header is defined in tokio's own compilation unit, whose file table
+	 * holds tokio's sources. */
+	const char *f = type_cu_file_containing(prog, t, "/tokio-1.");
+	const char *p = f ? strstr(f, "/tokio-1.") : NULL;
+	if (!p)
+		return NULL;
+	p += strlen("/tokio-");
+	size_t n = strspn(p, "0123456789.");
+	if (n == 0 || n >= sizeof(buf) || p[n] != '/')
+		return NULL;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return buf;
+}
+
 static struct tscope_error *find_context(struct tokio *tk,
 					 struct context_var *cv)
 {
@@ -111,31 +176,23 @@ static struct tscope_error *find_context(struct tokio *tk,
 			"symbols and DWARF; use the unstripped binary (or build "
 			"with debug = 2 and without strip)", prog->path,
 			prog->has_debug_info ? "" : " and no DWARF");
-	if (!program_find_symbol_prefix(prog, "_ZN5tokio", -1) &&
-	    !program_find_symbol_prefix(prog, "_RN", -1))
+	if (!program_find_rust_symbol(prog, "tokio", true, -1))
 		return tscope_error_create(
 			TSCOPE_ERROR_NO_RUNTIME,
 			"no tokio runtime found: %s does not contain tokio (no "
 			"tokio symbols in its symbol table); taskscope inspects "
 			"programs built with tokio 1.x", prog->path);
-	/* tokio >= 1.29: CONTEXT is a const-initialized thread_local!, whose
-	 * storage is a TLS symbol named ...CONTEXT...__RUST_STD_INTERNAL_VAL. */
-	cv->sym = program_find_symbol_prefix(
-		prog, "_ZN5tokio7runtime7context7CONTEXT", STT_TLS);
-	if (!cv->sym) {
-		if (!program_find_symbol_prefix(prog, "_ZN5tokio", -1))
-			return tscope_error_create(
-				TSCOPE_ERROR_NO_RUNTIME,
-				"no tokio runtime found: %s does not contain "
-				"tokio (no tokio symbols in its symbol table); "
-				"taskscope inspects programs built with tokio 1.x",
-				prog->path);
+	const struct elf_sym *cand[16];
+	size_t n = program_rust_symbols(prog, CONTEXT_PATH, true, STT_TLS, cand,
+					ARRAY_SIZE(cand));
+	if (n == 0) {
+		/* tokio 1.20 - 1.21 kept a RefCell<Option<Handle>> there. */
 		return tscope_error_create(
 			TSCOPE_ERROR_UNSUPPORTED,
-			"%s links tokio but has no thread-local "
-			"tokio::runtime::context::CONTEXT symbol: tokio older "
-			"than 1.29, or a stripped symbol table (keep .symtab)",
-			prog->path);
+			"%s links tokio but has no thread-local %s symbol: "
+			"tokio older than 1.22 (not supported: upgrade tokio), "
+			"or a stripped symbol table (keep .symtab)",
+			prog->path, CONTEXT_PATH);
 	}
 	if (!prog->has_tls)
 		return tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
@@ -144,17 +201,63 @@ static struct tscope_error *find_context(struct tokio *tk,
 	struct tscope_error *err = program_ensure_index(prog);
 	if (err)
 		return err;
-	uint64_t var;
-	if (!strmap_lookup(&prog->vars, cv->sym->name, &var))
-		return tscope_error_create(
-			TSCOPE_ERROR_NO_DEBUG_INFO,
-			"no DWARF variable for tokio's CONTEXT (%s) in %s: "
-			"rebuild with debug = 2", cv->sym->name, prog->path);
-	const struct ttype *vt;
-	err = type_get(prog, var, &vt);
+	bool any_var = false;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t var;
+		if (!strmap_lookup(&prog->vars, cand[i]->name, &var))
+			continue;
+		any_var = true;
+		const struct ttype *vt;
+		if ((err = type_get(prog, var, &vt)))
+			return err;
+		if (!type_contains(prog, vt->target, CONTEXT_TYPE, 6))
+			continue;
+		cv->sym = cand[i];
+		cv->type = vt->target;
+		return NULL;
+	}
+	return tscope_error_create(
+		TSCOPE_ERROR_NO_DEBUG_INFO,
+		any_var ? "tokio's CONTEXT (%s) in %s holds no %s: an unknown "
+			  "thread-local layout; please report it with your rustc "
+			  "and tokio versions"
+			: "no DWARF variable for tokio's CONTEXT (%s) in %s: "
+			  "rebuild with debug = 2",
+		cand[0]->name, prog->path, CONTEXT_TYPE);
+}
+
+/* The Context value inside a thread's CONTEXT storage: descend members and
+ * the active variant of enums (a lazy thread-local is Alive/Some only once
+ * the thread touched it).  *found false: not initialized on this thread. */
+static struct tscope_error *context_value(struct tscope_session *s,
+					  struct tval v, int depth,
+					  struct tval *ret, bool *found)
+{
+	const struct ttype *t;
+	struct tscope_error *err = type_strip(s->prog, v.type, &t);
 	if (err)
 		return err;
-	cv->type = vt->target;
+	if (t->name && strcmp(t->name, CONTEXT_TYPE) == 0) {
+		*ret = v;
+		*found = true;
+		return NULL;
+	}
+	if (depth == 0 || t->tag == DW_TAG_pointer_type)
+		return NULL;
+	if (t->has_variants) {
+		const struct tmember *m;
+		struct tval inner;
+		if ((err = val_variant(s, v, &m, &inner)))
+			return err;
+		return context_value(s, inner, depth - 1, ret, found);
+	}
+	for (size_t i = 0; i < t->nmembers && !*found; i++) {
+		struct tval m = {v.addr + t->members[i].offset, t->members[i].type};
+		if (!type_contains(s->prog, m.type, CONTEXT_TYPE, depth - 1))
+			continue;
+		if ((err = context_value(s, m, depth - 1, ret, found)))
+			return err;
+	}
 	return NULL;
 }
 
@@ -176,7 +279,11 @@ static struct tscope_error *thread_context(struct tokio *tk,
 
 	struct tval cur, v;
 	const struct tmember *m;
-	struct tscope_error *err = val_find(s, storage, "current_task_id", 3, &cur);
+	bool alive = false;
+	struct tscope_error *err = context_value(s, storage, 6, &storage, &alive);
+	if (err || !alive)
+		return err;
+	err = val_find(s, storage, "current_task_id", 3, &cur);
 	if (!err) {
 		err = val_enum(s, cur, &v);
 		if (!err)
@@ -645,7 +752,11 @@ static uint64_t list_head(struct tokio *tk, struct tval list,
 			  struct tscope_error **errp)
 {
 	struct tval v;
-	*errp = val_find(tk->s, list, "head", 4, &v);
+	/* 1.35+: Mutex<LinkedList> per shard; 1.29 - 1.34: Mutex<
+	 * CountedOwnedTasksInner { list: CountedLinkedList { list, count } }>;
+	 * 1.21 - 1.28: Mutex<OwnedTasksInner { list, closed }> (std's or
+	 * parking_lot's Mutex around it). */
+	*errp = val_find(tk->s, list, "head", 8, &v);
 	if (*errp)
 		return 0;
 	uint64_t head = 0;
@@ -775,6 +886,25 @@ static void walk_runtime(struct tokio *tk, size_t rt)
 			walk_list(tk, rt, head, &seen, what);
 		}
 	}
+	/* The list's own count (ShardedList.count 1.35+, CountedLinkedList
+	 * 1.29 - 1.34; none before): a walk that disagrees is marked. */
+	if (!r->truncated && !val_find(s, owned, "count", 8, &v)) {
+		uint64_t count;
+		if (!val_uint(s, v, &count)) {
+			r->has_count = true;
+			r->count = count;
+			if (count != r->ntasks) {
+				r->truncated = true;
+				note_error(tk, tscope_error_create(
+					TSCOPE_ERROR_BAD_FORMAT,
+					"OwnedTasks counts %llu tasks but its lists "
+					"hold %llu (a core taken while a task was "
+					"being added or removed, or corrupt memory)",
+					(unsigned long long)count,
+					(unsigned long long)r->ntasks), "%s", what);
+			}
+		}
+	}
 out:
 	u64map_free(&seen);
 }
@@ -875,6 +1005,7 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 	}
 	if ((err = find_layout(tk)))
 		goto out;
+	tk->tokio_version = tokio_version(tk);
 
 	if (!(flags & TSCOPE_JSON_THREADS_ONLY)) {
 		for (size_t i = 0; i < tk->nrt; i++)
@@ -916,6 +1047,11 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 			  r->truncated ? "true" : "false");
 		if (r->timer_now_ns)
 			sb_printf(out, "\"timer_now_s\": %.3f, ", r->timer_now_ns / 1e9);
+		if (r->has_count)
+			sb_printf(out, "\"owned_count\": %llu, ", (unsigned long long)r->count);
+		sb_puts(out, "\"tokio_version\": ");
+		sb_json_string(out, tk->tokio_version);
+		sb_puts(out, ", ");
 		sb_puts(out, "\"threads\": [");
 		bool first = true;
 		for (size_t j = 0; j < tk->nthreads; j++)

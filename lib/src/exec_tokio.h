@@ -16,6 +16,8 @@ struct runtime {
 	uint64_t owned_id;
 	uint64_t nshards;
 	uint64_t ntasks;
+	bool has_count;
+	uint64_t count; /* OwnedTasks' own count (tokio >= 1.29) */
 	bool truncated;
 	/* the timer wheel's clock: start_time + elapsed ms, in CLOCK_MONOTONIC
 	 * nanoseconds (0: no time driver found) */
@@ -65,6 +67,7 @@ struct tokio {
 	struct task_rec *tasks;
 	size_t ntasks, tasks_cap;
 	struct graph *graph;
+	const char *tokio_version; /* "1.54.1", NULL if unknown */
 };
 
 

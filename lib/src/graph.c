@@ -1548,8 +1548,8 @@ static void find_unregistered_wakers(struct tokio *tk)
 {
 	struct tscope_session *s = tk->s;
 	struct graph *g = tk->graph;
-	const struct elf_sym *sym = program_find_symbol_prefix(
-		s->prog, "_ZN5tokio7runtime4task5waker12WAKER_VTABLE", -1);
+	const struct elf_sym *sym = program_find_rust_symbol(
+		s->prog, "tokio::runtime::task::waker::WAKER_VTABLE", false, -1);
 	if (!sym || !tk->ntasks)
 		return; /* tokio < 1.23: one vtable per task type */
 	uint64_t *hdrs = malloc(tk->ntasks * sizeof(*hdrs));

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <libiberty/demangle.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,12 +34,6 @@ static double now_seconds(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp_sym_name(const void *a, const void *b)
-{
-	const struct elf_sym *x = a, *y = b;
-	return strcmp(x->name, y->name);
 }
 
 static struct tscope_error *read_elf(struct tscope_program *prog)
@@ -138,45 +133,84 @@ static struct tscope_error *read_elf(struct tscope_program *prog)
 		e->size = s.st_size;
 		e->type = GELF_ST_TYPE(s.st_info);
 	}
-	qsort(prog->syms, prog->nsyms, sizeof(*prog->syms), cmp_sym_name);
 	return NULL;
 }
 
-const struct elf_sym *program_find_symbol(struct tscope_program *prog,
-					  const char *name)
+static int cmp_rust_sym(const void *a, const void *b)
 {
-	size_t lo = 0, hi = prog->nsyms;
+	const struct rust_sym *x = a, *y = b;
+	return strcmp(x->path, y->path);
+}
+
+/* Demangle every Rust symbol once.  rustc emits two manglings: legacy
+ * (_ZN5tokio7runtime...17h<hash>E, Rust < 1.97's default) and v0
+ * (_RNvNtCs<disambiguator>_5tokio..., the default since 1.97 and with
+ * -C symbol-mangling-version=v0).  libiberty knows both; without
+ * DMGL_VERBOSE it drops the legacy hash and v0's crate disambiguators, so
+ * both spell a static "tokio::runtime::task::waker::WAKER_VTABLE".  LLVM
+ * renames internalized symbols with a ".llvm.<digits>" suffix (LTO, thin
+ * local codegen units): cut before demangling. */
+static void demangle_symbols(struct tscope_program *prog)
+{
+	prog->demangled = true;
+	prog->rsyms = calloc(prog->nsyms ? prog->nsyms : 1, sizeof(*prog->rsyms));
+	if (!prog->rsyms)
+		return;
+	char buf[4096];
+	for (size_t i = 0; i < prog->nsyms; i++) {
+		const char *name = prog->syms[i].name;
+		if (strncmp(name, "_ZN", 3) != 0 && strncmp(name, "_R", 2) != 0)
+			continue;
+		const char *llvm = strstr(name, ".llvm.");
+		if (llvm) {
+			size_t n = (size_t)(llvm - name);
+			if (n >= sizeof(buf))
+				continue;
+			memcpy(buf, name, n);
+			buf[n] = '\0';
+			name = buf;
+		}
+		char *path = rust_demangle(name, 0);
+		if (!path)
+			continue;
+		prog->rsyms[prog->nrsyms].path = path;
+		prog->rsyms[prog->nrsyms++].sym = &prog->syms[i];
+	}
+	qsort(prog->rsyms, prog->nrsyms, sizeof(*prog->rsyms), cmp_rust_sym);
+}
+
+size_t program_rust_symbols(struct tscope_program *prog, const char *path,
+			    bool prefix, int stt, const struct elf_sym **out,
+			    size_t max)
+{
+	if (!prog->demangled)
+		demangle_symbols(prog);
+	size_t n = strlen(path), lo = 0, hi = prog->nrsyms, found = 0;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		int c = strcmp(prog->syms[mid].name, name);
-		if (c == 0)
-			return &prog->syms[mid];
-		if (c < 0)
+		if (strncmp(prog->rsyms[mid].path, path, n) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return NULL;
-}
-
-const struct elf_sym *program_find_symbol_prefix(struct tscope_program *prog,
-						 const char *prefix, int stt)
-{
-	size_t n = strlen(prefix), lo = 0, hi = prog->nsyms;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (strncmp(prog->syms[mid].name, prefix, n) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (size_t i = lo; i < prog->nsyms; i++) {
-		if (strncmp(prog->syms[i].name, prefix, n) != 0)
+	for (size_t i = lo; i < prog->nrsyms && found < max; i++) {
+		const char *p = prog->rsyms[i].path;
+		if (strncmp(p, path, n) != 0)
 			break;
-		if (stt < 0 || prog->syms[i].type == stt)
-			return &prog->syms[i];
+		if (p[n] && !(prefix && p[n] == ':' && p[n + 1] == ':'))
+			continue;
+		if (stt < 0 || prog->rsyms[i].sym->type == stt)
+			out[found++] = prog->rsyms[i].sym;
 	}
-	return NULL;
+	return found;
+}
+
+const struct elf_sym *program_find_rust_symbol(struct tscope_program *prog,
+					       const char *path, bool prefix,
+					       int stt)
+{
+	const struct elf_sym *sym;
+	return program_rust_symbols(prog, path, prefix, stt, &sym, 1) ? sym : NULL;
 }
 
 TSCOPE_PUBLIC struct tscope_error *
@@ -256,6 +290,9 @@ TSCOPE_PUBLIC void tscope_program_destroy(struct tscope_program *prog)
 	u64map_free(&prog->cu_of);
 	u64map_free(&prog->vtables);
 	free(prog->funcs);
+	for (size_t i = 0; i < prog->nrsyms; i++)
+		free(prog->rsyms[i].path);
+	free(prog->rsyms);
 	free(prog->syms);
 	if (prog->elf)
 		elf_end(prog->elf);

@@ -13,6 +13,11 @@ struct elf_sym {
 	unsigned char type; /* STT_* */
 };
 
+struct rust_sym {
+	char *path; /* e.g. "tokio::runtime::task::waker::WAKER_VTABLE" */
+	const struct elf_sym *sym;
+};
+
 struct tmember {
 	const char *name;
 	uint64_t offset;
@@ -78,8 +83,11 @@ struct tscope_program {
 
 	struct elf_sym *syms;
 	size_t nsyms;
-	char *symstr_copy;
-	struct strmap sym_by_name; /* name -> index+1 */
+	/* Rust symbols by demangled path (legacy and v0 manglings, hash and
+	 * .llvm. suffix dropped), sorted by name; built on first lookup. */
+	struct rust_sym *rsyms;
+	size_t nrsyms;
+	bool demangled;
 
 	Dwarf_Debug dbg;
 	bool indexed;
@@ -100,11 +108,18 @@ struct tscope_program {
 };
 
 struct tscope_error *program_ensure_index(struct tscope_program *prog);
-const struct elf_sym *program_find_symbol(struct tscope_program *prog,
-					  const char *name);
-/* First symbol whose name starts with @prefix and has type @stt. */
-const struct elf_sym *program_find_symbol_prefix(struct tscope_program *prog,
-						 const char *prefix, int stt);
+
+/* The first symbol of type @stt (-1: any) whose demangled Rust path is
+ * @path, or starts with @path followed by "::" when @prefix.  Both of
+ * rustc's manglings are understood (legacy _ZN...17h<hash>E and v0 _R...),
+ * through libiberty's demangler. */
+const struct elf_sym *program_find_rust_symbol(struct tscope_program *prog,
+					       const char *path, bool prefix,
+					       int stt);
+/* All of them (at most @max) into @out; returns how many. */
+size_t program_rust_symbols(struct tscope_program *prog, const char *path,
+			    bool prefix, int stt, const struct elf_sym **out,
+			    size_t max);
 
 /* decl_line of local @local in the subprogram named @fn (qualified, e.g.
  * "app::checkout::{async_fn#0}"); false if unknown. */
@@ -126,6 +141,10 @@ const struct tparam *type_tparam(const struct ttype *t, const char *name);
 /* Source file name of decl_file @idx in the CU of @t ("" if unknown). */
 const char *type_decl_file(struct tscope_program *prog, const struct ttype *t,
 			   uint32_t idx);
+/* The first source file of @t's compilation unit whose path contains
+ * @needle, or NULL. */
+const char *type_cu_file_containing(struct tscope_program *prog,
+				    const struct ttype *t, const char *needle);
 /* Qualified name for DIE @off, or its plain DW_AT_name. */
 const char *type_name(struct tscope_program *prog, uint64_t off);
 

@@ -268,35 +268,49 @@ const struct tparam *type_tparam(const struct ttype *t, const char *name)
 	return NULL;
 }
 
+static struct cu_files *cu_files_of(struct tscope_program *prog,
+				    const struct ttype *t)
+{
+	uint64_t v;
+	if (u64map_get(&prog->cu_files, t->cu_off + 1, &v))
+		return (struct cu_files *)(uintptr_t)v;
+	struct cu_files *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	Dwarf_Die cu;
+	if (dwarf_offdie_b(prog->dbg, t->cu_off, true, &cu, NULL) == DW_DLV_OK) {
+		Dwarf_Half ver = 4, offsz;
+		dwarf_get_version_of_die(cu, &ver, &offsz);
+		f->version = ver;
+		if (dwarf_srcfiles(cu, &f->files, &f->count, NULL) != DW_DLV_OK) {
+			f->files = NULL;
+			f->count = 0;
+		}
+		dwarf_dealloc_die(cu);
+	}
+	u64map_put(&prog->cu_files, t->cu_off + 1, (uint64_t)(uintptr_t)f);
+	return f;
+}
+
 const char *type_decl_file(struct tscope_program *prog, const struct ttype *t,
 			   uint32_t idx)
 {
-	uint64_t v;
-	struct cu_files *f = NULL;
-	if (u64map_get(&prog->cu_files, t->cu_off + 1, &v)) {
-		f = (struct cu_files *)(uintptr_t)v;
-	} else {
-		f = calloc(1, sizeof(*f));
-		if (!f)
-			return "";
-		Dwarf_Die cu;
-		if (dwarf_offdie_b(prog->dbg, t->cu_off, true, &cu, NULL) ==
-		    DW_DLV_OK) {
-			Dwarf_Half ver = 4, offsz;
-			dwarf_get_version_of_die(cu, &ver, &offsz);
-			f->version = ver;
-			if (dwarf_srcfiles(cu, &f->files, &f->count, NULL) !=
-			    DW_DLV_OK) {
-				f->files = NULL;
-				f->count = 0;
-			}
-			dwarf_dealloc_die(cu);
-		}
-		u64map_put(&prog->cu_files, t->cu_off + 1, (uint64_t)(uintptr_t)f);
-	}
+	struct cu_files *f = cu_files_of(prog, t);
+	if (!f)
+		return "";
 	/* DWARF 5 file indexes are 0-based, earlier ones 1-based. */
 	Dwarf_Signed i = f->version >= 5 ? (Dwarf_Signed)idx : (Dwarf_Signed)idx - 1;
 	if (i < 0 || i >= f->count)
 		return "";
 	return f->files[i];
+}
+
+const char *type_cu_file_containing(struct tscope_program *prog,
+				    const struct ttype *t, const char *needle)
+{
+	struct cu_files *f = cu_files_of(prog, t);
+	for (Dwarf_Signed i = 0; f && i < f->count; i++)
+		if (f->files[i] && strstr(f->files[i], needle))
+			return f->files[i];
+	return NULL;
 }

@@ -62,6 +62,15 @@ struct Registry {
 
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 
+/// Set once the truth is written. Busy scenarios keep running after that;
+/// from then on their `park!`s must not contend for `REGISTRY`, or the core
+/// may catch a worker in the futex wait of the fixture's own bookkeeping.
+static FROZEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn frozen() -> bool {
+    FROZEN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn with_registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
     let mut guard = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     f(guard.get_or_insert_with(Registry::default))
@@ -131,6 +140,9 @@ pub fn record_park(level: usize, line: u32, file: &'static str) {
 /// Implementation detail of [`park!`]/[`mark!`].
 #[doc(hidden)]
 pub fn record_await(level: usize, line: u32, file: &'static str, function: String, macro_name: Option<&'static str>) {
+    if frozen() {
+        return;
+    }
     let id = id_u64(tokio::task::try_id().expect("park! used outside a tokio task"));
     with_registry(|r| {
         let rec = r.tasks.entry(id).or_default();
@@ -151,6 +163,9 @@ pub fn record_await(level: usize, line: u32, file: &'static str, function: Strin
 /// Implementation detail of [`branch!`].
 #[doc(hidden)]
 pub fn record_branch(level: usize, line: u32, file: &'static str, function: String) {
+    if frozen() {
+        return;
+    }
     let id = id_u64(tokio::task::try_id().expect("branch! used outside a tokio task"));
     with_registry(|r| {
         let rec = r.tasks.entry(id).or_default();
@@ -283,6 +298,9 @@ pub fn gettid() -> u64 {
 /// Implementation detail of [`hold!`].
 #[doc(hidden)]
 pub fn record_hold(resource: &str, line: u32) {
+    if frozen() {
+        return;
+    }
     let id = id_u64(tokio::task::try_id().expect("hold! used outside a tokio task"));
     with_registry(|r| {
         r.holds.insert(resource.to_string(), (id, line));
@@ -454,6 +472,7 @@ pub fn write_truth(path: &str, extra: Value) {
     };
     let has_diagnoses = extra.get("diagnoses").is_some();
     let tasks = with_registry(|r| tasks_json(r, has_diagnoses));
+    FROZEN.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut truth = json!({
         "schema": "taskscope-truth/1",
         "scenario": scenario,
