@@ -5,7 +5,8 @@ backtrace all` and `async diagnose` (--json) checked against the truth.json
 each program recorded about itself.
 
 By default only the fast cells run; TASKSCOPE_MATRIX=all runs every cell
-(`./dev test --matrix`), TASKSCOPE_MATRIX=CELL[,CELL...] the named ones.
+(`./dev test --matrix`), TASKSCOPE_MATRIX=CELL[,CELL...] the named ones,
+TASKSCOPE_MATRIX=none none.
 Each (cell, scenario, check) outcome is merged into build/matrix/results.json
 ($TASKSCOPE_MATRIX_RESULTS), which tests/matrix_report.py turns into
 docs/supported.md.  A cell whose toolchain cannot build its tokio is
@@ -51,6 +52,8 @@ def _selected_cells():
     cells = _cells()
     if want == "all":
         return cells
+    if want == "none":
+        return []
     if want and want != "fast":
         names = [w for w in want.split(",") if w]
         unknown = sorted(set(names) - {c["name"] for c in cells})
