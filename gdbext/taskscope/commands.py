@@ -259,6 +259,7 @@ def find_thread_roots(skip=()):
             except gdb.error:
                 continue
             depth = 0
+            best = None
             while f is not None and depth < 256:
                 name = f.name() or ""
                 sal = _user_frame(f) if depth < 64 else None
@@ -266,18 +267,23 @@ def find_thread_roots(skip=()):
                     _frame_values(th, f, sal, values)
                 if "block_on<" in name:
                     found = _frame_future(f)
-                    if found:
-                        addr, tname = found
-                        # gdb prints C-style tags when the frame's language
-                        # is not Rust: "struct app::main::{async_block_env#0}".
-                        tname = re.sub(r"^(struct|union|enum) ", "", tname)
-                        out.append((th.ptid[1], addr, tname))
+                    # A Pin<&mut F> points at the future being polled; an F
+                    # by value may be the moved-from copy an optimized build
+                    # leaves in the argument's slot (still "unresumed"):
+                    # keep looking outwards for a pinned one.
+                    if found and (found[2] or best is None):
+                        best = found
+                    if best and best[2]:
                         break
                 try:
                     f = f.older()
                 except gdb.error:
                     break
                 depth += 1
+            if best:
+                # gdb prints C-style tags when the frame's language is not
+                # Rust: "struct app::main::{async_block_env#0}".
+                out.append((th.ptid[1], best[0], re.sub(r"^(struct|union|enum) ", "", best[1])))
     finally:
         if selected is not None and selected.is_valid():
             selected.switch()
@@ -285,6 +291,10 @@ def find_thread_roots(skip=()):
 
 
 def _frame_future(frame):
+    """The future a block_on frame drives: (address, type name, pinned),
+    preferring a `Pin<&mut F>` binding (what `pin!(f)` makes, the one being
+    polled) over `F` by value; None if neither can be read."""
+    byval = None
     for var in ("f", "future"):
         try:
             v = frame.read_var(var)
@@ -295,14 +305,14 @@ def _frame_future(frame):
             if (t.name or "").startswith("core::pin::Pin<"):
                 names = [fl.name for fl in t.fields()]
                 p = v["pointer" if "pointer" in names else "__pointer"]
-                return int(p), str(p.type.strip_typedefs().target())
+                return int(p), str(p.type.strip_typedefs().target()), True
             if t.code == gdb.TYPE_CODE_PTR:
-                return int(v), str(t.target())
-            if v.address is not None:
-                return int(v.address), str(t)
+                return int(v), str(t.target()), True
+            if v.address is not None and byval is None:
+                byval = (int(v.address), str(t), False)
         except gdb.error:
             continue
-    return None
+    return byval
 
 
 class _ArgParser(argparse.ArgumentParser):
@@ -334,6 +344,8 @@ class TaskscopeCommand(gdb.Command):
         except _HelpShown:
             gdb.write(self.parser.format_help())
             return
+        self._json = bool(getattr(args, "json", False))
+        self._incomplete = None
         try:
             self.run(args)
         except binding.TaskscopeError as e:
@@ -346,6 +358,17 @@ class TaskscopeCommand(gdb.Command):
             raise gdb.GdbError(
                 "taskscope: internal error: %s: %s (set taskscope-debug on for "
                 "a traceback, and please report it)" % (type(e).__name__, e))
+        if self._incomplete:
+            raise gdb.GdbError(self._incomplete)
+
+    def load(self, session=None, **kw):
+        """The model, noting (and, in text mode, printing first) whether the
+        decode is incomplete; invoke() then fails with that note."""
+        model = (session or open_session()).tasks(**kw)
+        self._incomplete = render.incomplete_note(model)
+        if self._incomplete and not self._json:
+            gdb.write(self._incomplete + "\n")
+        return model
 
 
 class InfoAsyncTasks(TaskscopeCommand):
@@ -374,7 +397,7 @@ Works on core files and live processes (tokio 1.29+ with debug info).
         session = open_session()
         if args.limit:
             session.set_limits(args.limit)
-        model = session.tasks()
+        model = self.load(session)
         add_running_positions(model)
         if args.state:
             model["tasks"] = [t for t in model["tasks"] if t.get("state") == args.state]
@@ -383,9 +406,6 @@ Works on core files and live processes (tokio 1.29+ with debug info).
         else:
             for line in render.tasks_table(model, thread_labeler()):
                 gdb.write(line + "\n")
-        incomplete = [w for w in model.get("warnings", []) if "truncated" in w]
-        if incomplete and model.get("errors"):
-            raise gdb.GdbError("taskscope: results are incomplete: " + incomplete[0])
 
 
 class AsyncPrefix(gdb.Command):
@@ -483,6 +503,7 @@ Timeout, ...) are frames too, with one indented chain per branch.
                    "tasks": [{k: t.get(k) for k in ("id", "state", "future", "frames")}
                              for t in tasks],
                    "block_on": block_on,
+                   "complete": model.get("complete", True),
                    "errors": model.get("errors", []),
                    "warnings": model.get("warnings", [])}
             write_json(doc)
@@ -517,7 +538,7 @@ task's address and future type, then its await chain with locals."""
         super().__init__("async task", gdb.COMMAND_STACK)
 
     def run(self, args):
-        model = open_session().tasks(frames=True, locals=True)
+        model = self.load(frames=True, locals=True)
         task = _select_tasks(model, args.id)[0]
         if args.json:
             write_json(task)
@@ -601,7 +622,7 @@ channel, or the joined task), joins (task -> JoinHandle).
         super().__init__("async graph", gdb.COMMAND_STACK)
 
     def run(self, args):
-        model = open_session().tasks(graph=True)
+        model = self.load(graph=True)
         if args.json:
             write_json(model)
         elif args.dot:
@@ -673,7 +694,7 @@ e.g.  async waiters $async_future(3, 5).inventory"""
         except gdb.error as e:
             raise gdb.GdbError("taskscope: cannot evaluate %s: %s" % (expr, e))
         addrs = set(_candidate_addresses(val))
-        model = open_session().tasks(graph=True)
+        model = self.load(graph=True)
         found = [r for r in model.get("resources", [])
                  if int(r["address"], 16) in addrs or int(r["key"], 16) in addrs]
         if args.json:
@@ -763,7 +784,7 @@ a task "stuck": no false alarms, at the price of missing some."""
         super().__init__("async diagnose", gdb.COMMAND_STACK)
 
     def run(self, args):
-        model = open_session().tasks(graph=True)
+        model = self.load(graph=True)
         diags = model.get("diagnoses", [])
         for d in diags:
             if d["kind"] in ("blocked-worker", "long-poll"):
@@ -777,16 +798,11 @@ a task "stuck": no false alarms, at the price of missing some."""
         if args.json:
             gdb.write(json.dumps({"schema": model["schema"], "diagnoses": diags,
                                   "task_count": len(model["tasks"]),
+                                  "complete": model.get("complete", True),
                                   "errors": model.get("errors", [])}, indent=1) + "\n")
             return
-        if not diags:
-            gdb.write("No deadlock, futurelock, blocked worker or starvation found "
-                      "among %d tasks.\n" % len(model["tasks"]))
-        for d in diags:
-            gdb.write("%s (tasks %s):\n  %s\n" % (d["kind"], ", ".join(map(str, d["tasks"])),
-                                                   render.relativize(d["text"])))
-            if d.get("thread_detail"):
-                gdb.write("  %s\n" % d["thread_detail"])
+        for line in render.diagnose_lines(model):
+            gdb.write(line + "\n")
         for e in model.get("errors", []):
             gdb.write("error: %s\n" % e)
 

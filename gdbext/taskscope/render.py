@@ -88,6 +88,47 @@ def tasks_table(model, thread_label=None):
     return out
 
 
+def incomplete_note(model):
+    """One line saying the decode is incomplete (some runtime's tasks could
+    not all be read, an unsupported layout, ...), or None when complete.
+    Every command prints it before its results, and fails with it after
+    them, so a batch run exits non-zero and no partial answer reads as the
+    whole."""
+    errors = model.get("errors", [])
+    if model.get("complete", not errors) and not errors:
+        return None
+    return "taskscope: INCOMPLETE decode, results cover only what could be read (%d error%s; first: %s)" % (
+        len(errors), "" if len(errors) == 1 else "s", errors[0] if errors else "unknown")
+
+
+def diagnose_lines(model):
+    """`async diagnose` as text: each finding, or the all-clear, which an
+    incomplete decode never gives."""
+    out = []
+    diags = model.get("diagnoses", [])
+    if not diags:
+        if incomplete_note(model):
+            out.append("No verdict: the decode is incomplete; nothing was found among the %d "
+                       "tasks that could be read, but the others were not examined."
+                       % len(model.get("tasks", [])))
+        else:
+            out.append("No deadlock, futurelock, blocked worker or starvation found "
+                       "among %d tasks." % len(model.get("tasks", [])))
+    for d in diags:
+        conf = d.get("confidence")
+        ids = ", ".join(map(str, d["tasks"][:8]))
+        if len(d["tasks"]) > 8:
+            ids += ", … (%d in all)" % len(d["tasks"])
+        out.append("%s (tasks %s)%s:" % (d["kind"], ids,
+                                          " [%s]" % conf if conf and conf != "certain" else ""))
+        out.append("  " + relativize(d["text"]))
+        if d.get("confidence_reason") and conf != "certain":
+            out.append("  (%s: %s)" % (conf, d["confidence_reason"]))
+        if d.get("thread_detail"):
+            out.append("  " + d["thread_detail"])
+    return out
+
+
 def summary(model):
     tasks = model.get("tasks", [])
     counts = {}

@@ -190,8 +190,8 @@ static struct tscope_error *find_context(struct tokio *tk,
 		return tscope_error_create(
 			TSCOPE_ERROR_UNSUPPORTED,
 			"%s links tokio but has no thread-local %s symbol: "
-			"tokio older than 1.22 (not supported: upgrade tokio), "
-			"or a stripped symbol table (keep .symtab)",
+			"a stripped symbol table (keep .symtab), or a tokio "
+			"older than 1.22 (not supported: upgrade tokio)",
 			prog->path, CONTEXT_PATH);
 	}
 	if (!prog->has_tls)
@@ -216,14 +216,18 @@ static struct tscope_error *find_context(struct tokio *tk,
 		cv->type = vt->target;
 		return NULL;
 	}
+	if (any_var)
+		/* tokio 1.20 - 1.21: CONTEXT was a RefCell<Option<Handle>>. */
+		return tscope_error_create(
+			TSCOPE_ERROR_UNSUPPORTED,
+			"tokio's thread-local CONTEXT in %s holds no %s: tokio "
+			"older than 1.22, which taskscope does not support "
+			"(upgrade tokio to 1.22 or newer)", prog->path,
+			CONTEXT_TYPE);
 	return tscope_error_create(
 		TSCOPE_ERROR_NO_DEBUG_INFO,
-		any_var ? "tokio's CONTEXT (%s) in %s holds no %s: an unknown "
-			  "thread-local layout; please report it with your rustc "
-			  "and tokio versions"
-			: "no DWARF variable for tokio's CONTEXT (%s) in %s: "
-			  "rebuild with debug = 2",
-		cand[0]->name, prog->path, CONTEXT_TYPE);
+		"no DWARF variable for tokio's CONTEXT (%s) in %s: rebuild with "
+		"debug = 2", cand[0]->name, prog->path);
 }
 
 /* The Context value inside a thread's CONTEXT storage: descend members and
@@ -396,9 +400,13 @@ static struct tscope_error *find_layout(struct tokio *tk)
 	if ((err = val_member(s, vt, "trailer_offset", &v)))
 		return tscope_error_wrap(err, "tokio < 1.21 is not supported");
 	tk->vt_trailer = v.addr;
-	if ((err = val_member(s, vt, "id_offset", &v)))
-		return tscope_error_wrap(err, "tokio < 1.23 is not supported");
-	tk->vt_id = v.addr;
+	/* Vtable.id_offset since 1.23; before, Core.task_id from DWARF. */
+	if ((err = val_member(s, vt, "id_offset", &v))) {
+		tscope_error_destroy(err);
+		tk->vt_id = UINT64_MAX;
+	} else {
+		tk->vt_id = v.addr;
+	}
 	return type_size(s, tk->vtable_type, &tk->vt_size);
 }
 
@@ -429,14 +437,17 @@ struct vinfo *get_vinfo(struct tokio *tk, uint64_t vtable)
 		vi->err = tscope_error_wrap(err, "task vtable");
 		return vi;
 	}
-	if (tk->vt_poll + 8 > n || tk->vt_trailer + 8 > n || tk->vt_id + 8 > n) {
+	bool vt_has_id = tk->vt_id != UINT64_MAX;
+	if (tk->vt_poll + 8 > n || tk->vt_trailer + 8 > n ||
+	    (vt_has_id && tk->vt_id + 8 > n)) {
 		vi->err = tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
 					      "task vtable larger than expected");
 		return vi;
 	}
 	memcpy(&vi->poll, buf + tk->vt_poll, 8);
 	memcpy(&vi->trailer_offset, buf + tk->vt_trailer, 8);
-	memcpy(&vi->id_offset, buf + tk->vt_id, 8);
+	if (vt_has_id)
+		memcpy(&vi->id_offset, buf + tk->vt_id, 8);
 	if (vi->trailer_offset > (1u << 24) || vi->id_offset > (1u << 24)) {
 		vi->err = tscope_error_create(
 			TSCOPE_ERROR_BAD_FORMAT,
@@ -478,11 +489,23 @@ struct vinfo *get_vinfo(struct tokio *tk, uint64_t vtable)
 			vi->cell_type = off;
 		free(cell);
 	}
-	if (!vi->cell_type)
+	if (!vi->cell_type) {
 		vi->err = tscope_error_create(
 			TSCOPE_ERROR_NO_DEBUG_INFO,
 			"no DWARF type for the task cell of %s",
 			vi->future_name ? vi->future_name : "a future");
+		return vi;
+	}
+	if (!vt_has_id) {
+		struct tval c = {0, vi->cell_type}, core, id;
+		err = val_member(s, c, "core", &core);
+		if (!err)
+			err = val_member(s, core, "task_id", &id);
+		if (err)
+			vi->err = tscope_error_wrap(err, "task id (tokio < 1.23)");
+		else
+			vi->id_offset = id.addr;
+	}
 	return vi;
 }
 
@@ -1077,8 +1100,11 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 			sb_puts(out, ", \"current_task\": null}");
 	}
 	sb_puts(out, "],\n");
-	sb_printf(out, "\"truncated\": %s, ",
-		  tk->errors_dropped || tk->nerrors ? "true" : "false");
+	/* complete: every runtime found was walked to its end without an
+	 * error.  Front ends say so before any verdict when it is false. */
+	sb_printf(out, "\"truncated\": %s, \"complete\": %s, ",
+		  tk->errors_dropped || tk->nerrors ? "true" : "false",
+		  tk->errors_dropped || tk->nerrors ? "false" : "true");
 	sb_puts(out, "\"errors\": [");
 	for (size_t i = 0; i < tk->nerrors; i++) {
 		if (i)

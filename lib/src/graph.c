@@ -122,8 +122,16 @@ struct resource {
 	uint32_t dormant_line;
 };
 
+/* How sure a diagnosis is, and why: a core is one instant, and some
+ * evidence (a waiting system call, a word that looks like a pointer) can
+ * be momentary or stale. */
+enum confidence { CERTAIN, LIKELY, POSSIBLE };
+static const char *const confidence_names[] = {"certain", "likely", "possible"};
+
 struct diag {
 	const char *kind;
+	enum confidence conf;
+	const char *reason;
 	size_t *tasks;
 	size_t ntasks;
 	size_t *res;
@@ -1082,10 +1090,13 @@ static void narrate_cycle(struct tokio *tk, size_t *cyc, size_t n,
 	sb_puts(o, ".");
 }
 
-static struct diag *new_diag(struct graph *g, const char *kind)
+static struct diag *new_diag(struct graph *g, const char *kind,
+			     enum confidence conf, const char *reason)
 {
 	struct diag d = {0};
 	d.kind = kind;
+	d.conf = conf;
+	d.reason = reason;
 	sb_init(&d.text);
 	size_t n = g->ndiags;
 	PUSH(g->diags, g->ndiags, d);
@@ -1153,7 +1164,11 @@ static void find_deadlocks(struct tokio *tk)
 			/* (a cycle through unpolled futures is reported as a
 			 * futurelock, not twice) */
 			size_t from = (size_t)pos[cur];
-			struct diag *d = new_diag(g, "deadlock");
+			struct diag *d = new_diag(g, "deadlock", CERTAIN,
+				"every task of the cycle waits for a resource whose only "
+				"possible wakers are other blocked tasks of the cycle, and "
+				"no unknown waker (IO, timer, Notify, a holder outside any "
+				"task) could release one");
 			if (d) {
 				/* Start the story at the lowest task id. */
 				size_t m = len - from, rot = 0;
@@ -1221,7 +1236,13 @@ static void find_futurelocks(struct tokio *tk)
 			r->nholders = 0;
 		for (size_t k = 0; k < r->ndormant; k++) {
 			size_t ti = r->dormant[k];
-			struct diag *d = new_diag(g, "futurelock");
+			struct diag *d = new_diag(g, "futurelock",
+				r->dormant_assigned ? CERTAIN : LIKELY,
+				r->dormant_assigned
+					? "the semaphore granted its permits to a future "
+					  "that nothing polls"
+					: "a future that nothing polls is queued for the "
+					  "permits; it would take them when they free up");
 			if (!d)
 				return;
 			PUSH(d->tasks, d->ntasks, ti);
@@ -1332,7 +1353,22 @@ static void find_blocked_workers(struct tokio *tk)
 		}
 		if (!blocked)
 			continue;
-		struct diag *d = new_diag(g, "blocked-worker");
+		/* A sleep or blocking IO in a poll is a fact; a futex wait is
+		 * also what a briefly contended std Mutex looks like, and a pc
+		 * outside the program's code without syscall evidence could be
+		 * anything. */
+		bool futex = thr->has_syscall && thr->syscall == 202;
+		struct diag *d = new_diag(g, "blocked-worker",
+			!thr->has_syscall || futex ? POSSIBLE : LIKELY,
+			!thr->has_syscall
+				? "the worker's pc is outside the program's code, but "
+				  "no system call evidence says it waits"
+			: futex ? "the worker waits on a futex inside the poll (a "
+				  "std Mutex, Condvar or blocking channel); a core is "
+				  "one instant, and the wait may be momentary contention"
+				: "the worker is inside a waiting system call in the "
+				  "poll; a core is one instant, so how long it has "
+				  "waited is unknown");
 		if (!d)
 			return;
 		PUSH(d->tasks, d->ntasks, i);
@@ -1380,7 +1416,10 @@ static void find_blocked_workers(struct tokio *tk)
 		if (tk->threads[j].runtime >= 0)
 			workers++;
 	if (notified && hogs && running >= workers - (workers > 1 ? 1 : 0)) {
-		struct diag *d = new_diag(g, "starvation");
+		struct diag *d = new_diag(g, "starvation", LIKELY,
+			"notified tasks wait while every worker polls, one of them a "
+			"task that has not yielded once since it started; a core is "
+			"one instant, so the poll's length is inferred, not measured");
 		if (!d)
 			return;
 		for (size_t i = 0; i < tk->ntasks; i++)
@@ -1439,6 +1478,47 @@ static int cmp_range(const void *a, const void *b)
 	return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
+/* Where a word lives, for evidence: a task's memory (@ranges[i] belongs
+ * to task @owner[i], i < @nranges), a thread's stack, the program's
+ * static data, or a heap block. */
+static void describe_place(struct tokio *tk, uint64_t addr,
+			   const struct addr_range *ranges, const size_t *owner,
+			   size_t nranges, const struct tscope_thread *th,
+			   size_t nth, struct strbuf *o)
+{
+	struct tscope_session *s = tk->s;
+	sb_printf(o, "0x%llx", (unsigned long long)addr);
+	for (size_t k = 0; k < nranges; k++)
+		if (addr >= ranges[k].lo && addr < ranges[k].hi &&
+		    !tk->tasks[owner[k]].pseudo) {
+			sb_printf(o, " (inside task %llu)",
+				  (unsigned long long)tk->tasks[owner[k]].id);
+			return;
+		}
+	/* A thread's stack: the core segment holding its sp. */
+	for (size_t i = 0, n = target_num_segments(s->target); i < n; i++) {
+		uint64_t lo, len;
+		uint32_t flags;
+		const unsigned char *data;
+		if (!target_segment(s->target, i, &lo, &len, &flags, &data) ||
+		    addr < lo || addr >= lo + len)
+			continue;
+		for (size_t j = 0; j < nth; j++)
+			if (th[j].sp >= lo && th[j].sp < lo + len) {
+				sb_printf(o, " (on the stack of LWP %d)", th[j].tid);
+				return;
+			}
+	}
+	for (size_t k = 0; k < s->prog->nrw; k++) {
+		uint64_t lo = s->prog->rw[k].vaddr + s->bias;
+		if (addr >= lo && addr < lo + s->prog->rw[k].memsz) {
+			sb_puts(o, " (in the program's static data)");
+			return;
+		}
+	}
+	sb_puts(o, " (in a heap block)");
+}
+
 /* A task waiting for a signal nothing can send: a Notify inside its own
  * future; a channel whose sending side no task holds and nothing reachable
  * in memory references (leaked, or lost with a thread). */
@@ -1446,7 +1526,7 @@ static void find_lost_wakeups(struct tokio *tk)
 {
 	struct tscope_session *s = tk->s;
 	struct graph *g = tk->graph;
-	size_t *cand = NULL, ncand = 0;
+	size_t *cand = NULL, ncand = 0, *owner = NULL, nowner = 0;
 	uint64_t *targets = NULL;
 	size_t ntargets = 0;
 	struct addr_range *ex = NULL, *roots = NULL;
@@ -1465,7 +1545,9 @@ static void find_lost_wakeups(struct tokio *tk)
 			free(own);
 			if (!inside)
 				continue;
-			struct diag *d = new_diag(g, "lost-wakeup");
+			struct diag *d = new_diag(g, "lost-wakeup", CERTAIN,
+				"the Notify lies inside the waiting task's own future, "
+				"where no other code can reach it");
 			if (!d)
 				break;
 			PUSH(d->tasks, d->ntasks, ti);
@@ -1497,28 +1579,47 @@ static void find_lost_wakeups(struct tokio *tk)
 	}
 	if (!ncand || ncand != ntargets)
 		goto out;
-	/* Roots: every task (alive by definition) and every thread's TLS
-	 * (the static TLS block ends at the thread pointer). */
-	for (size_t ti = 0; ti < tk->ntasks; ti++)
-		task_ranges(tk, ti, &roots, &nroots);
+	/* Roots: every task (alive by definition; owner[] says whose range
+	 * each is) and every thread's TLS: the program's own static block,
+	 * which ends at the thread pointer, and the thread control block
+	 * after it.  Not libc's TLS below it: its tcache pointer leads into
+	 * freed chunks, whose stale contents are no references. */
+	for (size_t ti = 0; ti < tk->ntasks; ti++) {
+		size_t added = task_ranges(tk, ti, &roots, &nroots);
+		for (size_t k = 0; k < added; k++)
+			PUSH(owner, nowner, ti);
+	}
+	size_t ntask_roots = nroots;
 	size_t nth;
 	struct tscope_thread *th = target_threads(s->target, &nth);
+	uint64_t align = s->prog->tls_align ? s->prog->tls_align : 1;
+	uint64_t tls = s->prog->has_tls
+			       ? (s->prog->tls_memsz + align - 1) / align * align
+			       : 0;
 	for (size_t j = 0; j < nth; j++)
 		if (th[j].fs_base) {
-			struct addr_range r = {th[j].fs_base - 16384, th[j].fs_base + 512};
+			struct addr_range r = {th[j].fs_base - tls, th[j].fs_base + 512};
 			PUSH(roots, nroots, r);
 		}
 	qsort(ex, nex, sizeof(*ex), cmp_range);
-	bool *found = calloc(ntargets, sizeof(bool));
+	uint64_t *found = calloc(ntargets, sizeof(*found));
 	if (!found)
 		goto out;
-	if (reach_find(s, roots, nroots, ex, nex, targets, ntargets, found)) {
-		for (size_t k = 0; k < ncand; k++) {
-			if (found[k])
-				continue;
-			size_t ti = cand[k];
-			struct resource *r = &g->res[g->wait_res[ti] - 1];
-			struct diag *d = new_diag(g, "lost-wakeup");
+	if (!reach_find(s, roots, nroots, ex, nex, targets, ntargets, found))
+		goto done;
+	size_t npossible = 0;
+	for (size_t k = 0; k < ncand; k++)
+		npossible += found[k] != 0;
+	size_t many = SIZE_MAX; /* index: g->diags moves as it grows */
+	for (size_t k = 0; k < ncand; k++) {
+		size_t ti = cand[k];
+		struct resource *r = &g->res[g->wait_res[ti] - 1];
+		if (!found[k]) {
+			struct diag *d = new_diag(g, "lost-wakeup", CERTAIN,
+				"the channel is open, no task holds a sending end, and "
+				"no word of reachable memory (stacks, the program's "
+				"TLS, globals, tasks, heap blocks reached from them) "
+				"points to it");
 			if (!d)
 				break;
 			PUSH(d->tasks, d->ntasks, ti);
@@ -1527,14 +1628,55 @@ static void find_lost_wakeups(struct tokio *tk)
 			sb_printf(&d->text, " waits at %s:%u to receive from ",
 				  short_file(g->wait_at[ti].file), g->wait_at[ti].line);
 			describe_res(tk, r, &d->text);
-			sb_puts(&d->text, ", whose sending side no task holds and nothing "
-					  "reachable references (a leaked or forgotten sender): "
-					  "it will never be woken");
+			sb_puts(&d->text, ", whose sending side no task holds and "
+					  "nothing reachable references (a leaked or "
+					  "forgotten sender): it will never be woken");
+			continue;
 		}
+		/* A reachable reference but no sender among the holders: a
+		 * sender kept where taskscope does not look (a struct behind
+		 * an Arc, a frame only gdb's unwinder sees), or a stale copy
+		 * of the pointer.  Not silence: a possible finding, with where
+		 * the reference is.  Many of them (a program whose senders all
+		 * live out of sight) are one finding. */
+		const char *reason = "no task holds a sending end, but a word of "
+				     "reachable memory still points to the channel: "
+				     "a sender kept where taskscope does not look, or "
+				     "a stale copy of the pointer";
+		if (npossible > 4 && many != SIZE_MAX) {
+			PUSH(g->diags[many].tasks, g->diags[many].ntasks, ti);
+			continue;
+		}
+		struct diag *d = new_diag(g, "lost-wakeup", POSSIBLE, reason);
+		if (!d)
+			break;
+		PUSH(d->tasks, d->ntasks, ti);
+		PUSH(d->res, d->nres, g->wait_res[ti] - 1);
+		if (npossible > 4) {
+			many = (size_t)(d - g->diags);
+			sb_printf(&d->text, "%zu tasks wait to receive from channels "
+					    "whose sending side no task holds, while memory "
+					    "still references each channel (the first: ",
+				  npossible);
+		}
+		sb_who(&d->text, tk, ti);
+		sb_printf(&d->text, " waits at %s:%u to receive from ",
+			  short_file(g->wait_at[ti].file), g->wait_at[ti].line);
+		describe_res(tk, r, &d->text);
+		sb_puts(&d->text, ", referenced at ");
+		describe_place(tk, found[k], roots, owner, ntask_roots, th, nth,
+			       &d->text);
+		sb_puts(&d->text, npossible > 4
+			? "): if those references are stale copies, the senders were "
+			  "leaked or forgotten and the tasks will never be woken"
+			: ": if that is a stale copy, the sender was leaked or "
+			  "forgotten and the task will never be woken");
 	}
+done:
 	free(found);
 out:
 	free(cand);
+	free(owner);
 	free(targets);
 	free(ex);
 	free(roots);
@@ -1578,7 +1720,10 @@ static void find_unregistered_wakers(struct tokio *tk)
 				reported |= g->diags[d].tasks[j] == ti;
 		if (reported)
 			continue;
-		struct diag *d = new_diag(g, "lost-wakeup");
+		struct diag *d = new_diag(g, "lost-wakeup", LIKELY,
+			"no pair of words anywhere in memory is a tokio waker for the "
+			"task; a waker kept in another shape (a wrapped or custom "
+			"waker) would not be seen");
 		if (!d)
 			break;
 		PUSH(d->tasks, d->ntasks, ti);
@@ -1851,7 +1996,10 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 		sb_puts(o, ", \"resources\": [");
 		for (size_t k = 0; k < d->nres; k++)
 			sb_printf(o, "%s%zu", k ? ", " : "", d->res[k]);
-		sb_puts(o, "], \"text\": ");
+		sb_printf(o, "], \"confidence\": \"%s\", \"confidence_reason\": ",
+			  confidence_names[d->conf]);
+		sb_json_string(o, d->reason);
+		sb_puts(o, ", \"text\": ");
 		sb_json_string(o, d->text.s ? d->text.s : "");
 		sb_puts(o, "}");
 	}

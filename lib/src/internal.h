@@ -10,7 +10,9 @@
 #include "taskscope.h"
 
 #define TSCOPE_HIDDEN __attribute__((visibility("hidden")))
+#ifndef ARRAY_SIZE /* libiberty.h (the demangler) has the same one */
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#endif
 
 struct tscope_error {
 	enum tscope_error_code code;

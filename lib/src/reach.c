@@ -157,7 +157,7 @@ struct scan {
 	const struct addr_range *ex;
 	size_t nex;
 	struct u64map targets; /* value -> index+1 */
-	bool *found;
+	uint64_t *found_at;
 };
 
 static void mark(struct scan *sc, long bi)
@@ -194,8 +194,8 @@ static void scan_range(struct scan *sc, uint64_t lo, uint64_t hi)
 				continue;
 			uint64_t ti;
 			if (sc->targets.count && u64map_get(&sc->targets, w, &ti) &&
-			    !excluded(sc->ex, sc->nex, a))
-				sc->found[ti - 1] = true;
+			    !excluded(sc->ex, sc->nex, a) && !sc->found_at[ti - 1])
+				sc->found_at[ti - 1] = a;
 			mark(sc, find_block(r, w));
 		}
 		lo = end;
@@ -204,14 +204,14 @@ static void scan_range(struct scan *sc, uint64_t lo, uint64_t hi)
 
 bool reach_find(struct tscope_session *s, const struct addr_range *roots,
 		size_t nroots, const struct addr_range *exclude, size_t nexclude,
-		const uint64_t *targets, size_t ntargets, bool *found)
+		const uint64_t *targets, size_t ntargets, uint64_t *found_at)
 {
 	struct tscope_target *t = s->target;
 	size_t nseg = target_num_segments(t);
 	if (!nseg)
 		return false;
 	struct reach r = {0};
-	struct scan sc = {&r, exclude, nexclude, {0}, found};
+	struct scan sc = {&r, exclude, nexclude, {0}, found_at};
 	bool ok = false;
 	r.segs = calloc(nseg, sizeof(*r.segs));
 	if (!r.segs)
@@ -258,7 +258,7 @@ bool reach_find(struct tscope_session *s, const struct addr_range *roots,
 	if (!r.marked)
 		goto out;
 	for (size_t i = 0; i < ntargets; i++) {
-		found[i] = false;
+		found_at[i] = 0;
 		u64map_put(&sc.targets, targets[i], i + 1);
 	}
 	/* Roots: stacks from sp (minus the red zone) up, the executable's

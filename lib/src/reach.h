@@ -12,12 +12,13 @@ struct addr_range {
  * the executable's writable segments, @roots), follow every aligned word
  * that points into a glibc heap chunk (or into an anonymous segment whose
  * chunks could not be parsed: then the whole segment counts).  For each
- * @targets[i], found[i] says whether some reachable word outside @exclude
- * equals it.  Returns false when the target is not a core (nothing known).
+ * @targets[i], found_at[i] is the address of the first reachable word
+ * outside @exclude that equals it, 0 if none.  Returns false when the
+ * target is not a core (nothing known).
  */
 bool reach_find(struct tscope_session *s, const struct addr_range *roots,
 		size_t nroots, const struct addr_range *exclude, size_t nexclude,
-		const uint64_t *targets, size_t ntargets, bool *found);
+		const uint64_t *targets, size_t ntargets, uint64_t *found_at);
 
 /*
  * For each @hdrs[i] (a tokio task header), whether some 8-byte-aligned word

@@ -241,3 +241,47 @@ def test_help_option_prints_usage_once():
     rc, text, out, err = helpers.gdb_text(None, None, TASKS + " --help")
     assert rc == 0, err
     assert text is not None and text.count("usage: info async-tasks") == 1, text
+
+
+def test_incomplete_decode_says_so_first_and_fails(scenarios, tmp_path):
+    """A task walk cut short is an incomplete decode: the first line says
+    so, the partial results follow, gdb exits non-zero, JSON has
+    "complete": false, and `async diagnose` gives no all-clear.  Cut short
+    two ways: `--limit 1` on a 3-task program, and a copy of the core whose
+    deadlocked task `checkout` has a garbage header (vtable and links)."""
+    sc = scenarios("mutex_deadlock")
+    rc, text, out, err = helpers.gdb_text(sc.exe, sc.core, "info async-tasks --limit 1")
+    assert rc == 1, (rc, out, err)
+    lines = text.strip().splitlines()
+    assert lines and lines[0].startswith("taskscope: INCOMPLETE"), text
+    assert "stopped after 1 tasks" in lines[0], lines[0]
+    assert "INCOMPLETE" in err and "Traceback" not in err, err
+
+    doc = helpers.gdb_json(sc.exe, sc.core)
+    checkout = helpers.by_name(sc.truth)["checkout"]["id"]
+    hdr = int(next(t["address"] for t in doc["tasks"] if t["id"] == checkout), 16)
+    off = helpers.core_offset(helpers.elf_load_map(sc.core), hdr + 8, 24)
+    assert off is not None
+    bad = tmp_path / "core"
+    shutil.copyfile(sc.core, bad)
+    with open(bad, "r+b") as f:  # keep the state word, garble the rest
+        f.seek(off)
+        f.write(b"\x41" * 24)
+    rc, parts, out, err = helpers.gdb_sections(
+        sc.exe, str(bad), ["info async-tasks --json", "async diagnose"])
+    doc = json.loads(parts[0][parts[0].index("{"):])
+    assert doc["complete"] is False and doc["errors"], doc
+    assert checkout not in [t["id"] for t in doc["tasks"]]
+    diag = parts[1]
+    assert diag is not None and diag.startswith("taskscope: INCOMPLETE"), diag
+    assert "No deadlock" not in diag and "No verdict: the decode is incomplete" in diag, diag
+    rc, text, out, err = helpers.gdb_text(sc.exe, str(bad), "async diagnose --json")
+    assert rc == 1 and "INCOMPLETE" in err, (rc, err)
+    assert json.loads(text[text.index("{"):])["complete"] is False
+
+
+def test_complete_decode_is_marked_complete(scenarios):
+    sc = scenarios("mutex_deadlock")
+    doc = helpers.gdb_json(sc.exe, sc.core)
+    assert doc["complete"] is True and doc["errors"] == []
+    assert doc["runtimes"][0]["tokio_version"] == sc.truth["tokio"]
