@@ -12,6 +12,7 @@ dropped."""
 
 import json
 import os
+import re
 import sys
 import tomllib
 from collections import Counter
@@ -58,6 +59,11 @@ def _cell_outcome(results):
 
 def _esc(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _reason(text):
+    """A failure reason for the table: fixture paths shortened to exe/core."""
+    return _esc(re.sub(r"/\S+/(exe|core)\b", r"\1", str(text)))[:240]
 
 
 def render(results_doc, cells):
@@ -143,7 +149,7 @@ def render(results_doc, cells):
             checks = r.get("checks", {})
             first = next((k for k in CHECKS if checks.get(k, {}).get("outcome") not in (None, "pass")), "")
             out.append("| %s | %s | %s | %s | %s |" % (cell, s, r["outcome"], first,
-                                                      _esc(r.get("reason") or "")[:240]))
+                                                      _reason(r.get("reason") or "")))
         out.append("")
     return "\n".join(out)
 

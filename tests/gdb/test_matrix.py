@@ -85,12 +85,11 @@ RUN = {"commit": _commit(),
 
 
 def _short(text, limit=200):
-    """First meaningful line of a failure message, cut to @limit."""
-    for line in str(text).splitlines():
-        line = line.strip()
-        if line and not line.startswith("assert "):
-            return line[:limit]
-    return str(text).strip()[:limit]
+    """First meaningful line of a failure message, cut to @limit; the
+    fixture's exe and core paths are shortened to `exe` and `core`."""
+    lines = [l.strip() for l in str(text).splitlines()]
+    line = next((l for l in lines if l and not l.startswith("assert ")), str(text).strip())
+    return re.sub(r"/\S+/(exe|core)\b", r"\1", line)[:limit]
 
 
 def _load_results():
