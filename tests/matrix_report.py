@@ -27,6 +27,14 @@ CHECKS = ["tasks", "chains", "diagnoses", "runtime"]
 MARK = {"pass": "pass", "fail": "**FAIL**", "unsupported": "unsupported", None: "not run"}
 
 
+def _profile(c):
+    """The cell's profile with its build settings: `release lto=fat,
+    codegen_units=1` (CARGO_PROFILE_RELEASE_ dropped)."""
+    extra = [re.sub(r"^CARGO_PROFILE_[A-Z]+_", "", kv).lower() if kv.startswith("CARGO_PROFILE_")
+             else kv.split("=", 1)[1] for kv in c.get("settings", [])]
+    return c["profile"] + (" " + ", ".join(extra) if extra else "")
+
+
 def _version_key(v):
     return tuple(int(x) if x.isdigit() else 0 for x in str(v).split("."))
 
@@ -95,7 +103,7 @@ def render(results_doc, cells):
     # Summary: executor x tokio version rows, (toolchain, profile) columns,
     # each headed by the rustc versions its cells were built with.
     def column(c):
-        return (c["toolchain"], c["profile"])
+        return (c["toolchain"], _profile(c))
 
     columns = []
     for c in cells:
@@ -131,7 +139,7 @@ def render(results_doc, cells):
     for c in cells:
         i = info.get(c["name"], {})
         row = [c["name"] + (" (fast)" if c.get("fast") else ""), c["toolchain"],
-               _esc(i.get("rustc") or "?"), c["tokio"], c["profile"]]
+               _esc(i.get("rustc") or "?"), c["tokio"], _esc(_profile(c))]
         for s in SCENARIOS:
             r = kept.get("%s/%s" % (c["name"], s))
             row.append(MARK[r["outcome"] if r else None])

@@ -125,6 +125,9 @@ def _declare(lib):
                                                 ctypes.c_uint32, ctypes.c_uint32]),
         "tscope_session_future_json": (P, [P, ctypes.c_uint64, ctypes.c_char_p,
                                            ctypes.c_uint, PP]),
+        "tscope_session_find_live_future": (P, [P, ctypes.c_uint64, ctypes.c_uint64,
+                                                ctypes.c_char_p,
+                                                ctypes.POINTER(ctypes.c_uint64)]),
     }
     for name, (res, args) in sig.items():
         fn = getattr(lib, name)
@@ -279,14 +282,41 @@ class Session(_Handle):
         with graph=True the resources, edges and diagnoses."""
         flags = ((JSON_FRAMES if frames or locals else 0) | (JSON_LOCALS if locals else 0)
                  | (JSON_GRAPH if graph else 0))
-        return _json_result(lambda ret: library().tscope_session_tasks_json(
+        model = _json_result(lambda ret: library().tscope_session_tasks_json(
             self._h, flags, ret))
+        byvalue = getattr(self, "_byvalue_tids", ())
+        for b in model.get("block_on", []):
+            loc = b.get("location") or {}
+            # A thread inside block_on has polled its future at least once:
+            # an "unresumed" one read from a by-value binding is the copy an
+            # optimized build left behind when it moved the future to be
+            # pinned.  Not shown as the thread's state.
+            if b.get("thread") in byvalue and loc.get("state") == "unresumed":
+                b["location"] = None
+                b["frames"] = []
+                b["location_error"] = (
+                    "only a moved-from copy of this future is described by the "
+                    "DWARF of this optimized build (it reads unresumed), and no "
+                    "suspended copy is in the block_on frames' memory (the optimizer "
+                    "may keep its state in registers): its await point is unknown")
+        return model
 
-    def add_thread_future(self, tid, addr, type_name):
+    def add_thread_future(self, tid, addr, type_name, pinned=True):
         """A future thread tid drives outside any task (block_on): decoded
-        as a pseudo-task ("block_on" in the model) and part of the graph."""
+        as a pseudo-task ("block_on" in the model) and part of the graph.
+        pinned=False: read from an F-by-value binding, which may be stale."""
         _check(library().tscope_session_add_thread_future(
             self._h, tid, addr, type_name.encode()))
+        if not pinned:
+            self._byvalue_tids = set(getattr(self, "_byvalue_tids", ())) | {tid}
+
+    def find_live_future(self, lo, hi, type_name):
+        """Address of a suspended state machine of type_name in [lo, hi)
+        whose chain decodes cleanly (TaskscopeError if none)."""
+        out = ctypes.c_uint64()
+        _check(library().tscope_session_find_live_future(
+            self._h, lo, hi, type_name.encode(), ctypes.byref(out)))
+        return out.value
 
     def add_thread_value(self, tid, addr, type_name, name, function, file, line,
                          decl_line=0):

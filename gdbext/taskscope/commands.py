@@ -166,9 +166,17 @@ def open_session():
     except binding.TaskscopeError:
         workers = set()
     futures, values = find_thread_roots(workers)
-    for tid, addr, tname in futures:
+    for tid, addr, tname, pinned, region in futures:
+        if region:
+            # Only an F by value was described (an optimized build moved
+            # the future to pin it): look for the live, suspended copy in
+            # the block_on frames' own stack memory.
+            try:
+                addr, pinned = session.find_live_future(region[0], region[1], tname), True
+            except binding.TaskscopeError:
+                pass
         try:
-            session.add_thread_future(tid, addr, tname)
+            session.add_thread_future(tid, addr, tname, pinned)
         except binding.TaskscopeError:
             pass  # a generic or unnamed future type: not decodable by name
     for v in values:
@@ -242,7 +250,9 @@ def find_thread_roots(skip=()):
     """What threads hold outside tasks, found by gdb's unwinder:
     - the future each thread drives in `Runtime::block_on` (`#[tokio::main]`'s
       body): the innermost `...block_on<F>` frame holding `f`/`future`
-      (a Pin<&mut F> or F) -> [(lwp, address, type name)];
+      (a Pin<&mut F> or F) -> [(lwp, address, type name, pinned, region)],
+      region: the block_on frames' stack [lo, hi) when only F by value
+      was found, else None;
     - guards and channel ends in synchronous frames of the program's own
       code (e.g. `blocking_lock()` on a plain thread) ->
       [(lwp, address, type, name, function, file, line, decl_line)]."""
@@ -260,11 +270,13 @@ def find_thread_roots(skip=()):
                 continue
             depth = 0
             best = None
+            seen = []  # (is a block_on frame, its stack pointer)
             while f is not None and depth < 256:
                 name = f.name() or ""
                 sal = _user_frame(f) if depth < 64 else None
                 if sal is not None:
                     _frame_values(th, f, sal, values)
+                seen.append(("block_on<" in name, _frame_sp(f)))
                 if "block_on<" in name:
                     found = _frame_future(f)
                     # A Pin<&mut F> points at the future being polled; an F
@@ -283,11 +295,37 @@ def find_thread_roots(skip=()):
             if best:
                 # gdb prints C-style tags when the frame's language is not
                 # Rust: "struct app::main::{async_block_env#0}".
-                out.append((th.ptid[1], best[0], re.sub(r"^(struct|union|enum) ", "", best[1])))
+                region = _block_on_region(seen) if not best[2] else None
+                out.append((th.ptid[1], best[0], re.sub(r"^(struct|union|enum) ", "", best[1]),
+                            best[2], region))
     finally:
         if selected is not None and selected.is_valid():
             selected.switch()
     return out, values
+
+
+def _block_on_region(seen):
+    """Stack memory of the block_on frames: from the lowest of their stack
+    pointers up to that of the first frame that called them (the stack
+    grows down; a caller's own locals, where a moved-from copy of the
+    future may remain, lie above its stack pointer)."""
+    idx = [i for i, (bo, sp) in enumerate(seen) if bo and sp]
+    if not idx:
+        return None
+    lo = min(seen[i][1] for i in idx)
+    # Inlined frames share a stack pointer: the first caller above them all.
+    above = [sp for bo, sp in seen[idx[-1] + 1:] if sp and not bo and sp > lo]
+    hi = above[0] if above else None
+    if not hi or hi <= lo or hi - lo > (1 << 20):
+        return None
+    return lo, hi
+
+
+def _frame_sp(frame):
+    try:
+        return int(frame.read_register("rsp"))
+    except (gdb.error, ValueError):
+        return None
 
 
 def _frame_future(frame):
@@ -512,6 +550,8 @@ Timeout, ...) are frames too, with one indented chain per branch.
         label = thread_labeler()
         for b in block_on:
             gdb.write("Thread %s block_on: %s\n" % (label(b["thread"]), render.shorten(b["future"])))
+            if not b.get("frames") and b.get("location_error"):
+                gdb.write("     <%s>\n" % b["location_error"])
             for f in b.get("frames", []):
                 for line in render.frame_lines(f, "", fmt):
                     gdb.write(line + "\n")

@@ -10,13 +10,16 @@ STATE_ORDER = ["running", "notified", "idle", "cancelled", "complete"]
 @functools.lru_cache(maxsize=4096)
 def short_path(path):
     """Relative to the current directory when below it; crates from the
-    cargo registry as `tokio-1.54.1/src/...`; else unchanged."""
+    cargo registry (~/.cargo/registry/src/INDEX/, or Debian's
+    /usr/share/cargo/registry/) as `tokio-1.54.1/src/...`; else unchanged."""
     if not path:
         return "?"
     if "/.cargo/registry/src/" in path:
         rest = path.split("/.cargo/registry/src/", 1)[1]
         if "/" in rest:
             return rest.split("/", 1)[1]
+    if path.startswith("/usr/share/cargo/registry/"):
+        return path[len("/usr/share/cargo/registry/"):]
     try:
         rel = os.path.relpath(path)
     except ValueError:
@@ -78,6 +81,10 @@ def tasks_table(model, thread_label=None):
     for b in model.get("block_on", []):
         loc = b.get("location") or {}
         th = thread_label(b["thread"]) if thread_label else "LWP %d" % b["thread"]
+        if not loc and b.get("location_error"):
+            out.append("thread %s drives block_on(%s): %s" % (
+                th, shorten(b.get("future")), b["location_error"]))
+            continue
         out.append("thread %s drives block_on(%s) at %s:%s" % (
             th, shorten(future_text({"location": loc, "future": b.get("future")})),
             short_path(loc.get("file")), loc.get("line")))
@@ -108,9 +115,12 @@ def diagnose_lines(model):
     diags = model.get("diagnoses", [])
     if not diags:
         if incomplete_note(model):
+            tasks = model.get("tasks", [])
+            readable = [t for t in tasks if not t.get("error")]
             out.append("No verdict: the decode is incomplete; nothing was found among the %d "
-                       "tasks that could be read, but the others were not examined."
-                       % len(model.get("tasks", [])))
+                       "task%s that could be read (%d listed), but what could not be read "
+                       "was not examined." % (len(readable), "" if len(readable) == 1 else "s",
+                                              len(tasks)))
         else:
             out.append("No deadlock, futurelock, blocked worker or starvation found "
                        "among %d tasks." % len(model.get("tasks", [])))

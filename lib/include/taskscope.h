@@ -248,6 +248,19 @@ TSCOPE_PUBLIC struct tscope_error *
 tscope_session_future_json(struct tscope_session *session, uint64_t addr,
 			   const char *type_name, unsigned flags, char **ret);
 
+/*
+ * Find a live (suspended) async state machine of type @type_name in the
+ * memory [@lo, @hi) (at most 1 MiB: a few stack frames).  For optimized
+ * builds, whose DWARF describes only the moved-from copy of a block_on
+ * future: the pinned one sits in the same frames, in a suspend state, and
+ * its await chain decodes without error.  The lowest such address goes to
+ * *@addr_ret; TSCOPE_ERROR_NOT_FOUND if there is none.
+ */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_find_live_future(struct tscope_session *session, uint64_t lo,
+				uint64_t hi, const char *type_name,
+				uint64_t *addr_ret);
+
 #ifdef __cplusplus
 }
 #endif

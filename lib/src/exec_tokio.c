@@ -98,10 +98,14 @@ struct tscope_error *val_enum(struct tscope_session *s, struct tval v,
 struct context_var {
 	const struct elf_sym *sym;
 	uint64_t type;
+	/* tokio 1.20 - 1.21: CONTEXT is a RefCell<Option<runtime::Handle>>,
+	 * with no Context struct and no current task id */
+	bool legacy;
 };
 
 #define CONTEXT_PATH "tokio::runtime::context::CONTEXT"
 #define CONTEXT_TYPE "tokio::runtime::context::Context"
+#define LEGACY_HANDLE_TYPE "tokio::runtime::handle::Handle"
 
 /* tokio's thread-local CONTEXT.  Its storage depends on tokio and on the
  * std that built it, and is only ever found through DWARF:
@@ -136,33 +140,12 @@ static bool type_contains(struct tscope_program *prog, uint64_t type,
 	return false;
 }
 
-/* The version of tokio the program links, from the crate directory in the
- * file table of the compilation unit defining tokio's task Header
- * ("…/tokio-1.24.2/src/…"); NULL when the sources were vendored without a
- * version in their path. */
+/* The version of tokio the program links (from the name of tokio's
+ * compilation units, see program.c), NULL if unknown. */
 static const char *tokio_version(struct tokio *tk)
 {
-	static char buf[32];
-	struct tscope_program *prog = tk->s->prog;
-	const struct ttype *t;
-	struct tscope_error *err = type_get(prog, tk->header_type, &t);
-	if (err) {
-		tscope_error_destroy(err);
-		return NULL;
-	}
-	/* Header is defined in tokio's own compilation unit, whose file table
-	 * holds tokio's sources. */
-	const char *f = type_cu_file_containing(prog, t, "/tokio-1.");
-	const char *p = f ? strstr(f, "/tokio-1.") : NULL;
-	if (!p)
-		return NULL;
-	p += strlen("/tokio-");
-	size_t n = strspn(p, "0123456789.");
-	if (n == 0 || n >= sizeof(buf) || p[n] != '/')
-		return NULL;
-	memcpy(buf, p, n);
-	buf[n] = '\0';
-	return buf;
+	const char *v = tk->s->prog->tokio_version;
+	return v[0] ? v : NULL;
 }
 
 static struct tscope_error *find_context(struct tokio *tk,
@@ -191,7 +174,7 @@ static struct tscope_error *find_context(struct tokio *tk,
 			TSCOPE_ERROR_UNSUPPORTED,
 			"%s links tokio but has no thread-local %s symbol: "
 			"a stripped symbol table (keep .symtab), or a tokio "
-			"older than 1.22 (not supported: upgrade tokio)",
+			"older than 1.20 (not supported: upgrade tokio)",
 			prog->path, CONTEXT_PATH);
 	}
 	if (!prog->has_tls)
@@ -202,28 +185,30 @@ static struct tscope_error *find_context(struct tokio *tk,
 	if (err)
 		return err;
 	bool any_var = false;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t var;
-		if (!strmap_lookup(&prog->vars, cand[i]->name, &var))
-			continue;
-		any_var = true;
-		const struct ttype *vt;
-		if ((err = type_get(prog, var, &vt)))
-			return err;
-		if (!type_contains(prog, vt->target, CONTEXT_TYPE, 6))
-			continue;
-		cv->sym = cand[i];
-		cv->type = vt->target;
-		return NULL;
-	}
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < n; i++) {
+			uint64_t var;
+			if (!strmap_lookup(&prog->vars, cand[i]->name, &var))
+				continue;
+			any_var = true;
+			const struct ttype *vt;
+			if ((err = type_get(prog, var, &vt)))
+				return err;
+			if (!type_contains(prog, vt->target,
+					   pass ? LEGACY_HANDLE_TYPE : CONTEXT_TYPE, 6))
+				continue;
+			cv->sym = cand[i];
+			cv->type = vt->target;
+			cv->legacy = pass == 1;
+			return NULL;
+		}
 	if (any_var)
-		/* tokio 1.20 - 1.21: CONTEXT was a RefCell<Option<Handle>>. */
 		return tscope_error_create(
 			TSCOPE_ERROR_UNSUPPORTED,
-			"tokio's thread-local CONTEXT in %s holds no %s: tokio "
-			"older than 1.22, which taskscope does not support "
-			"(upgrade tokio to 1.22 or newer)", prog->path,
-			CONTEXT_TYPE);
+			"tokio's thread-local CONTEXT in %s holds neither a %s "
+			"(tokio 1.22+) nor a %s (1.20 - 1.21): an unknown tokio "
+			"layout; please report it with your tokio and rustc "
+			"versions", prog->path, CONTEXT_TYPE, LEGACY_HANDLE_TYPE);
 	return tscope_error_create(
 		TSCOPE_ERROR_NO_DEBUG_INFO,
 		"no DWARF variable for tokio's CONTEXT (%s) in %s: rebuild with "
@@ -234,14 +219,15 @@ static struct tscope_error *find_context(struct tokio *tk,
  * the active variant of enums (a lazy thread-local is Alive/Some only once
  * the thread touched it).  *found false: not initialized on this thread. */
 static struct tscope_error *context_value(struct tscope_session *s,
-					  struct tval v, int depth,
-					  struct tval *ret, bool *found)
+					  struct tval v, const char *want,
+					  int depth, struct tval *ret,
+					  bool *found)
 {
 	const struct ttype *t;
 	struct tscope_error *err = type_strip(s->prog, v.type, &t);
 	if (err)
 		return err;
-	if (t->name && strcmp(t->name, CONTEXT_TYPE) == 0) {
+	if (t->name && strcmp(t->name, want) == 0) {
 		*ret = v;
 		*found = true;
 		return NULL;
@@ -253,16 +239,76 @@ static struct tscope_error *context_value(struct tscope_session *s,
 		struct tval inner;
 		if ((err = val_variant(s, v, &m, &inner)))
 			return err;
-		return context_value(s, inner, depth - 1, ret, found);
+		return context_value(s, inner, want, depth - 1, ret, found);
 	}
 	for (size_t i = 0; i < t->nmembers && !*found; i++) {
 		struct tval m = {v.addr + t->members[i].offset, t->members[i].type};
-		if (!type_contains(s->prog, m.type, CONTEXT_TYPE, depth - 1))
+		if (!type_contains(s->prog, m.type, want, depth - 1))
 			continue;
-		if ((err = context_value(s, m, depth - 1, ret, found)))
+		if ((err = context_value(s, m, want, depth - 1, ret, found)))
 			return err;
 	}
 	return NULL;
+}
+
+/* The scheduler enum's variant as a runtime flavor: CurrentThread and
+ * MultiThread (1.21+; Basic and ThreadPool in 1.20). */
+static const char *flavor_name(const char *variant)
+{
+	if (!variant)
+		return NULL;
+	if (!strcmp(variant, "CurrentThread") || !strcmp(variant, "Basic"))
+		return "current_thread";
+	if (!strcmp(variant, "MultiThread") || !strcmp(variant, "ThreadPool"))
+		return "multi_thread";
+	return variant;
+}
+
+/* The runtime whose scheduler handle (the struct owning its OwnedTasks)
+ * is @h, added once; the thread @ti belongs to it. */
+static struct tscope_error *add_runtime(struct tokio *tk, struct tval h,
+					const char *flavor,
+					struct thread_info *ti, bool *found)
+{
+	size_t i;
+	for (i = 0; i < tk->nrt; i++)
+		if (tk->rt[i].handle == h.addr)
+			break;
+	if (i == tk->nrt) {
+		if (tk->nrt == MAX_RUNTIMES)
+			return tscope_error_create(TSCOPE_ERROR_LIMIT,
+						   "more than %d runtimes",
+						   MAX_RUNTIMES);
+		memset(&tk->rt[i], 0, sizeof(tk->rt[i]));
+		tk->rt[i].handle = h.addr;
+		tk->rt[i].handle_type = h.type;
+		tk->rt[i].flavor = flavor ? flavor : "unknown";
+		tk->nrt++;
+	}
+	ti->runtime = (int)i;
+	*found = true;
+	return NULL;
+}
+
+/* tokio 1.20 - 1.21: CONTEXT's runtime::Handle { spawner: Spawner::Basic(
+ * basic_scheduler::Spawner { shared: Arc<Shared> }) | ThreadPool(..) };
+ * the Shared owns the OwnedTasks.  No current task id in the context. */
+static struct tscope_error *legacy_handle(struct tokio *tk, struct tval h,
+					  struct thread_info *ti, bool *found)
+{
+	struct tscope_session *s = tk->s;
+	struct tval v;
+	const struct tmember *m;
+	struct tscope_error *err = val_find(s, h, "spawner", 2, &v);
+	if (!err)
+		err = val_variant(s, v, &m, &v);
+	if (err)
+		return err;
+	const char *flavor = flavor_name(m->name);
+	if ((err = val_find(s, v, "shared", 2, &v)) || (err = val_deref(s, v, &v)) ||
+	    (err = val_member(s, v, "data", &v)))
+		return err;
+	return add_runtime(tk, v, flavor, ti, found);
 }
 
 /* Runtime handle of one thread's CONTEXT; *found false if the thread is
@@ -284,9 +330,13 @@ static struct tscope_error *thread_context(struct tokio *tk,
 	struct tval cur, v;
 	const struct tmember *m;
 	bool alive = false;
-	struct tscope_error *err = context_value(s, storage, 6, &storage, &alive);
+	struct tscope_error *err = context_value(
+		s, storage, cv->legacy ? LEGACY_HANDLE_TYPE : CONTEXT_TYPE, 6,
+		&storage, &alive);
 	if (err || !alive)
 		return err;
+	if (cv->legacy)
+		return legacy_handle(tk, storage, ti, found);
 	err = val_find(s, storage, "current_task_id", 3, &cur);
 	if (!err) {
 		err = val_enum(s, cur, &v);
@@ -324,11 +374,7 @@ static struct tscope_error *thread_context(struct tokio *tk,
 	err = val_variant(s, v, &m, &v); /* CurrentThread | MultiThread */
 	if (err)
 		return err;
-	const char *flavor = m->name && strcmp(m->name, "CurrentThread") == 0
-				     ? "current_thread"
-			     : m->name && strcmp(m->name, "MultiThread") == 0
-				     ? "multi_thread"
-				     : m->name;
+	const char *flavor = flavor_name(m->name);
 	err = val_member(s, v, "__0", &v); /* Arc<Handle> */
 	if (err)
 		return err;
@@ -338,24 +384,7 @@ static struct tscope_error *thread_context(struct tokio *tk,
 	err = val_member(s, v, "data", &v);
 	if (err)
 		return err;
-	size_t i;
-	for (i = 0; i < tk->nrt; i++)
-		if (tk->rt[i].handle == v.addr)
-			break;
-	if (i == tk->nrt) {
-		if (tk->nrt == MAX_RUNTIMES)
-			return tscope_error_create(TSCOPE_ERROR_LIMIT,
-						   "more than %d runtimes",
-						   MAX_RUNTIMES);
-		memset(&tk->rt[i], 0, sizeof(tk->rt[i]));
-		tk->rt[i].handle = v.addr;
-		tk->rt[i].handle_type = v.type;
-		tk->rt[i].flavor = flavor ? flavor : "unknown";
-		tk->nrt++;
-	}
-	ti->runtime = (int)i;
-	*found = true;
-	return NULL;
+	return add_runtime(tk, v, flavor, ti, found);
 }
 
 /* ------------------------------------------------------------ layout */
@@ -372,7 +401,7 @@ static struct tscope_error *find_layout(struct tokio *tk)
 	err = tscope_program_find_type(prog, "tokio::runtime::task::core::Trailer",
 				       &tk->trailer_type);
 	if (err)
-		return tscope_error_wrap(err, "tokio task layout (tokio < 1.21?)");
+		return tscope_error_wrap(err, "tokio task layout");
 	struct tval h = {0, tk->header_type}, v;
 	if ((err = val_member(s, h, "state", &v)))
 		return err;
@@ -387,9 +416,15 @@ static struct tscope_error *find_layout(struct tokio *tk)
 	if ((err = val_member(s, h, "owner_id", &v)))
 		return err;
 	tk->off_owner = v.addr;
+	/* The owned-list links: Trailer.owned since 1.21, Header.owned in
+	 * 1.20 (then the vtable has no trailer_offset either). */
 	struct tval tr = {0, tk->trailer_type};
-	if ((err = val_find(s, tr, "owned", 1, &v)))
-		return err;
+	if ((err = val_find(s, tr, "owned", 1, &v))) {
+		tscope_error_destroy(err);
+		if ((err = val_find(s, h, "owned", 1, &v)))
+			return tscope_error_wrap(err, "tokio task list links");
+		tk->next_in_header = true;
+	}
 	if ((err = val_find(s, v, "next", 4, &v)))
 		return err;
 	tk->off_next = v.addr;
@@ -397,9 +432,14 @@ static struct tscope_error *find_layout(struct tokio *tk)
 	if ((err = val_member(s, vt, "poll", &v)))
 		return err;
 	tk->vt_poll = v.addr;
-	if ((err = val_member(s, vt, "trailer_offset", &v)))
-		return tscope_error_wrap(err, "tokio < 1.21 is not supported");
-	tk->vt_trailer = v.addr;
+	if ((err = val_member(s, vt, "trailer_offset", &v))) {
+		if (!tk->next_in_header)
+			return tscope_error_wrap(err, "tokio task vtable");
+		tscope_error_destroy(err);
+		tk->vt_trailer = UINT64_MAX;
+	} else {
+		tk->vt_trailer = v.addr;
+	}
 	/* Vtable.id_offset since 1.23; before, Core.task_id from DWARF. */
 	if ((err = val_member(s, vt, "id_offset", &v))) {
 		tscope_error_destroy(err);
@@ -438,14 +478,16 @@ struct vinfo *get_vinfo(struct tokio *tk, uint64_t vtable)
 		return vi;
 	}
 	bool vt_has_id = tk->vt_id != UINT64_MAX;
-	if (tk->vt_poll + 8 > n || tk->vt_trailer + 8 > n ||
+	bool vt_has_trailer = tk->vt_trailer != UINT64_MAX;
+	if (tk->vt_poll + 8 > n || (vt_has_trailer && tk->vt_trailer + 8 > n) ||
 	    (vt_has_id && tk->vt_id + 8 > n)) {
 		vi->err = tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
 					      "task vtable larger than expected");
 		return vi;
 	}
 	memcpy(&vi->poll, buf + tk->vt_poll, 8);
-	memcpy(&vi->trailer_offset, buf + tk->vt_trailer, 8);
+	if (vt_has_trailer)
+		memcpy(&vi->trailer_offset, buf + tk->vt_trailer, 8);
 	if (vt_has_id)
 		memcpy(&vi->id_offset, buf + tk->vt_id, 8);
 	if (vi->trailer_offset > (1u << 24) || vi->id_offset > (1u << 24)) {
@@ -750,7 +792,7 @@ static void walk_list(struct tokio *tk, size_t rt, uint64_t head,
 		}
 		tk->rt[rt].ntasks++;
 		collect_task(tk, rt, hdr, hbuf, vi);
-		if (vi->err && !vi->trailer_offset) {
+		if (vi->err && !vi->trailer_offset && !tk->next_in_header) {
 			tk->rt[rt].truncated = true;
 			note_error(tk, tscope_error_create(tscope_error_code(vi->err),
 				   "%s", tscope_error_message(vi->err)),
@@ -760,7 +802,8 @@ static void walk_list(struct tokio *tk, size_t rt, uint64_t head,
 		}
 		uint64_t next;
 		err = target_read_u64(s->target,
-				      hdr + vi->trailer_offset + tk->off_next, &next);
+				      hdr + (tk->next_in_header ? 0 : vi->trailer_offset) +
+					      tk->off_next, &next);
 		if (err) {
 			tk->rt[rt].truncated = true;
 			note_error(tk, err, "%s: next of task 0x%llx", what,
@@ -1035,6 +1078,21 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 			walk_runtime(tk, i);
 		add_thread_futures(tk);
 	}
+	/* A task listed but not decoded (unreadable cell, unknown future
+	 * type) leaves the model incomplete as surely as a cut list. */
+	size_t bad = 0, listed = 0;
+	const char *first_bad = NULL;
+	for (size_t i = 0; i < tk->ntasks; i++) {
+		if (tk->tasks[i].pseudo)
+			continue;
+		listed++;
+		if (tk->tasks[i].error && !bad++)
+			first_bad = tk->tasks[i].error;
+	}
+	if (bad)
+		note_error(tk, tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
+			   "%zu of %zu tasks could not be decoded; the first: %s",
+			   bad, listed, first_bad), "tasks");
 	graph_build(tk);
 	sb_puts(out, "\"tasks\": [");
 	size_t shown = 0;

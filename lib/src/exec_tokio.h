@@ -60,6 +60,7 @@ struct tokio {
 	/* layout */
 	uint64_t header_type, trailer_type;
 	uint64_t off_state, off_vtable, off_owner, off_next;
+	bool next_in_header; /* tokio 1.20: owned-list links in the Header */
 	uint64_t vtable_type, vt_poll, vt_trailer, vt_id, vt_size;
 	struct vinfo **vinfos;
 	size_t nvinfos;

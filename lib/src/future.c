@@ -469,6 +469,22 @@ static void decode_chain(struct decoder *d, struct tval v, int depth,
 			v = (struct tval){data, concrete};
 			continue;
 		}
+		if (t->tag == DW_TAG_structure_type && t->nmembers == 1 &&
+		    !t->has_variants && !is_known_leaf(t->name)) {
+			/* A newtype around a state machine (rustc < 1.68 wraps
+			 * every async body in GenFuture<{generator}>) is the
+			 * same future: no frame of its own. */
+			const struct ttype *mt;
+			struct tscope_error *e2 =
+				type_strip(s->prog, t->members[0].type, &mt);
+			bool inner_sm = !e2 && is_state_machine(mt);
+			tscope_error_destroy(e2);
+			if (inner_sm) {
+				v = (struct tval){v.addr + t->members[0].offset,
+						  t->members[0].type};
+				continue;
+			}
+		}
 		if (is_known_leaf(t->name) || t->tag != DW_TAG_structure_type) {
 			f = push_frame(c, FRAME_LEAF, "leaf", t->name, v);
 			if (f)
@@ -696,4 +712,30 @@ void future_render_json(struct tscope_session *s, const struct fchain *c,
 			unsigned flags, struct strbuf *o)
 {
 	render_chain_json(s, c, flags, o);
+}
+
+bool future_is_live(struct tscope_session *s, struct tval v)
+{
+	const struct ttype *t;
+	struct tscope_error *err = type_strip(s->prog, v.type, &t);
+	if (err || !is_state_machine(t)) {
+		tscope_error_destroy(err);
+		return false;
+	}
+	const struct tmember *m;
+	struct tval inner;
+	if ((err = val_variant(s, v, &m, &inner))) {
+		tscope_error_destroy(err);
+		return false;
+	}
+	if (!starts(m->name, "Suspend"))
+		return false;
+	struct fchain c;
+	future_decode(s, NULL, v, &c);
+	bool ok = c.n >= 2 && c.frames[0].kind == FRAME_ASYNC &&
+		  c.frames[0].state && !strcmp(c.frames[0].state, "suspended");
+	for (size_t i = 0; ok && i < c.n; i++)
+		ok = c.frames[i].kind != FRAME_ERROR && !c.frames[i].error;
+	fchain_free(&c);
+	return ok;
 }

@@ -94,4 +94,8 @@ void future_each_local(struct tscope_session *s, const struct fchain *c,
  * other types). */
 bool future_body_name(const char *type_name, char *out, size_t n);
 
+/* Whether @v is a suspended state machine whose await chain decodes
+ * without error to a leaf: cheap rejection on the discriminant first. */
+bool future_is_live(struct tscope_session *s, struct tval v);
+
 #endif

@@ -221,6 +221,13 @@ static bool member_addr(struct tscope_session *s, struct tval v,
 	return true;
 }
 
+static bool type_has_member(struct tscope_session *s, struct tval v,
+			    const char *name)
+{
+	struct tval m;
+	return member_addr(s, v, name, &m);
+}
+
 /* Arc<T> -> the T inside its ArcInner.  The ArcInner's address (what
  * every clone of the Arc stores) goes to ret->arc of struct shared. */
 static bool arc_data(struct tscope_session *s, struct tval arc, struct tval *ret)
@@ -823,11 +830,16 @@ static void shared_state(struct tokio *tk, size_t ri, struct tval shared)
 			r->tx_count = x;
 		}
 		if (member_addr(s, shared, "semaphore", &v)) {
-			if (member_addr(s, v, "bound", &b) && !val_uint(s, b, &x)) {
+			/* bounded: Semaphore { semaphore, bound } (1.21+), or
+			 * the tuple (batch_semaphore::Semaphore, usize) (1.20) */
+			bool tuple = !type_has_member(s, v, "bound") &&
+				     type_has_member(s, v, "__1");
+			if (member_addr(s, v, tuple ? "__1" : "bound", &b) &&
+			    !val_uint(s, b, &x)) {
 				r->has_bound = true;
 				r->bound = x;
 				struct tval sem;
-				if (member_addr(s, v, "semaphore", &sem) &&
+				if (member_addr(s, v, tuple ? "__0" : "semaphore", &sem) &&
 				    !(err = val_find(s, sem, "permits", 1, &b)) &&
 				    !val_uint(s, b, &x)) {
 					r->state_known = true;
@@ -1472,6 +1484,72 @@ static size_t task_ranges(struct tokio *tk, size_t ti, struct addr_range **arr,
 	return *n - before;
 }
 
+/* The live parts of a value, as roots for the reachability mark: struct
+ * members one by one (padding is not scanned), the active variant of an
+ * enum (a state machine's other variants and an Option's None payload hold
+ * stale bytes from earlier uses of the memory), whole words for the rest.
+ * Bounded by @depth and *@budget; what is not decomposed is taken whole. */
+static void live_ranges(struct tokio *tk, struct tval v, int depth,
+			struct addr_range **arr, size_t *n, size_t *budget)
+{
+	struct tscope_session *s = tk->s;
+	const struct ttype *t;
+	struct tscope_error *err = type_strip(s->prog, v.type, &t);
+	if (err) {
+		tscope_error_destroy(err);
+		return;
+	}
+	uint64_t size = t->has_size ? t->size : 0;
+	if (size < 8)
+		return; /* too small to hold a pointer */
+	struct addr_range whole = {v.addr, v.addr + size};
+	if (*budget == 0 || depth == 0 || t->tag != DW_TAG_structure_type ||
+	    size == 8) {
+		PUSH(*arr, *n, whole);
+		return;
+	}
+	(*budget)--;
+	if (t->has_variants) {
+		const struct tmember *m;
+		struct tval inner;
+		if ((err = val_variant(s, v, &m, &inner))) {
+			tscope_error_destroy(err);
+			PUSH(*arr, *n, whole);
+			return;
+		}
+		live_ranges(tk, inner, depth - 1, arr, n, budget);
+		return;
+	}
+	for (size_t i = 0; i < t->nmembers; i++)
+		live_ranges(tk, (struct tval){v.addr + t->members[i].offset,
+					      t->members[i].type},
+			    depth - 1, arr, n, budget);
+}
+
+/* A task's live memory as roots: its cell (header, scheduler, id, the
+ * running future, trailer) and the futures of its chain outside the cell
+ * (boxed ones), each decomposed by live_ranges. */
+static size_t task_live_ranges(struct tokio *tk, size_t ti,
+			       struct addr_range **arr, size_t *n)
+{
+	struct task_rec *t = &tk->tasks[ti];
+	size_t before = *n, budget = 4096;
+	if (t->vi && t->vi->cell_type)
+		live_ranges(tk, (struct tval){t->hdr, t->vi->cell_type}, 24, arr, n,
+			    &budget);
+	for (size_t i = 0; i < t->chain.n; i++) {
+		const struct fframe *f = &t->chain.frames[i];
+		if (f->kind != FRAME_ASYNC)
+			continue;
+		bool inside = false;
+		for (size_t k = before; k < *n && !inside; k++)
+			inside = f->v.addr >= (*arr)[k].lo && f->v.addr < (*arr)[k].hi;
+		if (!inside)
+			live_ranges(tk, f->v, 24, arr, n, &budget);
+	}
+	return *n - before;
+}
+
 static int cmp_range(const void *a, const void *b)
 {
 	const struct addr_range *x = a, *y = b;
@@ -1579,13 +1657,13 @@ static void find_lost_wakeups(struct tokio *tk)
 	}
 	if (!ncand || ncand != ntargets)
 		goto out;
-	/* Roots: every task (alive by definition; owner[] says whose range
-	 * each is) and every thread's TLS: the program's own static block,
+	/* Roots: the live parts of every task (alive by definition; owner[]
+	 * says whose range each is) and every thread's TLS: the program's own static block,
 	 * which ends at the thread pointer, and the thread control block
 	 * after it.  Not libc's TLS below it: its tcache pointer leads into
 	 * freed chunks, whose stale contents are no references. */
 	for (size_t ti = 0; ti < tk->ntasks; ti++) {
-		size_t added = task_ranges(tk, ti, &roots, &nroots);
+		size_t added = task_live_ranges(tk, ti, &roots, &nroots);
 		for (size_t k = 0; k < added; k++)
 			PUSH(owner, nowner, ti);
 	}
@@ -1605,7 +1683,16 @@ static void find_lost_wakeups(struct tokio *tk)
 	uint64_t *found = calloc(ntargets, sizeof(*found));
 	if (!found)
 		goto out;
-	if (!reach_find(s, roots, nroots, ex, nex, targets, ntargets, found))
+	/* The tasks' own memory (cells, futures), whole: their live parts are
+	 * roots above, their dead bytes must not be scanned as heap. */
+	struct addr_range *opaque = NULL;
+	size_t nopaque = 0;
+	for (size_t ti = 0; ti < tk->ntasks; ti++)
+		task_ranges(tk, ti, &opaque, &nopaque);
+	bool ok = reach_find(s, roots, nroots, ex, nex, opaque, nopaque, targets,
+			     ntargets, found);
+	free(opaque);
+	if (!ok)
 		goto done;
 	size_t npossible = 0;
 	for (size_t k = 0; k < ncand; k++)

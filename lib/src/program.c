@@ -273,12 +273,17 @@ TSCOPE_PUBLIC void tscope_program_destroy(struct tscope_program *prog)
 			continue;
 		struct cu_files *f = (struct cu_files *)(uintptr_t)prog->cu_files.vals[i];
 		for (Dwarf_Signed j = 0; j < f->count; j++)
-			dwarf_dealloc(prog->dbg, f->files[j], DW_DLA_STRING);
+			dwarf_dealloc(f->dbg, f->files[j], DW_DLA_STRING);
 		if (f->files)
-			dwarf_dealloc(prog->dbg, f->files, DW_DLA_LIST);
+			dwarf_dealloc(f->dbg, f->files, DW_DLA_LIST);
 		free(f);
 	}
 	u64map_free(&prog->cu_files);
+	u64map_free(&prog->skeletons);
+	if (prog->dwp_dbg)
+		dwarf_finish(prog->dwp_dbg, NULL);
+	if (prog->tied_dbg)
+		dwarf_finish(prog->tied_dbg, NULL);
 	if (prog->dbg)
 		dwarf_finish(prog->dbg, NULL);
 	tscope_error_destroy(prog->index_err);
@@ -311,6 +316,8 @@ TSCOPE_PUBLIC const char *tscope_program_build_id(struct tscope_program *prog)
 
 struct walk {
 	struct tscope_program *prog;
+	Dwarf_Debug dbg; /* the file being indexed */
+	uint64_t tag;    /* DIE_DWP for the .dwp's DIEs */
 	Dwarf_Off cu_off;
 	char path[8192];
 	size_t pathlen;
@@ -361,6 +368,7 @@ static void visit(struct walk *w, Dwarf_Die die, int depth)
 	if (dwarf_tag(die, &tag, NULL) != DW_DLV_OK ||
 	    dwarf_dieoffset(die, &off, NULL) != DW_DLV_OK)
 		return;
+	off |= w->tag;
 	prog->index_dies++;
 	char *name = NULL;
 	switch (tag) {
@@ -396,14 +404,18 @@ static void visit(struct walk *w, Dwarf_Die die, int depth)
 		return;
 	}
 	case DW_TAG_subprogram: {
-		Dwarf_Addr lo;
-		if (dwarf_lowpc(die, &lo, NULL) != DW_DLV_OK)
-			return;
-		Dwarf_Addr hi;
+		/* With an error pointer (not NULL), libdwarf goes on to the tied
+		 * executable for a split unit's DW_FORM_GNU_addr_index. */
+		Dwarf_Addr lo, hi;
 		Dwarf_Half form;
 		enum Dwarf_Form_Class cls;
-		if (dwarf_highpc_b(die, &hi, &form, &cls, NULL) != DW_DLV_OK)
+		Dwarf_Error e = NULL;
+		if (dwarf_lowpc(die, &lo, &e) != DW_DLV_OK ||
+		    dwarf_highpc_b(die, &hi, &form, &cls, &e) != DW_DLV_OK) {
+			if (e)
+				dwarf_dealloc_error(w->dbg, e);
 			return;
+		}
 		if (cls == DW_FORM_CLASS_CONSTANT)
 			hi += lo;
 		if (dwarf_diename(die, &name, NULL) == DW_DLV_OK) {
@@ -458,7 +470,7 @@ static void walk_children(struct walk *w, Dwarf_Die parent, int depth)
 	for (;;) {
 		visit(w, child, depth);
 		Dwarf_Die sib;
-		int r = dwarf_siblingof_b(w->prog->dbg, child, true, &sib, NULL);
+		int r = dwarf_siblingof_b(w->dbg, child, true, &sib, NULL);
 		dwarf_dealloc_die(child);
 		if (r != DW_DLV_OK || w->err)
 			break;
@@ -475,6 +487,129 @@ static int cmp_func(const void *a, const void *b)
 	if (x->hi != y->hi)
 		return x->hi > y->hi ? -1 : 1;
 	return 0;
+}
+
+/* rustc names a crate's compilation units after its root and the crate:
+ * ".../tokio-1.24.2/src/lib.rs/@/tokio.<hash>-cgu.00".  The directory of
+ * a registry crate carries its version; a vendored one ("vendor/tokio/")
+ * does not, and stays unknown. */
+static void note_crate_unit(struct tscope_program *prog, Dwarf_Die cu)
+{
+	char *name;
+	if (prog->tokio_version[0] ||
+	    dwarf_diename(cu, &name, NULL) != DW_DLV_OK)
+		return;
+	const char *at = strstr(name, "/@/tokio.");
+	if (!at)
+		return;
+	for (const char *p = name; (p = strstr(p, "/tokio-")) && p < at; p++) {
+		const char *v = p + strlen("/tokio-");
+		size_t n = strspn(v, "0123456789.");
+		if (n && n < sizeof(prog->tokio_version) && v[n] == '/') {
+			memcpy(prog->tokio_version, v, n);
+			prog->tokio_version[n] = '\0';
+			return;
+		}
+	}
+}
+
+/* One index pass over every unit of @dbg (the executable's, or its .dwp's
+ * with @tag DIE_DWP).  *split: some unit is a split-DWARF skeleton (its
+ * types live in a .dwo/.dwp). */
+static struct tscope_error *index_units(struct tscope_program *prog,
+					Dwarf_Debug dbg, uint64_t tag,
+					bool *split)
+{
+	Dwarf_Error derr = NULL;
+	struct walk *w = calloc(1, sizeof(*w));
+	if (!w)
+		return &tscope_error_nomem;
+	w->prog = prog;
+	w->dbg = dbg;
+	w->tag = tag;
+	for (;;) {
+		Dwarf_Unsigned next;
+		Dwarf_Half version, cu_type;
+		int r = dwarf_next_cu_header_d(dbg, true, NULL, &version, NULL,
+					       NULL, NULL, NULL, NULL, NULL, &next,
+					       &cu_type, &derr);
+		if (r != DW_DLV_OK)
+			break;
+		Dwarf_Die cu;
+		if (dwarf_siblingof_b(dbg, NULL, true, &cu, &derr) != DW_DLV_OK)
+			continue;
+		Dwarf_Bool has_dwo = false;
+		if (cu_type == DW_UT_skeleton ||
+		    (dwarf_hasattr(cu, DW_AT_GNU_dwo_name, &has_dwo, NULL) ==
+			     DW_DLV_OK && has_dwo))
+			*split = true;
+		note_crate_unit(prog, cu);
+		Dwarf_Off cu_off = 0;
+		dwarf_dieoffset(cu, &cu_off, NULL);
+		/* A skeleton's dwo_id names its split unit in the .dwp, whose
+		 * DW_AT_decl_file indexes the skeleton's line table. */
+		Dwarf_Attribute ida;
+		if (!tag && dwarf_attr(cu, DW_AT_GNU_dwo_id, &ida, NULL) == DW_DLV_OK) {
+			Dwarf_Unsigned id = 0;
+			if (dwarf_formudata(ida, &id, NULL) == DW_DLV_OK && id)
+				u64map_put(&prog->skeletons, id, cu_off + 1);
+			dwarf_dealloc_attribute(ida);
+		}
+		w->cu_off = cu_off | tag;
+		w->pathlen = 0;
+		w->path[0] = '\0';
+		walk_children(w, cu, 0);
+		dwarf_dealloc_die(cu);
+		if (w->err)
+			break;
+	}
+	struct tscope_error *err = w->err;
+	free(w);
+	return err;
+}
+
+/* EXE.dwp (rustc's -C split-debuginfo=packed), tied to the executable so
+ * that its DW_FORM_GNU_addr_index addresses resolve. */
+static struct tscope_error *open_dwp(struct tscope_program *prog)
+{
+	char *path;
+	if (asprintf(&path, "%s.dwp", prog->path) < 0)
+		return &tscope_error_nomem;
+	if (access(path, R_OK) != 0) {
+		free(path);
+		return tscope_error_create(TSCOPE_ERROR_NOT_FOUND, "no .dwp");
+	}
+	Dwarf_Debug dwp = NULL;
+	Dwarf_Error derr = NULL;
+	int r = dwarf_init_path(path, NULL, 0, DW_DLC_READ, DW_GROUPNUMBER_ANY,
+				dwarf_error_handler, NULL, &dwp, NULL, 0, NULL,
+				&derr);
+	if (r != DW_DLV_OK) {
+		struct tscope_error *err = tscope_error_create(
+			TSCOPE_ERROR_NO_DEBUG_INFO, "libdwarf cannot read %s: %s",
+			path, r == DW_DLV_ERROR ? dwarf_errmsg(derr) : "no DWARF");
+		free(path);
+		return err;
+	}
+	free(path);
+	/* Tied to a fresh handle on the executable: libdwarf finds a split
+	 * unit's skeleton by its dwo_id among the tied file's units as it
+	 * loads them, which the index pass over prog->dbg already did. */
+	Dwarf_Debug tied = NULL;
+	if (dwarf_init_path(prog->path, NULL, 0, DW_DLC_READ, DW_GROUPNUMBER_ANY,
+			    dwarf_error_handler, NULL, &tied, NULL, 0, NULL,
+			    &derr) != DW_DLV_OK ||
+	    dwarf_set_tied_dbg(dwp, tied, NULL) != DW_DLV_OK) {
+		if (tied)
+			dwarf_finish(tied, NULL);
+		dwarf_finish(dwp, NULL);
+		return tscope_error_create(TSCOPE_ERROR_NO_DEBUG_INFO,
+					   "cannot tie %s.dwp to its executable",
+					   prog->path);
+	}
+	prog->dwp_dbg = dwp;
+	prog->tied_dbg = tied;
+	return NULL;
 }
 
 struct tscope_error *program_ensure_index(struct tscope_program *prog)
@@ -508,41 +643,43 @@ struct tscope_error *program_ensure_index(struct tscope_program *prog)
 		prog->dbg = NULL;
 		goto fail;
 	}
-	struct walk *w = calloc(1, sizeof(*w));
-	if (!w) {
-		err = &tscope_error_nomem;
-		goto fail;
+	bool split = false;
+	err = index_units(prog, prog->dbg, 0, &split);
+	if (!err && split) {
+		/* Split DWARF: the executable holds skeleton units (and the
+		 * full units of a prebuilt std); the crate's own units are in
+		 * EXE.dwp (-C split-debuginfo=packed), indexed as well. */
+		err = open_dwp(prog);
+		if (!err)
+			err = index_units(prog, prog->dwp_dbg, DIE_DWP, &split);
+		else if (tscope_error_code(err) == TSCOPE_ERROR_NOT_FOUND) {
+			tscope_error_destroy(err);
+			err = tscope_error_create(
+				TSCOPE_ERROR_NO_DEBUG_INFO,
+				"%s was built with split debug info: its types are in "
+				"%s.dwp (-C split-debuginfo=packed), not found next to "
+				"it, or in one .dwo file per codegen unit "
+				"(split-debuginfo=unpacked), which taskscope does not "
+				"read; put the .dwp next to the executable (cargo "
+				"writes it to target/<profile>/), or build with "
+				"split-debuginfo=off", prog->path, prog->path);
+		}
 	}
-	w->prog = prog;
-	for (;;) {
-		Dwarf_Unsigned next;
-		Dwarf_Half version, cu_type;
-		r = dwarf_next_cu_header_d(prog->dbg, true, NULL, &version, NULL,
-					   NULL, NULL, NULL, NULL, NULL, &next,
-					   &cu_type, &derr);
-		if (r != DW_DLV_OK)
-			break;
-		Dwarf_Die cu;
-		if (dwarf_siblingof_b(prog->dbg, NULL, true, &cu, &derr) !=
-		    DW_DLV_OK)
-			continue;
-		dwarf_dieoffset(cu, &w->cu_off, NULL);
-		w->pathlen = 0;
-		w->path[0] = '\0';
-		walk_children(w, cu, 0);
-		dwarf_dealloc_die(cu);
-		if (w->err)
-			break;
-	}
-	err = w->err;
-	free(w);
 	if (err)
 		goto fail;
 	if (prog->types.count == 0) {
 		err = tscope_error_create(
 			TSCOPE_ERROR_NO_DEBUG_INFO,
-			"%s has no DWARF type information; rebuild with "
-			"debug = 2 (full debug info)", prog->path);
+			prog->nfuncs
+				? "%s has line tables but no DWARF type information "
+				  "(built with debug = 1 or \"line-tables-only\"): "
+				  "gdb's own `bt` still shows the threads' source lines, "
+				  "but tasks, their futures and locals cannot be decoded "
+				  "without types; rebuild with debug = 2 (in release: "
+				  "[profile.release] debug = 2, or "
+				  "CARGO_PROFILE_RELEASE_DEBUG=2)"
+				: "%s has no DWARF type information; rebuild with "
+				  "debug = 2 (full debug info)", prog->path);
 		goto fail;
 	}
 	qsort(prog->funcs, prog->nfuncs, sizeof(*prog->funcs), cmp_func);
@@ -652,8 +789,8 @@ struct tscope_error *program_vtable_type(struct tscope_program *prog,
 				   (unsigned long long)addr);
 }
 
-static bool find_local(struct tscope_program *prog, Dwarf_Die parent,
-		       const char *local, uint32_t *line_ret, int depth)
+static bool find_local(Dwarf_Debug dbg, Dwarf_Die parent, const char *local,
+		       uint32_t *line_ret, int depth)
 {
 	Dwarf_Die c;
 	if (depth > 16 || dwarf_child(parent, &c, NULL) != DW_DLV_OK)
@@ -676,10 +813,10 @@ static bool find_local(struct tscope_program *prog, Dwarf_Die parent,
 				dwarf_dealloc_attribute(a);
 			}
 		} else if (tag == DW_TAG_lexical_block) {
-			found = find_local(prog, c, local, line_ret, depth + 1);
+			found = find_local(dbg, c, local, line_ret, depth + 1);
 		}
 		Dwarf_Die s;
-		int r = dwarf_siblingof_b(prog->dbg, c, true, &s, NULL);
+		int r = dwarf_siblingof_b(dbg, c, true, &s, NULL);
 		dwarf_dealloc_die(c);
 		if (r != DW_DLV_OK)
 			return found;
@@ -696,9 +833,10 @@ bool program_local_line(struct tscope_program *prog, const char *fn,
 	if (!prog->indexed || !strmap_lookup(&prog->fnames, fn, &off))
 		return false;
 	Dwarf_Die die;
-	if (dwarf_offdie_b(prog->dbg, off, true, &die, NULL) != DW_DLV_OK)
+	if (dwarf_offdie_b(die_dbg(prog, off), die_off(off), true, &die, NULL) !=
+	    DW_DLV_OK)
 		return false;
-	bool ok = find_local(prog, die, local, line_ret, 0);
+	bool ok = find_local(die_dbg(prog, off), die, local, line_ret, 0);
 	dwarf_dealloc_die(die);
 	return ok;
 }

@@ -66,6 +66,7 @@ struct cu_files {
 	char **files;
 	Dwarf_Signed count;
 	int version;
+	Dwarf_Debug dbg; /* that owns files */
 };
 
 struct tscope_program {
@@ -89,7 +90,10 @@ struct tscope_program {
 	size_t nrsyms;
 	bool demangled;
 
-	Dwarf_Debug dbg;
+	Dwarf_Debug dbg;     /* the executable's DWARF */
+	Dwarf_Debug dwp_dbg; /* split DWARF: EXE.dwp, tied to dbg; its DIEs have
+			      * DIE_DWP set in every offset we keep */
+	Dwarf_Debug tied_dbg; /* the executable again, tied to dwp_dbg */
 	bool indexed;
 	struct tscope_error *index_err;
 	struct strmap types;   /* qualified type name -> DIE offset */
@@ -102,10 +106,24 @@ struct tscope_program {
 	size_t nfuncs, funcs_cap;
 	struct u64map type_cache; /* DIE offset -> struct ttype * */
 	struct u64map cu_files;   /* CU DIE offset -> struct cu_files * */
+	struct u64map skeletons;  /* split DWARF: dwo_id -> exe skeleton CU + 1 */
 	struct u64map vtables;    /* vtable address (unbiased) -> var DIE + 1 */
 	uint64_t index_dies;      /* DIEs visited by the index pass */
+	char tokio_version[32];   /* "1.54.1" from tokio's unit names, or "" */
 	double index_seconds;
 };
+
+/* DIE offsets name one of two DWARF files: the executable's, or (bit
+ * DIE_DWP set) its split-DWARF package. */
+#define DIE_DWP (1ull << 62)
+static inline Dwarf_Debug die_dbg(const struct tscope_program *prog, uint64_t off)
+{
+	return (off & DIE_DWP) ? prog->dwp_dbg : prog->dbg;
+}
+static inline Dwarf_Off die_off(uint64_t off)
+{
+	return off & ~DIE_DWP;
+}
 
 struct tscope_error *program_ensure_index(struct tscope_program *prog);
 
@@ -141,10 +159,6 @@ const struct tparam *type_tparam(const struct ttype *t, const char *name);
 /* Source file name of decl_file @idx in the CU of @t ("" if unknown). */
 const char *type_decl_file(struct tscope_program *prog, const struct ttype *t,
 			   uint32_t idx);
-/* The first source file of @t's compilation unit whose path contains
- * @needle, or NULL. */
-const char *type_cu_file_containing(struct tscope_program *prog,
-				    const struct ttype *t, const char *needle);
 /* Qualified name for DIE @off, or its plain DW_AT_name. */
 const char *type_name(struct tscope_program *prog, uint64_t off);
 

@@ -204,6 +204,7 @@ static void scan_range(struct scan *sc, uint64_t lo, uint64_t hi)
 
 bool reach_find(struct tscope_session *s, const struct addr_range *roots,
 		size_t nroots, const struct addr_range *exclude, size_t nexclude,
+		const struct addr_range *opaque, size_t nopaque,
 		const uint64_t *targets, size_t ntargets, uint64_t *found_at)
 {
 	struct tscope_target *t = s->target;
@@ -257,6 +258,18 @@ bool reach_find(struct tscope_session *s, const struct addr_range *roots,
 	r.marked = calloc(r.nblocks ? r.nblocks : 1, 1);
 	if (!r.marked)
 		goto out;
+	/* Objects whose live parts the caller gave as roots: the heap block
+	 * that is just that object is never scanned whole (its dead bytes are
+	 * stale).  Only a block that fits the object (allocator slack aside):
+	 * a segment that did not tile is one big block and must be scanned. */
+	for (size_t k = 0; k < nopaque; k++) {
+		long bi = find_block(&r, opaque[k].lo);
+		if (bi < 0)
+			continue;
+		const struct block *b = &r.blocks[bi];
+		if (b->lo + 256 >= opaque[k].lo && b->hi <= opaque[k].hi + 256)
+			r.marked[bi] = 1;
+	}
 	for (size_t i = 0; i < ntargets; i++) {
 		found_at[i] = 0;
 		u64map_put(&sc.targets, targets[i], i + 1);

@@ -13,11 +13,14 @@ struct addr_range {
  * that points into a glibc heap chunk (or into an anonymous segment whose
  * chunks could not be parsed: then the whole segment counts).  For each
  * @targets[i], found_at[i] is the address of the first reachable word
- * outside @exclude that equals it, 0 if none.  Returns false when the
- * target is not a core (nothing known).
+ * outside @exclude that equals it, 0 if none.  A heap block that is one of
+ * the @opaque objects is not scanned whole: the caller passes its live
+ * parts among @roots.  Returns false when the target is not a core
+ * (nothing known).
  */
 bool reach_find(struct tscope_session *s, const struct addr_range *roots,
 		size_t nroots, const struct addr_range *exclude, size_t nexclude,
+		const struct addr_range *opaque, size_t nopaque,
 		const uint64_t *targets, size_t ntargets, uint64_t *found_at);
 
 /*

@@ -29,7 +29,9 @@ static bool attr_udata(Dwarf_Die die, Dwarf_Half at, uint64_t *ret)
 	return ok;
 }
 
-static bool attr_ref(Dwarf_Die die, Dwarf_Half at, uint64_t *ret)
+/* A reference, as an offset of the same file as the referring DIE (@tag:
+ * its DIE_DWP bit). */
+static bool attr_ref(Dwarf_Die die, Dwarf_Half at, uint64_t tag, uint64_t *ret)
 {
 	Dwarf_Attribute a;
 	if (dwarf_attr(die, at, &a, NULL) != DW_DLV_OK)
@@ -37,7 +39,7 @@ static bool attr_ref(Dwarf_Die die, Dwarf_Half at, uint64_t *ret)
 	Dwarf_Off off;
 	bool ok = dwarf_global_formref(a, &off, NULL) == DW_DLV_OK;
 	if (ok)
-		*ret = off;
+		*ret = off | tag;
 	dwarf_dealloc_attribute(a);
 	return ok;
 }
@@ -71,12 +73,12 @@ const char *type_name(struct tscope_program *prog, uint64_t off)
 }
 
 static bool decode_member(struct tscope_program *prog, Dwarf_Die die,
-			  struct tmember *m)
+			  uint64_t tag, struct tmember *m)
 {
 	memset(m, 0, sizeof(*m));
 	m->name = die_name(prog, die);
 	attr_udata(die, DW_AT_data_member_location, &m->offset);
-	attr_ref(die, DW_AT_type, &m->type);
+	attr_ref(die, DW_AT_type, tag, &m->type);
 	uint64_t v;
 	if (attr_udata(die, DW_AT_decl_file, &v))
 		m->decl_file = (uint32_t)v;
@@ -98,8 +100,8 @@ static bool decode_member(struct tscope_program *prog, Dwarf_Die die,
 static struct tscope_error *decode_variant_part(struct tscope_program *prog,
 						Dwarf_Die vp, struct ttype *t)
 {
-	uint64_t discr_ref = 0;
-	attr_ref(vp, DW_AT_discr, &discr_ref);
+	uint64_t ftag = t->off & DIE_DWP, discr_ref = 0;
+	attr_ref(vp, DW_AT_discr, 0, &discr_ref); /* raw: compared with raw */
 	t->has_variants = true;
 	Dwarf_Die c;
 	if (dwarf_child(vp, &c, NULL) != DW_DLV_OK)
@@ -110,19 +112,19 @@ static struct tscope_error *decode_variant_part(struct tscope_program *prog,
 		dwarf_tag(c, &tag, NULL);
 		dwarf_dieoffset(c, &off, NULL);
 		if (tag == DW_TAG_member && off == discr_ref) {
-			decode_member(prog, c, &t->discr);
+			decode_member(prog, c, ftag, &t->discr);
 		} else if (tag == DW_TAG_variant) {
 			struct tvariant v = {0};
 			v.has_value = attr_udata(c, DW_AT_discr_value, &v.value);
 			Dwarf_Die vm;
 			if (dwarf_child(c, &vm, NULL) == DW_DLV_OK) {
-				decode_member(prog, vm, &v.member);
+				decode_member(prog, vm, ftag, &v.member);
 				dwarf_dealloc_die(vm);
 			}
 			PUSH(t->variants, t->nvariants, v);
 		}
 		Dwarf_Die s;
-		int r = dwarf_siblingof_b(prog->dbg, c, true, &s, NULL);
+		int r = dwarf_siblingof_b(die_dbg(prog, t->off), c, true, &s, NULL);
 		dwarf_dealloc_die(c);
 		if (r != DW_DLV_OK)
 			break;
@@ -145,7 +147,8 @@ struct tscope_error *type_get(struct tscope_program *prog, uint64_t off,
 	if (err)
 		return err;
 	Dwarf_Die die;
-	if (dwarf_offdie_b(prog->dbg, off, true, &die, NULL) != DW_DLV_OK)
+	if (dwarf_offdie_b(die_dbg(prog, off), die_off(off), true, &die, NULL) !=
+	    DW_DLV_OK)
 		return tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
 					   "no DWARF DIE at offset 0x%llx",
 					   (unsigned long long)off);
@@ -163,11 +166,12 @@ struct tscope_error *type_get(struct tscope_program *prog, uint64_t off,
 	else
 		t->name = die_name(prog, die);
 	t->has_size = attr_udata(die, DW_AT_byte_size, &t->size);
-	attr_ref(die, DW_AT_type, &t->target);
-	attr_ref(die, DW_AT_containing_type, &t->containing);
+	uint64_t ftag = off & DIE_DWP;
+	attr_ref(die, DW_AT_type, ftag, &t->target);
+	attr_ref(die, DW_AT_containing_type, ftag, &t->containing);
 	Dwarf_Off cu_off = 0;
 	dwarf_CU_dieoffset_given_die(die, &cu_off, NULL);
-	t->cu_off = cu_off;
+	t->cu_off = cu_off | ftag;
 	if (tag == DW_TAG_pointer_type && !t->has_size) {
 		t->size = 8;
 		t->has_size = true;
@@ -179,7 +183,7 @@ struct tscope_error *type_get(struct tscope_program *prog, uint64_t off,
 			dwarf_tag(c, &ctag, NULL);
 			if (ctag == DW_TAG_member) {
 				struct tmember m;
-				decode_member(prog, c, &m);
+				decode_member(prog, c, ftag, &m);
 				PUSH(t->members, t->nmembers, m);
 			} else if (ctag == DW_TAG_variant_part) {
 				err = decode_variant_part(prog, c, t);
@@ -189,7 +193,7 @@ struct tscope_error *type_get(struct tscope_program *prog, uint64_t off,
 				}
 			} else if (ctag == DW_TAG_template_type_parameter) {
 				struct tparam p = {die_name(prog, c), 0};
-				attr_ref(c, DW_AT_type, &p.type);
+				attr_ref(c, DW_AT_type, ftag, &p.type);
 				PUSH(t->tparams, t->ntparams, p);
 			} else if (ctag == DW_TAG_subrange_type) {
 				uint64_t n;
@@ -199,7 +203,7 @@ struct tscope_error *type_get(struct tscope_program *prog, uint64_t off,
 					t->count = n + 1;
 			}
 			Dwarf_Die s;
-			int r = dwarf_siblingof_b(prog->dbg, c, true, &s, NULL);
+			int r = dwarf_siblingof_b(die_dbg(prog, off), c, true, &s, NULL);
 			dwarf_dealloc_die(c);
 			if (r != DW_DLV_OK)
 				break;
@@ -278,10 +282,22 @@ static struct cu_files *cu_files_of(struct tscope_program *prog,
 	if (!f)
 		return NULL;
 	Dwarf_Die cu;
-	if (dwarf_offdie_b(prog->dbg, t->cu_off, true, &cu, NULL) == DW_DLV_OK) {
+	f->dbg = die_dbg(prog, t->cu_off);
+	if (dwarf_offdie_b(f->dbg, die_off(t->cu_off), true, &cu, NULL) == DW_DLV_OK) {
 		Dwarf_Half ver = 4, offsz;
 		dwarf_get_version_of_die(cu, &ver, &offsz);
 		f->version = ver;
+		/* A split unit (.dwp) has no line table of its own: its file
+		 * indexes are those of its skeleton in the executable. */
+		uint64_t id, skel;
+		Dwarf_Die sk;
+		if ((t->cu_off & DIE_DWP) && attr_udata(cu, DW_AT_GNU_dwo_id, &id) &&
+		    u64map_get(&prog->skeletons, id, &skel) &&
+		    dwarf_offdie_b(prog->dbg, skel - 1, true, &sk, NULL) == DW_DLV_OK) {
+			dwarf_dealloc_die(cu);
+			cu = sk;
+			f->dbg = prog->dbg;
+		}
 		if (dwarf_srcfiles(cu, &f->files, &f->count, NULL) != DW_DLV_OK) {
 			f->files = NULL;
 			f->count = 0;
@@ -303,14 +319,4 @@ const char *type_decl_file(struct tscope_program *prog, const struct ttype *t,
 	if (i < 0 || i >= f->count)
 		return "";
 	return f->files[i];
-}
-
-const char *type_cu_file_containing(struct tscope_program *prog,
-				    const struct ttype *t, const char *needle)
-{
-	struct cu_files *f = cu_files_of(prog, t);
-	for (Dwarf_Signed i = 0; f && i < f->count; i++)
-		if (f->files[i] && strstr(f->files[i], needle))
-			return f->files[i];
-	return NULL;
 }
