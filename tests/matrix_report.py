@@ -105,17 +105,20 @@ def render(results_doc, cells):
     def column(c):
         return (c["toolchain"], _profile(c))
 
+    # Cells with build settings get a table of their own below.
+    plain = [c for c in cells if not c.get("settings")]
+    tuned = [c for c in cells if c.get("settings")]
     columns = []
-    for c in cells:
+    for c in plain:
         if column(c) not in columns:
             columns.append(column(c))
 
     def head(col):
-        rustcs = sorted({_rustc_short(info.get(c["name"], {}).get("rustc")) for c in cells
+        rustcs = sorted({_rustc_short(info.get(c["name"], {}).get("rustc")) for c in plain
                          if column(c) == col and info.get(c["name"], {}).get("rustc")})
         return "%s %s (rustc %s)" % (col[0], col[1], " / ".join(rustcs) or "?")
 
-    versions = sorted({c["tokio"] for c in cells}, key=_version_key)
+    versions = sorted({c["tokio"] for c in plain}, key=_version_key)
     out += ["## Summary", "",
             "Each entry: the cell's outcome over its %d scenarios." % len(SCENARIOS), "",
             "| executor | tokio | " + " | ".join(head(col) for col in columns) + " |",
@@ -123,7 +126,7 @@ def render(results_doc, cells):
     for v in versions:
         row = ["tokio", v]
         for col in columns:
-            hits = [c for c in cells if c["tokio"] == v and column(c) == col]
+            hits = [c for c in plain if c["tokio"] == v and column(c) == col]
             if not hits:
                 row.append("")
                 continue
@@ -131,6 +134,18 @@ def render(results_doc, cells):
             row.append(_cell_outcome([kept.get("%s/%s" % (c["name"], s)) for s in SCENARIOS])[1])
         out.append("| " + " | ".join(row) + " |")
     out.append("")
+    if tuned:
+        out += ["## Build settings", "",
+                "Release builds as users ship them; a setting taskscope cannot decode "
+                "must be refused with a message naming it (unsupported, with that message).", "",
+                "| tokio | toolchain | settings | outcome | message |", "|---|---|---|---|---|"]
+        for c in tuned:
+            rs = [kept.get("%s/%s" % (c["name"], sc)) for sc in SCENARIOS]
+            why = next((r.get("reason") for r in rs if r and r["outcome"] != "pass"), "")
+            out.append("| %s | %s | %s | %s | %s |" % (
+                c["tokio"], c["toolchain"], _esc(_profile(c)), _cell_outcome(rs)[1],
+                _reason(why or "")))
+        out.append("")
 
     # Per cell and scenario.
     out += ["## Cells", "",

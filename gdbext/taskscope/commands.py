@@ -417,7 +417,8 @@ Usage: info async-tasks [--json] [--state STATE] [--limit N]
 Each line shows the task id, its state (idle, notified, running, cancelled,
 complete), the thread polling it if running, its future (the async fn it
 runs) and the source line where it is suspended; then a summary by state.
-Works on core files and live processes (tokio 1.29+ with debug info).
+Works on core files and live processes (tokio 1.20+ with debug info;
+the tested toolchains and builds are in docs/supported.md).
 
   --json          print the taskscope/1 JSON document instead
   --state STATE   only tasks in this state

@@ -344,9 +344,9 @@ static struct tscope_error *thread_context(struct tokio *tk,
 			err = val_variant(s, v, &m, &v);
 		if (!err && m->name && strcmp(m->name, "Some") == 0) {
 			struct tval id;
-			if (!val_member(s, v, "__0", &id)) {
+			if (val_ok(val_member(s, v, "__0", &id))) {
 				uint64_t x;
-				if (!val_uint(s, id, &x)) {
+				if (val_ok(val_uint(s, id, &x))) {
 					ti->has_task = true;
 					ti->task_id = x;
 				}
@@ -599,7 +599,7 @@ static void collect_task(struct tokio *tk, size_t rt, uint64_t hdr,
 	}
 	t->stage = m->name;
 	if (m->name && strcmp(m->name, "Running") == 0 &&
-	    !val_member(s, v, "__0", &t->future)) {
+	    val_ok(val_member(s, v, "__0", &t->future))) {
 		t->has_future = true;
 		future_decode(s, &tk->hooks, t->future, &t->chain);
 	}
@@ -893,16 +893,16 @@ static void walk_runtime(struct tokio *tk, size_t rt)
 		note_error(tk, err, "%s: OwnedTasks", what);
 		return;
 	}
-	if (!val_find(s, owned, "id", 1, &v)) {
+	if (val_ok(val_find(s, owned, "id", 1, &v))) {
 		uint64_t id;
-		if (!val_uint(s, v, &id))
+		if (val_ok(val_uint(s, v, &id)))
 			r->owned_id = id;
 	}
 	runtime_clock(tk, r);
 	struct u64map seen;
 	u64map_init(&seen);
 	/* tokio >= 1.35: ShardedList { lists: Box<[Mutex<LinkedList>]> }. */
-	if (!val_find(s, owned, "lists", 2, &v)) {
+	if (val_ok(val_find(s, owned, "lists", 2, &v))) {
 		struct tval ptr, len;
 		const struct ttype *pt;
 		uint64_t data = 0, n = 0, esize = 0;
@@ -954,9 +954,9 @@ static void walk_runtime(struct tokio *tk, size_t rt)
 	}
 	/* The list's own count (ShardedList.count 1.35+, CountedLinkedList
 	 * 1.29 - 1.34; none before): a walk that disagrees is marked. */
-	if (!r->truncated && !val_find(s, owned, "count", 8, &v)) {
+	if (!r->truncated && val_ok(val_find(s, owned, "count", 8, &v))) {
 		uint64_t count;
-		if (!val_uint(s, v, &count)) {
+		if (val_ok(val_uint(s, v, &count))) {
 			r->has_count = true;
 			r->count = count;
 			if (count != r->ntasks) {

@@ -300,8 +300,8 @@ static bool collect_set(struct decoder *d, const struct ttype *t, struct tval v,
 			walk_nodes(d, m, "next_all", visit_unordered, out);
 			/* The head's len_all counts every task of the set. */
 			struct tval head;
-			if (!val_deref(s, m, &head) && !val_find(s, head, "len_all", 2, &x) &&
-			    !val_uint(s, x, &n)) {
+			if (val_ok(val_deref(s, m, &head)) && val_ok(val_find(s, head, "len_all", 2, &x)) &&
+			    val_ok(val_uint(s, x, &n))) {
 				out->has_count = true;
 				out->count = n;
 			}
@@ -310,17 +310,17 @@ static bool collect_set(struct decoder *d, const struct ttype *t, struct tval v,
 	}
 	if (starts(t->name, "tokio::task::join_set::JoinSet<")) {
 		struct tval lists, inner, l;
-		if (!val_find(s, v, "length", 3, &x) && !val_uint(s, x, &n)) {
+		if (val_ok(val_find(s, v, "length", 3, &x)) && val_ok(val_uint(s, x, &n))) {
 			out->has_count = true;
 			out->count = n;
 		}
 		/* IdleNotifiedSet { lists: Arc<Lists{ inner: Mutex<ListsInner{
 		 * notified, idle }> }> }: both lists hold the JoinHandles. */
-		if (!val_find(s, v, "lists", 3, &lists) && !val_deref(s, lists, &inner)) {
+		if (val_ok(val_find(s, v, "lists", 3, &lists)) && val_ok(val_deref(s, lists, &inner))) {
 			const char *names[] = {"notified", "idle"};
 			for (int k = 0; k < 2; k++)
-				if (!val_find(s, inner, names[k], 6, &l) &&
-				    !val_find(s, l, "head", 2, &m))
+				if (val_ok(val_find(s, inner, names[k], 6, &l)) &&
+				    val_ok(val_find(s, l, "head", 2, &m)))
 					walk_nodes(d, m, "next", visit_joinset, out);
 		}
 		return true;

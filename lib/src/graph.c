@@ -487,7 +487,7 @@ static void identify_wait(struct tokio *tk, size_t ti)
 			uint64_t bits;
 			for (size_t k = 0; k < c->n; k++)
 				if (frame_local(s, &c->frames[k], "interest", &in) &&
-				    !val_uint(s, in, &bits) && bits)
+				    val_ok(val_uint(s, in, &bits)) && bits)
 					g->res[r].interest |= bits;
 		}
 		set_wait(tk, ti, r, side, user);
@@ -774,7 +774,7 @@ static void on_dormant_local(void *arg, const struct fframe *f, const char *name
 			uint64_t need;
 			if (member_addr(s, leaf->v, "node", &node) &&
 			    member_addr(s, node, "state", &st) &&
-			    !val_uint(s, st, &need) && need == 0)
+			    val_ok(val_uint(s, st, &need)) && need == 0)
 				r->dormant_assigned = true;
 		}
 	}
@@ -825,7 +825,7 @@ static void shared_state(struct tokio *tk, size_t ri, struct tval shared)
 	if (!r->arc)
 		r->arc = arc_inner_of_data(s, shared);
 	if (r->kind == RES_MPSC && !r->state_known) {
-		if (member_addr(s, shared, "tx_count", &v) && !val_uint(s, v, &x)) {
+		if (member_addr(s, shared, "tx_count", &v) && val_ok(val_uint(s, v, &x))) {
 			r->has_tx = true;
 			r->tx_count = x;
 		}
@@ -835,13 +835,13 @@ static void shared_state(struct tokio *tk, size_t ri, struct tval shared)
 			bool tuple = !type_has_member(s, v, "bound") &&
 				     type_has_member(s, v, "__1");
 			if (member_addr(s, v, tuple ? "__1" : "bound", &b) &&
-			    !val_uint(s, b, &x)) {
+			    val_ok(val_uint(s, b, &x))) {
 				r->has_bound = true;
 				r->bound = x;
 				struct tval sem;
 				if (member_addr(s, v, tuple ? "__0" : "semaphore", &sem) &&
 				    !(err = val_find(s, sem, "permits", 1, &b)) &&
-				    !val_uint(s, b, &x)) {
+				    val_ok(val_uint(s, b, &x))) {
 					r->state_known = true;
 					r->avail = x >> 1;
 					r->closed = x & 1;
@@ -856,7 +856,7 @@ static void shared_state(struct tokio *tk, size_t ri, struct tval shared)
 			}
 		}
 	} else if (r->kind == RES_ONESHOT && !r->state_known) {
-		if (member_addr(s, shared, "state", &v) && !val_uint(s, v, &x)) {
+		if (member_addr(s, shared, "state", &v) && val_ok(val_uint(s, v, &x))) {
 			r->state_known = true;
 			r->value_sent = x & 2;
 			r->closed = x & 4;

@@ -360,6 +360,39 @@ static const char *record_name(struct walk *w, Dwarf_Off off,
 
 static void walk_children(struct walk *w, Dwarf_Die parent, int depth);
 
+/* The address of a location expression that is just an address:
+ * DW_OP_addr, or in a split unit DW_OP_GNU_addr_index / DW_OP_addrx (an
+ * index into the executable's .debug_addr, resolved through the tie). */
+static bool expr_addr(Dwarf_Debug dbg, Dwarf_Die die, const unsigned char *blk,
+		      Dwarf_Unsigned len, uint64_t *ret)
+{
+	if (len == 9 && blk[0] == DW_OP_addr) {
+		memcpy(ret, blk + 1, 8);
+		return true;
+	}
+	if (len < 2 || (blk[0] != DW_OP_GNU_addr_index && blk[0] != DW_OP_addrx))
+		return false;
+	uint64_t idx = 0;
+	unsigned shift = 0;
+	Dwarf_Unsigned i = 1;
+	for (; i < len && shift < 64; i++, shift += 7) {
+		idx |= (uint64_t)(blk[i] & 0x7f) << shift;
+		if (!(blk[i] & 0x80))
+			break;
+	}
+	if (i + 1 != len)
+		return false;
+	Dwarf_Addr a;
+	Dwarf_Error e = NULL;
+	if (dwarf_debug_addr_index_to_addr(die, idx, &a, &e) != DW_DLV_OK) {
+		if (e)
+			dwarf_dealloc_error(dbg, e);
+		return false;
+	}
+	*ret = a;
+	return true;
+}
+
 static void visit(struct walk *w, Dwarf_Die die, int depth)
 {
 	struct tscope_program *prog = w->prog;
@@ -440,12 +473,10 @@ static void visit(struct walk *w, Dwarf_Die die, int depth)
 				if (dwarf_attr(die, DW_AT_location, &a, NULL) == DW_DLV_OK) {
 					Dwarf_Unsigned len;
 					Dwarf_Ptr blk;
+					uint64_t addr;
 					if (dwarf_formexprloc(a, &len, &blk, NULL) == DW_DLV_OK &&
-					    len == 9 && ((unsigned char *)blk)[0] == DW_OP_addr) {
-						uint64_t addr;
-						memcpy(&addr, (unsigned char *)blk + 1, 8);
+					    expr_addr(w->dbg, die, blk, len, &addr))
 						u64map_put(&prog->vtables, addr, off + 1);
-					}
 					dwarf_dealloc_attribute(a);
 				}
 			}

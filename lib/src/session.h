@@ -48,6 +48,16 @@ struct tscope_error *val_find_any_variant(struct tscope_session *s,
 					  int depth, struct tval *ret);
 /* Active variant of the Rust enum @v: the variant's member value (typed by
  * the variant struct) and the variant's member descriptor. */
+/* True when @err is NULL; else destroys it: for lookups whose failure
+ * only means "not this layout". */
+static inline bool val_ok(struct tscope_error *err)
+{
+	if (!err)
+		return true;
+	tscope_error_destroy(err);
+	return false;
+}
+
 struct tscope_error *val_variant(struct tscope_session *s, struct tval v,
 				 const struct tmember **member_ret,
 				 struct tval *ret);
