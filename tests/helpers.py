@@ -34,6 +34,7 @@ TOKIO_SCENARIOS = [
     "futurelock",
     "blocked_worker",
     "lost_wakeup",
+    "lost_wakeup_release",
     "rwlock",
     "healthy_busy",
     "network_wait",

@@ -14,7 +14,7 @@ import helpers
 # a deadlock "cycle".
 DIAGNOSED = ["mutex_deadlock", "mutex_deadlock_current_thread", "mutex_deadlock_release",
              "channel_cycle", "three_cycle", "futurelock", "blocked_worker",
-             "lost_wakeup", "rwlock", "healthy_busy", "network_wait", "sleepers",
+             "lost_wakeup", "lost_wakeup_release", "rwlock", "healthy_busy", "network_wait", "sleepers",
              "starvation", "sync_holder", "combinators", "forgotten_waker"]
 # Healthy (or merely waiting) programs: no deadlock, no futurelock.
 NEGATIVE = ["healthy_busy", "network_wait", "sleepers", "rwlock", "many_idle",
@@ -90,16 +90,21 @@ def test_diagnoses_carry_confidence(scenarios, name):
         assert d.get("confidence_reason"), d
 
 
-def test_lost_wakeup_orphan_sender(scenarios):
-    """lost_wakeup, separately per task: `orphan_rx` awaits a oneshot whose
-    Sender was Box::leak'ed (nothing reachable references it)."""
-    sc = scenarios("lost_wakeup")
+@pytest.mark.parametrize("name", ["lost_wakeup", "lost_wakeup_release"])
+def test_lost_wakeup_orphan_sender(scenarios, name):
+    """lost_wakeup, separately per task and the same in debug and release:
+    `orphan_rx` awaits a oneshot whose Sender was Box::leak'ed (nothing
+    reachable references it): certain, since only the live parts of the
+    tasks' memory are roots."""
+    sc = scenarios(name)
     doc = _diagnose(sc)
     orphan = helpers.by_name(sc.truth)["orphan_rx"]["id"]
     lonely = helpers.by_name(sc.truth)["lonely_notify"]["id"]
     found = _multiset(doc["diagnoses"])
     assert found[("lost-wakeup", (lonely,))] == 1, found
     assert found[("lost-wakeup", (orphan,))] == 1, found
+    conf = [d.get("confidence") for d in doc["diagnoses"] if d["tasks"] == [orphan]]
+    assert conf == ["certain"], (conf, [d["text"] for d in doc["diagnoses"]])
     kept = helpers.by_name(sc.truth)["kept_rx"]["id"]
     assert not any(kept in d["tasks"] for d in doc["diagnoses"]), (
         "kept_rx's sender is owned by a live task: no diagnosis expected, found %s"
