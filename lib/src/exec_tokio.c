@@ -187,8 +187,15 @@ static struct tscope_error *find_context(struct tokio *tk,
 	bool any_var = false;
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < n; i++) {
+			/* DWARF has the linkage name without the ".llvm.<n>"
+			 * suffix LLVM gives an internalized copy (release, LTO). */
 			uint64_t var;
-			if (!strmap_lookup(&prog->vars, cand[i]->name, &var))
+			const char *sfx = strstr(cand[i]->name, ".llvm.");
+			char *base = sfx ? strndup(cand[i]->name, (size_t)(sfx - cand[i]->name))
+					 : NULL;
+			bool have = strmap_lookup(&prog->vars, base ? base : cand[i]->name, &var);
+			free(base);
+			if (!have)
 				continue;
 			any_var = true;
 			const struct ttype *vt;
