@@ -97,12 +97,32 @@ static bool is_box_dyn(const struct ttype *t)
 	       type_member(t, "pointer") && type_member(t, "vtable");
 }
 
-static bool looks_like_future(const struct ttype *t)
+/* Whether a value of type @t is a future: an async state machine, a leaf or
+ * combinator taskscope knows, a Box<dyn Future>, a Pin of one of those, or
+ * any type the program has `<T as Future>::poll` for (hand-written
+ * futures: hyper's Dispatcher, tower's ResponseFutures, axum's
+ * RouteFuture, ...).  A Pin of something else (Pin<Box<Option<Body>>>) is
+ * not: only futures become frames of a chain. */
+static bool looks_like_future(struct decoder *d, const struct ttype *t, int depth)
 {
-	return is_state_machine(t) || is_known_leaf(t->name) ||
-	       is_join_handle(t->name) || starts(t->name, "core::pin::Pin<") ||
-	       starts(t->name, "tokio::time::timeout::Timeout<") ||
-	       (is_box_dyn(t) && t->name && strstr(t->name, "Future"));
+	if (is_state_machine(t) || is_known_leaf(t->name) ||
+	    is_join_handle(t->name) ||
+	    starts(t->name, "tokio::time::timeout::Timeout<") ||
+	    (is_box_dyn(t) && t->name && strstr(t->name, "Future")))
+		return true;
+	if (starts(t->name, "core::pin::Pin<")) {
+		const struct tmember *m = type_member(t, "pointer");
+		if (!m)
+			m = type_member(t, "__pointer");
+		const struct ttype *p;
+		if (!m || depth > 4 || !val_ok(type_strip(d->s->prog, m->type, &p)))
+			return false;
+		if ((p->tag == DW_TAG_pointer_type || p->tag == DW_TAG_reference_type) &&
+		    !val_ok(type_strip(d->s->prog, p->target, &p)))
+			return false;
+		return looks_like_future(d, p, depth + 1);
+	}
+	return program_is_future(d->s->prog, t->name);
 }
 
 /* ------------------------------------------------------------ chains */
@@ -185,7 +205,7 @@ static void collect_owned(struct decoder *d, struct tval v, int depth,
 		tscope_error_destroy(err);
 		return;
 	}
-	if (depth > 0 && looks_like_future(t)) {
+	if (depth > 0 && looks_like_future(d, t, 0)) {
 		add_owned(out, v, NULL);
 		return;
 	}

@@ -225,6 +225,7 @@ tscope_program_open(const char *path, struct tscope_program **ret)
 	strmap_init(&prog->vars);
 	strmap_init(&prog->fnames);
 	strmap_init(&prog->names);
+	strmap_init(&prog->futures);
 	prog->path = strdup(path);
 	if (!prog->path) {
 		err = &tscope_error_nomem;
@@ -323,6 +324,20 @@ struct walk {
 	size_t pathlen;
 	struct tscope_error *err;
 };
+
+static bool push_u64(uint64_t **arr, size_t *n, size_t *cap, uint64_t x)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 1024;
+		uint64_t *a = realloc(*arr, c * sizeof(*a));
+		if (!a)
+			return false;
+		*arr = a;
+		*cap = c;
+	}
+	(*arr)[(*n)++] = x;
+	return true;
+}
 
 static bool add_func(struct tscope_program *prog, uint64_t lo, uint64_t hi,
 		     uint64_t die)
@@ -455,6 +470,12 @@ static void visit(struct walk *w, Dwarf_Die die, int depth)
 			const char *q = record_name(w, off, name);
 			if (q)
 				strmap_insert(&prog->fnames, q, strlen(q), off);
+			/* Candidates for <T as Future>::poll (see
+			 * program_is_future): methods named poll of an impl. */
+			if (!strcmp(name, "poll") && strstr(w->path, "{impl#") &&
+			    !push_u64(&prog->poll_fns, &prog->npoll_fns,
+				      &prog->poll_fns_cap, off))
+				w->err = &tscope_error_nomem;
 		}
 		u64map_put(&prog->cu_of, off + 1, w->cu_off + 1);
 		if (!add_func(prog, lo, hi, off))
@@ -870,4 +891,75 @@ bool program_local_line(struct tscope_program *prog, const char *fn,
 	bool ok = find_local(die_dbg(prog, off), die, local, line_ret, 0);
 	dwarf_dealloc_die(die);
 	return ok;
+}
+
+/* The Self of a method whose first parameter is `self: Pin<&mut Self>`,
+ * as a type DIE offset; 0 if it has no such parameter. */
+static uint64_t pinned_self(struct tscope_program *prog, uint64_t fn)
+{
+	Dwarf_Die die, c;
+	uint64_t self = 0;
+	if (dwarf_offdie_b(die_dbg(prog, fn), die_off(fn), true, &die, NULL) != DW_DLV_OK)
+		return 0;
+	if (dwarf_child(die, &c, NULL) == DW_DLV_OK) {
+		for (int guard = 0; guard < 64; guard++) {
+			Dwarf_Half tag;
+			dwarf_tag(c, &tag, NULL);
+			if (tag == DW_TAG_formal_parameter) {
+				Dwarf_Attribute a;
+				Dwarf_Off ref;
+				if (dwarf_attr(c, DW_AT_type, &a, NULL) == DW_DLV_OK) {
+					if (dwarf_global_formref(a, &ref, NULL) == DW_DLV_OK)
+						self = ref | (fn & DIE_DWP);
+					dwarf_dealloc_attribute(a);
+				}
+				break;
+			}
+			Dwarf_Die s;
+			int r = dwarf_siblingof_b(die_dbg(prog, fn), c, true, &s, NULL);
+			dwarf_dealloc_die(c);
+			if (r != DW_DLV_OK) {
+				c = NULL;
+				break;
+			}
+			c = s;
+		}
+		if (c)
+			dwarf_dealloc_die(c);
+	}
+	dwarf_dealloc_die(die);
+	/* Pin<&mut T> { pointer: &mut T } -> T */
+	const struct ttype *pin, *ref;
+	struct tscope_error *err;
+	if (!self || (err = type_strip(prog, self, &pin))) {
+		return 0;
+	}
+	if (!pin->name || strncmp(pin->name, "core::pin::Pin<", 15) != 0)
+		return 0;
+	const struct tmember *m = type_member(pin, "pointer");
+	if (!m)
+		m = type_member(pin, "__pointer");
+	if (!m || (err = type_strip(prog, m->type, &ref))) {
+		return 0;
+	}
+	if (ref->tag != DW_TAG_pointer_type && ref->tag != DW_TAG_reference_type)
+		return 0;
+	return ref->target;
+}
+
+bool program_is_future(struct tscope_program *prog, const char *name)
+{
+	if (!name || !prog->indexed)
+		return false;
+	if (!prog->futures_built) {
+		prog->futures_built = true;
+		for (size_t i = 0; i < prog->npoll_fns; i++) {
+			uint64_t t = pinned_self(prog, prog->poll_fns[i]);
+			const char *n = t ? type_name(prog, t) : NULL;
+			if (n)
+				strmap_insert(&prog->futures, n, strlen(n), t);
+		}
+	}
+	uint64_t off;
+	return strmap_lookup(&prog->futures, name, &off);
 }

@@ -108,6 +108,10 @@ struct tscope_program {
 	struct u64map cu_files;   /* CU DIE offset -> struct cu_files * */
 	struct u64map skeletons;  /* split DWARF: dwo_id -> exe skeleton CU + 1 */
 	struct u64map vtables;    /* vtable address (unbiased) -> var DIE + 1 */
+	uint64_t *poll_fns;       /* DIEs of impls' `poll` methods */
+	size_t npoll_fns, poll_fns_cap;
+	bool futures_built;
+	struct strmap futures;    /* names of types with a Future::poll */
 	uint64_t index_dies;      /* DIEs visited by the index pass */
 	char tokio_version[32];   /* "1.54.1" from tokio's unit names, or "" */
 	double index_seconds;
@@ -143,6 +147,11 @@ size_t program_rust_symbols(struct tscope_program *prog, const char *path,
  * "app::checkout::{async_fn#0}"); false if unknown. */
 bool program_local_line(struct tscope_program *prog, const char *fn,
 			const char *local, uint32_t *line_ret);
+
+/* Whether the program has `<T as Future>::poll` for the type named
+ * @type_name (an impl's poll taking self: Pin<&mut T>): the program's own
+ * word for which types are futures, hand-written ones included. */
+bool program_is_future(struct tscope_program *prog, const char *type_name);
 
 /* Concrete type behind the trait-object vtable at unbiased @addr. */
 struct tscope_error *program_vtable_type(struct tscope_program *prog,
