@@ -64,7 +64,11 @@ def tasks_table(model, thread_label=None):
     """Lines of `info async-tasks`: one aligned row per task, then a
     summary.  thread_label(tid) -> text names a thread (gdb numbers)."""
     rows = []
-    for t in model.get("tasks", []):
+    # By id (lists are walked in shard and link order); tasks without an
+    # id last, in list order.
+    tasks = sorted(model.get("tasks", []),
+                   key=lambda t: (t.get("id") is None, t.get("id") or 0))
+    for t in tasks:
         th = ""
         if t.get("thread") is not None:
             th = thread_label(t["thread"]) if thread_label else "LWP %d" % t["thread"]
