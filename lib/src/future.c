@@ -351,6 +351,47 @@ static bool collect_set(struct decoder *d, const struct ttype *t, struct tval v,
 static void decode_chain(struct decoder *d, struct tval v, int depth,
 			 struct fchain *c);
 
+/* An await written inside an external crate's macro (tokio::join!,
+ * select!): its variant is declared in the macro's file, not in the file of
+ * the async body (where the Unresumed variant is declared).  The user's
+ * line is where the body calls the awaitee's poll: the line table
+ * attributes that call to the line the macro was written on.  The macro's
+ * own location is kept in macro_file/macro_line. */
+static void macro_await_line(struct decoder *d, const struct ttype *t,
+			     const struct ttype *vt, struct fframe *f)
+{
+	struct tscope_program *prog = d->s->prog;
+	const char *body_file = NULL;
+	for (size_t i = 0; i < t->nvariants && !body_file; i++) {
+		const struct ttype *u;
+		if (val_ok(type_strip(prog, t->variants[i].member.type, &u)) && u->name &&
+		    !strcmp(u->name, "Unresumed"))
+			body_file = type_decl_file(prog, t, t->variants[i].member.decl_file);
+	}
+	if (!body_file || !*body_file || !f->file || !strcmp(body_file, f->file))
+		return;
+	const struct tmember *aw = type_member(vt, "__awaitee");
+	const char *env = t->name ? strstr(t->name, "::{async_") : NULL;
+	if (!aw || !env)
+		return;
+	/* app::f::{async_fn_env#0} -> the body app::f::{async_fn#0} */
+	char body[1024];
+	const char *kind = strstr(env, "_env#");
+	if (!kind || (size_t)(kind - t->name) + strlen(kind) >= sizeof(body))
+		return;
+	snprintf(body, sizeof(body), "%.*s%s", (int)(kind - t->name), t->name,
+		 kind + strlen("_env"));
+	const char *file;
+	uint32_t line;
+	if (!program_await_call_line(prog, body, type_name(prog, aw->type), &file,
+				     &line) || strcmp(file, body_file) != 0)
+		return;
+	f->macro_file = f->file;
+	f->macro_line = f->line;
+	f->file = file;
+	f->line = line;
+}
+
 static void decode_async(struct decoder *d, const struct ttype *t,
 			 struct fframe *f)
 {
@@ -390,6 +431,8 @@ static void decode_async(struct decoder *d, const struct ttype *t,
 	}
 	f->file = type_decl_file(s->prog, t, m->decl_file);
 	f->line = m->decl_line;
+	if (f->await_index >= 0)
+		macro_await_line(d, t, vt, f);
 }
 
 static void decode_chain(struct decoder *d, struct tval v, int depth,
@@ -661,7 +704,13 @@ static void render_frame(struct tscope_session *s, const struct fframe *f,
 			sb_printf(o, ", \"await_index\": %ld", f->await_index);
 		sb_puts(o, ", \"file\": ");
 		sb_json_string(o, f->file);
-		sb_printf(o, ", \"line\": %u, \"state\": ", f->line);
+		sb_printf(o, ", \"line\": %u, ", f->line);
+		if (f->macro_file) {
+			sb_puts(o, "\"macro_file\": ");
+			sb_json_string(o, f->macro_file);
+			sb_printf(o, ", \"macro_line\": %u, ", f->macro_line);
+		}
+		sb_puts(o, "\"state\": ");
 		sb_json_string(o, f->state);
 		sb_puts(o, ", \"variant\": ");
 		sb_json_string(o, f->variant);

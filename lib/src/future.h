@@ -35,6 +35,10 @@ struct fframe {
 	const char *file;
 	uint32_t line;
 	const char *state; /* suspended, unresumed, returned, panicked */
+	/* an await inside an external macro (join!, select!): file/line are
+	 * the user's line the macro was written on, these the macro's own */
+	const char *macro_file;
+	uint32_t macro_line;
 	long await_index;
 	const char *variant, *variant_member;
 	struct tval locals; /* the active variant struct: its members */

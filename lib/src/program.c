@@ -226,6 +226,8 @@ tscope_program_open(const char *path, struct tscope_program **ret)
 	strmap_init(&prog->fnames);
 	strmap_init(&prog->names);
 	strmap_init(&prog->futures);
+	strmap_init(&prog->call_lines);
+	strmap_init(&prog->call_line_nos);
 	prog->path = strdup(path);
 	if (!prog->path) {
 		err = &tscope_error_nomem;
@@ -471,8 +473,10 @@ static void visit(struct walk *w, Dwarf_Die die, int depth)
 			if (q)
 				strmap_insert(&prog->fnames, q, strlen(q), off);
 			/* Candidates for <T as Future>::poll (see
-			 * program_is_future): methods named poll of an impl. */
-			if (!strcmp(name, "poll") && strstr(w->path, "{impl#") &&
+			 * program_is_future): methods named poll of an impl
+			 * ("poll<..>" when the impl is generic). */
+			if ((!strcmp(name, "poll") || !strncmp(name, "poll<", 5)) &&
+			    strstr(w->path, "{impl#") &&
 			    !push_u64(&prog->poll_fns, &prog->npoll_fns,
 				      &prog->poll_fns_cap, off))
 				w->err = &tscope_error_nomem;
@@ -947,19 +951,178 @@ static uint64_t pinned_self(struct tscope_program *prog, uint64_t fn)
 	return ref->target;
 }
 
+static void build_futures(struct tscope_program *prog);
+
 bool program_is_future(struct tscope_program *prog, const char *name)
 {
 	if (!name || !prog->indexed)
 		return false;
+	build_futures(prog);
+	uint64_t off;
+	return strmap_lookup(&prog->futures, name, &off);
+}
+
+static void build_futures(struct tscope_program *prog)
+{
 	if (!prog->futures_built) {
 		prog->futures_built = true;
 		for (size_t i = 0; i < prog->npoll_fns; i++) {
 			uint64_t t = pinned_self(prog, prog->poll_fns[i]);
 			const char *n = t ? type_name(prog, t) : NULL;
 			if (n)
-				strmap_insert(&prog->futures, n, strlen(n), t);
+				strmap_insert(&prog->futures, n, strlen(n),
+					      prog->poll_fns[i]);
 		}
 	}
-	uint64_t off;
-	return strmap_lookup(&prog->futures, name, &off);
+}
+
+/* [lo, hi) of a subprogram DIE, as link-time addresses. */
+static bool die_range(struct tscope_program *prog, uint64_t off, uint64_t *lo,
+		      uint64_t *hi, Dwarf_Die *ret)
+{
+	Dwarf_Debug dbg = die_dbg(prog, off);
+	Dwarf_Die die;
+	if (dwarf_offdie_b(dbg, die_off(off), true, &die, NULL) != DW_DLV_OK)
+		return false;
+	Dwarf_Addr l, h;
+	Dwarf_Half form;
+	enum Dwarf_Form_Class cls;
+	Dwarf_Error e = NULL;
+	if (dwarf_lowpc(die, &l, &e) != DW_DLV_OK ||
+	    dwarf_highpc_b(die, &h, &form, &cls, &e) != DW_DLV_OK) {
+		if (e)
+			dwarf_dealloc_error(dbg, e);
+		dwarf_dealloc_die(die);
+		return false;
+	}
+	*lo = l;
+	*hi = cls == DW_FORM_CLASS_CONSTANT ? l + h : h;
+	*ret = die;
+	return true;
+}
+
+/* Bytes of the executable's code at link-time address @addr. */
+static bool read_code(struct tscope_program *prog, uint64_t addr,
+		      unsigned char *buf, size_t n)
+{
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(prog->elf, scn))) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
+		    !(sh.sh_flags & SHF_EXECINSTR) || addr < sh.sh_addr ||
+		    addr + n > sh.sh_addr + sh.sh_size)
+			continue;
+		Elf_Data *d = elf_getdata(scn, NULL);
+		if (!d || !d->d_buf || d->d_size < addr - sh.sh_addr + n)
+			return false;
+		memcpy(buf, (unsigned char *)d->d_buf + (addr - sh.sh_addr), n);
+		return true;
+	}
+	return false;
+}
+
+/* The line-table row covering link-time address @pc in the unit of @die:
+ * its file (a libdwarf string, caller frees with @dbg) and line. */
+static bool line_at(Dwarf_Debug dbg, Dwarf_Die die, uint64_t pc, char **file,
+		    uint32_t *line)
+{
+	Dwarf_Off cuoff;
+	Dwarf_Die cu;
+	if (dwarf_CU_dieoffset_given_die(die, &cuoff, NULL) != DW_DLV_OK ||
+	    dwarf_offdie_b(dbg, cuoff, true, &cu, NULL) != DW_DLV_OK)
+		return false;
+	Dwarf_Unsigned version;
+	Dwarf_Small count;
+	Dwarf_Line_Context ctx;
+	bool ok = false;
+	if (dwarf_srclines_b(cu, &version, &count, &ctx, NULL) == DW_DLV_OK) {
+		Dwarf_Line *lines;
+		Dwarf_Signed n;
+		if (dwarf_srclines_from_linecontext(ctx, &lines, &n, NULL) == DW_DLV_OK) {
+			Dwarf_Addr best = 0;
+			Dwarf_Signed bi = -1;
+			for (Dwarf_Signed i = 0; i < n; i++) {
+				Dwarf_Addr a;
+				Dwarf_Unsigned ln;
+				if (dwarf_lineaddr(lines[i], &a, NULL) == DW_DLV_OK &&
+				    a <= pc && a >= best &&
+				    dwarf_lineno(lines[i], &ln, NULL) == DW_DLV_OK && ln) {
+					best = a;
+					bi = i;
+				}
+			}
+			Dwarf_Unsigned ln;
+			if (bi >= 0 && dwarf_lineno(lines[bi], &ln, NULL) == DW_DLV_OK &&
+			    dwarf_linesrc(lines[bi], file, NULL) == DW_DLV_OK) {
+				*line = (uint32_t)ln;
+				ok = true;
+			}
+		}
+		dwarf_srclines_dealloc_b(ctx);
+	}
+	dwarf_dealloc_die(cu);
+	return ok;
+}
+
+bool program_await_call_line(struct tscope_program *prog, const char *body,
+			     const char *awaitee, const char **file_ret,
+			     uint32_t *line_ret)
+{
+	if (!body || !awaitee || !prog->indexed)
+		return false;
+	char key[2048];
+	snprintf(key, sizeof(key), "%s\n%s", body, awaitee);
+	uint64_t v, ln = 0;
+	if (strmap_lookup(&prog->call_lines, key, &v)) {
+		if (!v)
+			return false;
+		strmap_lookup(&prog->call_line_nos, key, &ln);
+		*file_ret = (const char *)(uintptr_t)v;
+		*line_ret = (uint32_t)ln;
+		return true;
+	}
+	build_futures(prog);
+	const char *file = NULL;
+	uint64_t body_off, poll_off, lo, hi, plo, phi;
+	Dwarf_Die bdie = NULL, pdie;
+	if (!strmap_lookup(&prog->fnames, body, &body_off) ||
+	    !strmap_lookup(&prog->futures, awaitee, &poll_off) ||
+	    !die_range(prog, body_off, &lo, &hi, &bdie))
+		goto done;
+	if (!die_range(prog, poll_off, &plo, &phi, &pdie))
+		goto done;
+	dwarf_dealloc_die(pdie);
+	/* The awaitee's poll is called from the body (a debug build does not
+	 * inline it): x86-64 `call rel32` (e8) whose target is that poll. */
+	uint64_t size = hi - lo;
+	unsigned char *code = size && size < (1u << 20) ? malloc(size) : NULL;
+	if (code && read_code(prog, lo, code, size)) {
+		for (uint64_t i = 0; i + 5 <= size && !file; i++) {
+			if (code[i] != 0xe8)
+				continue;
+			int32_t rel;
+			memcpy(&rel, code + i + 1, 4);
+			if (lo + i + 5 + (int64_t)rel != plo)
+				continue;
+			char *f;
+			uint32_t l;
+			Dwarf_Debug dbg = die_dbg(prog, body_off);
+			if (line_at(dbg, bdie, lo + i, &f, &l)) {
+				file = strmap_intern(&prog->names, f, strlen(f));
+				ln = l;
+				dwarf_dealloc(dbg, f, DW_DLA_STRING);
+			}
+		}
+	}
+	free(code);
+done:
+	if (bdie)
+		dwarf_dealloc_die(bdie);
+	strmap_insert(&prog->call_lines, key, strlen(key), (uint64_t)(uintptr_t)file);
+	strmap_insert(&prog->call_line_nos, key, strlen(key), ln);
+	if (!file)
+		return false;
+	*file_ret = file;
+	*line_ret = (uint32_t)ln;
+	return true;
 }

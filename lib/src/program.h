@@ -111,7 +111,8 @@ struct tscope_program {
 	uint64_t *poll_fns;       /* DIEs of impls' `poll` methods */
 	size_t npoll_fns, poll_fns_cap;
 	bool futures_built;
-	struct strmap futures;    /* names of types with a Future::poll */
+	struct strmap futures;    /* names of types with a Future::poll -> its DIE */
+	struct strmap call_lines, call_line_nos; /* program_await_call_line cache */
 	uint64_t index_dies;      /* DIEs visited by the index pass */
 	char tokio_version[32];   /* "1.54.1" from tokio's unit names, or "" */
 	double index_seconds;
@@ -152,6 +153,15 @@ bool program_local_line(struct tscope_program *prog, const char *fn,
  * @type_name (an impl's poll taking self: Pin<&mut T>): the program's own
  * word for which types are futures, hand-written ones included. */
 bool program_is_future(struct tscope_program *prog, const char *type_name);
+
+/* Where the async body @body (a subprogram name, "app::f::{async_fn#0}")
+ * calls the poll of its awaitee type @awaitee: the file and line of that
+ * call in the line table.  For awaits inside an external crate's macro
+ * (join!, select!), whose DWARF declaration points into the macro, rustc
+ * attributes the code to the line the macro was written on. */
+bool program_await_call_line(struct tscope_program *prog, const char *body,
+			     const char *awaitee, const char **file_ret,
+			     uint32_t *line_ret);
 
 /* Concrete type behind the trait-object vtable at unbiased @addr. */
 struct tscope_error *program_vtable_type(struct tscope_program *prog,

@@ -393,3 +393,31 @@ def test_async_future_local_is_a_gdb_value(scenarios):
     assert "taskscope: task %d has levels 0..%d" % (t["id"], lvl) in err, err
     # Without LEVEL: the root future (the same frame as the last level).
     assert parts[2] and "stock = {lock = 0x" in parts[2], parts[2]
+
+
+@pytest.mark.parametrize("name", [n for n in helpers.TOKIO_SCENARIOS if not n.endswith("_release")])
+def test_macro_awaits_show_the_users_line(scenarios, name):
+    """In debug builds a join!/select! await (a truth chain entry with
+    "macro") is located on the line the macro was written on, in the user's
+    file, with the macro's own source kept as macro_file/macro_line."""
+    sc = scenarios(name)
+    entries = [(t, c) for t in sc.truth["tasks"] for c in t["chain"] if c.get("macro")]
+    if not entries:
+        pytest.skip("%s has no join!/select! awaits" % name)
+    found = _by_id(_bt_all(sc)["tasks"])
+    probs = []
+    for t, c in entries:
+        frames = (found.get(t["id"]) or {}).get("frames") or []
+        hits = [f for f in frames if f.get("kind") in ("async fn", "async block")
+                and helpers.function_matches(c["function"], f.get("function"))]
+        if not hits:
+            probs.append("task %d: no frame of %s" % (t["id"], c["function"]))
+            continue
+        f = hits[0]
+        if not str(f.get("file")).endswith(t["file"]) or f.get("line") != c["line"]:
+            probs.append("task %d %s: expected %s:%d, found %s:%s" % (
+                t["id"], c["function"], t["file"], c["line"], f.get("file"), f.get("line")))
+        elif "/macros/%s.rs" % c["macro"] not in str(f.get("macro_file")):
+            probs.append("task %d: macro_file %r is not tokio's macros/%s.rs"
+                         % (t["id"], f.get("macro_file"), c["macro"]))
+    assert not probs, "%s:\n%s" % (name, "\n".join(probs))
