@@ -298,6 +298,10 @@ TSCOPE_PUBLIC void tscope_program_destroy(struct tscope_program *prog)
 	u64map_free(&prog->cu_of);
 	u64map_free(&prog->vtables);
 	free(prog->funcs);
+	free(prog->poll_fns);
+	strmap_free(&prog->futures);
+	strmap_free(&prog->call_lines);
+	strmap_free(&prog->call_line_nos);
 	for (size_t i = 0; i < prog->nrsyms; i++)
 		free(prog->rsyms[i].path);
 	free(prog->rsyms);
