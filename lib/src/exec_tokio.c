@@ -1078,7 +1078,6 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 	}
 	if ((err = find_layout(tk)))
 		goto out;
-	tk->tokio_version = tokio_version(tk);
 
 	if (!(flags & TSCOPE_JSON_THREADS_ONLY)) {
 		for (size_t i = 0; i < tk->nrt; i++)
@@ -1138,7 +1137,7 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 		if (r->has_count)
 			sb_printf(out, "\"owned_count\": %llu, ", (unsigned long long)r->count);
 		sb_puts(out, "\"tokio_version\": ");
-		sb_json_string(out, tk->tokio_version);
+		sb_json_string(out, tokio_version(tk));
 		sb_puts(out, ", ");
 		sb_puts(out, "\"threads\": [");
 		bool first = true;

@@ -68,7 +68,6 @@ struct tokio {
 	struct task_rec *tasks;
 	size_t ntasks, tasks_cap;
 	struct graph *graph;
-	const char *tokio_version; /* "1.54.1", NULL if unknown */
 };
 
 

@@ -414,6 +414,26 @@ static bool expr_addr(Dwarf_Debug dbg, Dwarf_Die die, const unsigned char *blk,
 	return true;
 }
 
+/* [lo, hi) of a DIE with DW_AT_low_pc/high_pc, link-time addresses.  With
+ * an error pointer (not NULL), libdwarf goes on to the tied executable for
+ * a split unit's DW_FORM_GNU_addr_index. */
+static bool pc_range(Dwarf_Debug dbg, Dwarf_Die die, uint64_t *lo, uint64_t *hi)
+{
+	Dwarf_Addr l, h;
+	Dwarf_Half form;
+	enum Dwarf_Form_Class cls;
+	Dwarf_Error e = NULL;
+	if (dwarf_lowpc(die, &l, &e) != DW_DLV_OK ||
+	    dwarf_highpc_b(die, &h, &form, &cls, &e) != DW_DLV_OK) {
+		if (e)
+			dwarf_dealloc_error(dbg, e);
+		return false;
+	}
+	*lo = l;
+	*hi = cls == DW_FORM_CLASS_CONSTANT ? l + h : h;
+	return true;
+}
+
 static void visit(struct walk *w, Dwarf_Die die, int depth)
 {
 	struct tscope_program *prog = w->prog;
@@ -458,20 +478,9 @@ static void visit(struct walk *w, Dwarf_Die die, int depth)
 		return;
 	}
 	case DW_TAG_subprogram: {
-		/* With an error pointer (not NULL), libdwarf goes on to the tied
-		 * executable for a split unit's DW_FORM_GNU_addr_index. */
-		Dwarf_Addr lo, hi;
-		Dwarf_Half form;
-		enum Dwarf_Form_Class cls;
-		Dwarf_Error e = NULL;
-		if (dwarf_lowpc(die, &lo, &e) != DW_DLV_OK ||
-		    dwarf_highpc_b(die, &hi, &form, &cls, &e) != DW_DLV_OK) {
-			if (e)
-				dwarf_dealloc_error(w->dbg, e);
+		uint64_t lo, hi;
+		if (!pc_range(w->dbg, die, &lo, &hi))
 			return;
-		}
-		if (cls == DW_FORM_CLASS_CONSTANT)
-			hi += lo;
 		if (dwarf_diename(die, &name, NULL) == DW_DLV_OK) {
 			const char *q = record_name(w, off, name);
 			if (q)
@@ -988,19 +997,10 @@ static bool die_range(struct tscope_program *prog, uint64_t off, uint64_t *lo,
 	Dwarf_Die die;
 	if (dwarf_offdie_b(dbg, die_off(off), true, &die, NULL) != DW_DLV_OK)
 		return false;
-	Dwarf_Addr l, h;
-	Dwarf_Half form;
-	enum Dwarf_Form_Class cls;
-	Dwarf_Error e = NULL;
-	if (dwarf_lowpc(die, &l, &e) != DW_DLV_OK ||
-	    dwarf_highpc_b(die, &h, &form, &cls, &e) != DW_DLV_OK) {
-		if (e)
-			dwarf_dealloc_error(dbg, e);
+	if (!pc_range(dbg, die, lo, hi)) {
 		dwarf_dealloc_die(die);
 		return false;
 	}
-	*lo = l;
-	*hi = cls == DW_FORM_CLASS_CONSTANT ? l + h : h;
 	*ret = die;
 	return true;
 }

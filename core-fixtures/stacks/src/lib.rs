@@ -78,3 +78,25 @@ pub async fn connect(addr: std::net::SocketAddr) -> TcpStream {
     assert!(addr.ip().is_loopback(), "fixtures only talk over loopback");
     TcpStream::connect(addr).await.expect("connect to the fixture server")
 }
+
+/// Wait until each handler task (named by its request, with how many parks
+/// it makes), every client (one park: `send_request`) and the server (one)
+/// have parked, then record the clients' and the server's roles.
+pub async fn settle_clients<C, S>(
+    handler_parks: &[(&str, usize)],
+    requests: &[(&str, &str)],
+    clients: &[tokio::task::JoinHandle<C>],
+    server: &tokio::task::JoinHandle<S>,
+) {
+    let mut expected: Vec<(String, usize)> =
+        handler_parks.iter().map(|&(n, k)| (n.to_string(), k)).collect();
+    expected.push(("axum::serve".into(), 1));
+    expected.extend(requests.iter().map(|(m, p)| (format!("client {m} {p}"), 1)));
+    let expected_ref: Vec<(&str, usize)> = expected.iter().map(|(n, k)| (n.as_str(), *k)).collect();
+    scenarios::wait_named(&expected_ref).await;
+    for (c, (m, p)) in clients.iter().zip(requests) {
+        scenarios::annotate(scenarios::id_u64(c.id()), "role", json!("client"));
+        scenarios::annotate(scenarios::id_u64(c.id()), "request", json!(format!("{m} {p}")));
+    }
+    scenarios::annotate(scenarios::id_u64(server.id()), "role", json!("server"));
+}

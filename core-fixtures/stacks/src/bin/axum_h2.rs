@@ -103,22 +103,13 @@ async fn main() {
 
     // Parks per stream task: get_order 3, checkout 1, report 2; each client
     // 1 (send_request), the server 1.
-    let mut expected: Vec<(String, usize)> = vec![
-        ("GET /orders/1".into(), 3),
-        ("GET /orders/2".into(), 3),
-        ("POST /checkout".into(), 1),
-        ("GET /reports/daily".into(), 2),
-        ("axum::serve".into(), 1),
+    let handler_parks = [
+        ("GET /orders/1", 3),
+        ("GET /orders/2", 3),
+        ("POST /checkout", 1),
+        ("GET /reports/daily", 2),
     ];
-    expected.extend(requests.iter().map(|(m, p)| (format!("client {m} {p}"), 1)));
-    let expected_ref: Vec<(&str, usize)> = expected.iter().map(|(n, k)| (n.as_str(), *k)).collect();
-    scenarios::wait_named(&expected_ref).await;
-
-    for (i, c) in clients.iter().enumerate() {
-        scenarios::annotate(scenarios::id_u64(c.id()), "role", json!("client"));
-        scenarios::annotate(scenarios::id_u64(c.id()), "request", json!(format!("{} {}", requests[i].0, requests[i].1)));
-    }
-    scenarios::annotate(scenarios::id_u64(server.id()), "role", json!("server"));
+    stacks::settle_clients(&handler_parks, &requests, &clients, &server).await;
     assert_eq!(state.receipts.lock().unwrap().len(), 1, "one checkout in progress");
     scenarios::write_truth(
         &path,
