@@ -1,6 +1,7 @@
 """Real service stacks (issue 8): axum 0.8 over HTTP/1.1 and HTTP/2, a
-deadlock inside axum handlers, a plain hyper 1.x server and a tower stack
-(core-fixtures/stacks, captured by core-fixtures/capture-stacks).
+deadlock inside axum handlers, a plain hyper 1.x server and a tower stack,
+a tonic 0.14 gRPC service with unary and server-streaming calls and a
+deadlock (core-fixtures/stacks, captured by core-fixtures/capture-stacks).
 
 Each program drives itself into a known state with its own HTTP clients
 over loopback and records, from inside the handlers, the task each handler
@@ -36,7 +37,7 @@ CAPTURE_STACKS = os.path.join(helpers.REPO, "core-fixtures", "capture-stacks")
 # tower: a few minutes on two cores); later ones are up to date at once.
 CAPTURE_TIMEOUT = 1800
 
-STACKS = ["axum_h1", "axum_h2", "axum_deadlock", "hyper_server"]
+STACKS = ["axum_h1", "axum_h2", "axum_deadlock", "hyper_server", "tonic_stream"]
 CHECKS = ["tasks", "handlers", "others", "diagnoses", "no_body_leaf"]
 
 # (scenario, check) -> what is wrong today.  Strict: a fix is an XPASS that

@@ -8,6 +8,10 @@
 //! hyper polls it from, so `tokio::task::try_id()` inside the handler is
 //! that task's id, and every `park!` of the handler lands in its chain.
 
+/// The gRPC service of the tonic fixtures: the code tonic-build generates
+/// from proto/market.proto, written out in that form (no protoc to build).
+pub mod market;
+
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper::client::conn::{http1, http2};
