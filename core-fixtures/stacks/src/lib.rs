@@ -9,8 +9,11 @@
 //! that task's id, and every `park!` of the handler lands in its chain.
 
 /// The gRPC service of the tonic fixtures: the code tonic-build generates
-/// from proto/market.proto, written out in that form (no protoc to build).
-pub mod market;
+/// from proto/market.proto (proto/market.v1.rs, checked in: no protoc to
+/// build), included from OUT_DIR where tonic-build writes it.
+pub mod market {
+    tonic::include_proto!("market.v1");
+}
 
 use bytes::Bytes;
 use http_body_util::Empty;

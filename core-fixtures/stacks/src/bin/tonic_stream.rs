@@ -2,7 +2,7 @@
 //! unary and server-streaming calls in flight and one deadlock.
 //!
 //! `market.v1.Quotes` (proto/market.proto; its generated code is
-//! src/market.rs):
+//! proto/market.v1.rs, included from OUT_DIR as tonic-build output is):
 //! - `GetQuote` -> `get_quote` -> `price_of` waits for the price feed's
 //!   `Notify`, which nobody notifies (two calls: ACME, BOLT);
 //! - `Watch("*")` -> `watch` -> `snapshot` waits for the exchange's
