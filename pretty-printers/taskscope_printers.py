@@ -380,7 +380,9 @@ class _Printer(gdb.printing.PrettyPrinter):
     """Matches on type names (tag or, for Rust, the full name)."""
 
     RULES = [
-        (r"\{async_(fn|block)_env#\d+\}(<.*>)?$", StateMachinePrinter),
+        # the type itself, not a Fuse<..{async_fn_env#0}<()>> around one
+        # (generic arguments are cut first: _own_name)
+        (r"\{async_(fn|block)_env#\d+\}$", StateMachinePrinter),
         (r"^tokio::sync::mutex::Mutex<", MutexPrinter),
         (r"^tokio::sync::rwlock::RwLock<", RwLockPrinter),
         (r"^tokio::sync::semaphore::Semaphore$", SemaphorePrinter),
@@ -404,10 +406,28 @@ class _Printer(gdb.printing.PrettyPrinter):
         if t.code not in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION):
             return None
         name = t.name or t.tag or ""
+        own = _own_name(name)
         for rx, factory in self.compiled:
-            if rx.search(name):
+            if rx.search(own if factory is StateMachinePrinter else name):
                 return factory(val)
         return None
+
+
+def _own_name(name):
+    """The type's path without its trailing generic arguments:
+    `a::f::{async_fn_env#0}<T>` -> `a::f::{async_fn_env#0}`, and
+    `Fuse<a::f::{async_fn_env#0}<()>>` -> `Fuse`."""
+    if not name.endswith(">"):
+        return name
+    depth = 0
+    for i in range(len(name) - 1, -1, -1):
+        if name[i] == ">":
+            depth += 1
+        elif name[i] == "<":
+            depth -= 1
+            if depth == 0:
+                return name[:i]
+    return name
 
 
 def register(objfile=None):

@@ -277,6 +277,12 @@ def is_macro_file(path):
     return isinstance(path, str) and "tokio" in path and "/macros/" in path
 
 
+def root_loc(task):
+    """The root future's await point of a task of the JSON model (its
+    `location` is the user location: the innermost frame of user code)."""
+    return task.get("root_location") or task.get("location") or {}
+
+
 def user_frames(frames, file):
     """The frames of @frames (a frame list, innermost first) in the user's
     source @file or in tokio's macro sources, outermost first."""

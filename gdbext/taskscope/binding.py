@@ -293,6 +293,7 @@ class Session(_Handle):
             # pinned.  Not shown as the thread's state.
             if b.get("thread") in byvalue and loc.get("state") == "unresumed":
                 b["location"] = None
+                b["root_location"] = None
                 b["frames"] = []
                 b["location_error"] = (
                     "only a moved-from copy of this future is described by the "

@@ -412,20 +412,25 @@ class TaskscopeCommand(gdb.Command):
 class InfoAsyncTasks(TaskscopeCommand):
     """List the async tasks of the program: one line per task.
 
-Usage: info async-tasks [--json] [--state STATE] [--limit N]
+Usage: info async-tasks [--json] [--wide] [--state STATE] [--limit N]
 
 Each line shows the task id, its state (idle, notified, running, cancelled,
 complete), the thread polling it if running, its future (the async fn it
-runs) and the source line where it is suspended; then a summary by state.
+runs) and its user location: the innermost await in the program's own code
+(not a dependency's), with its function when that is not the task's own
+async fn (a handler inside hyper's connection task); then a summary by
+state.  Names are shown as written (generic arguments elided).
 Works on core files and live processes (tokio 1.20+ with debug info;
 the tested toolchains and builds are in docs/supported.md).
 
   --json          print the taskscope/1 JSON document instead
+  --wide          keep names whole (generic arguments, rustc's {async_fn#0})
   --state STATE   only tasks in this state
   --limit N       stop walking task lists after N tasks"""
 
     parser = _ArgParser(prog="info async-tasks", add_help=True)
     parser.add_argument("--json", action="store_true", help="print the taskscope/1 JSON document")
+    parser.add_argument("--wide", action="store_true", help="keep names whole (generic arguments)")
     parser.add_argument("--state", help="only tasks in this state (idle, notified, running, cancelled, complete)")
     parser.add_argument("--limit", type=int, default=0, help="stop walking task lists after N tasks")
 
@@ -443,7 +448,7 @@ the tested toolchains and builds are in docs/supported.md).
         if args.json:
             write_json(model)
         else:
-            for line in render.tasks_table(model, thread_labeler()):
+            for line in render.tasks_table(model, thread_labeler(), args.wide):
                 gdb.write(line + "\n")
 
 
@@ -510,7 +515,7 @@ def gdb_local_formatter():
 class AsyncBacktrace(TaskscopeCommand):
     """Await chain of a task (or of all tasks), innermost await first.
 
-Usage: async backtrace [ID|all] [--full] [--group] [--json]
+Usage: async backtrace [ID|all] [--full] [--wide] [--group] [--json]
 Alias: async bt
 
 Frame #0 is what the task waits on (a leaf future such as a lock acquire,
@@ -520,12 +525,14 @@ Box<dyn Future> with its concrete type) and combinators (join!, select!,
 Timeout, ...) are frames too, with one indented chain per branch.
 
   --full    also show the locals live across each await
+  --wide    keep names whole (generic arguments, rustc's {async_fn#0})
   --group   coalesce tasks with identical chains, with counts
   --json    print {"schema", "tasks": [{"id", "future", "frames": [...]}]}"""
 
     parser = _ArgParser(prog="async backtrace", add_help=True)
     parser.add_argument("which", nargs="?", default="all", help="a task id, or all (default)")
     parser.add_argument("--full", action="store_true", help="show the locals live across each await")
+    parser.add_argument("--wide", action="store_true", help="keep names whole (generic arguments)")
     parser.add_argument("--group", action="store_true", help="coalesce tasks with identical chains")
     parser.add_argument("--json", action="store_true", help="print the taskscope/1 JSON document")
 
@@ -550,14 +557,15 @@ Timeout, ...) are frames too, with one indented chain per branch.
         fmt = gdb_local_formatter() if args.full else None
         label = thread_labeler()
         for b in block_on:
-            gdb.write("Thread %s block_on: %s\n" % (label(b["thread"]), render.shorten(b["future"])))
+            gdb.write("Thread %s block_on: %s\n" % (label(b["thread"]),
+                                                   render.display_name(b["future"], args.wide)))
             if not b.get("frames") and b.get("location_error"):
                 gdb.write("     <%s>\n" % b["location_error"])
             for f in b.get("frames", []):
-                for line in render.frame_lines(f, "", fmt):
+                for line in render.frame_lines(f, "", fmt, args.wide):
                     gdb.write(line + "\n")
             gdb.write("\n")
-        for line in render.backtrace_lines(model, tasks, args.group, label, fmt):
+        for line in render.backtrace_lines(model, tasks, args.group, label, fmt, args.wide):
             gdb.write(line + "\n")
         for e in model.get("errors", []):
             gdb.write("error: %s\n" % e)
@@ -596,6 +604,10 @@ task's address and future type, then its await chain with locals."""
         w("  header:   %s\n" % task.get("address"))
         w("  future:   %s @%s\n" % (task.get("future"), task.get("future_address")))
         w("  location: %s\n" % render.location_text(task))
+        if render.user_location_differs(task):
+            root = task["root_location"]
+            w("  root:     %s:%s in %s\n" % (render.short_path(root.get("file")), root.get("line"),
+                                             render.display_name(root.get("function"))))
         w("Await chain:\n")
         for f in task.get("frames") or []:
             for line in render.frame_lines(f, "  ", gdb_local_formatter()):

@@ -33,7 +33,7 @@ def relativize(text):
     return text.replace(cwd, "") if cwd != "/" else text
 
 
-def location_text(task):
+def location_text(task, wide=False):
     if task.get("running_at"):
         r = task["running_at"]
         return "%s:%s (running)" % (short_path(r.get("file")), r.get("line"))
@@ -48,21 +48,36 @@ def location_text(task):
         return "?"
     where = "%s:%s" % (short_path(loc.get("file")), loc.get("line"))
     state = loc.get("state")
-    if state == "suspended":
-        return where
-    return "%s (%s)" % (where, state)
+    if state != "suspended":
+        where = "%s (%s)" % (where, state)
+    if user_location_differs(task) and loc.get("function"):
+        where += " in %s" % display_name(loc["function"], wide)
+    return where
 
 
-def future_text(task):
-    loc = task.get("location") or {}
-    if loc.get("function"):
-        return loc["function"]
-    return task.get("future") or "?"
+def future_text(task, wide=False):
+    """The task's future: its root async fn (the root future's type if it
+    has no async frame), named as the user wrote it unless @wide."""
+    if task.get("root_future"):
+        # past Pin/Box: the async fn, or a hand-written future's type
+        # (hyper's H2Stream, the concrete type of a Pin<Box<dyn Future>>)
+        return display_name(task["root_future"], wide)
+    loc = task.get("root_location") or task.get("location") or {}
+    return display_name(loc.get("function") or task.get("future") or "?", wide)
 
 
-def tasks_table(model, thread_label=None):
+def user_location_differs(task):
+    """The user location is in another function than the root (a handler
+    inside hyper's connection task, a helper awaited by the task)."""
+    loc, root = task.get("location") or {}, task.get("root_location") or {}
+    return bool(root) and (loc.get("function"), loc.get("file"), loc.get("line")) != (
+        root.get("function"), root.get("file"), root.get("line"))
+
+
+def tasks_table(model, thread_label=None, wide=False):
     """Lines of `info async-tasks`: one aligned row per task, then a
-    summary.  thread_label(tid) -> text names a thread (gdb numbers)."""
+    summary.  thread_label(tid) -> text names a thread (gdb numbers);
+    @wide keeps every name whole (generic arguments, rustc's markers)."""
     rows = []
     # By id (lists are walked in shard and link order); tasks without an
     # id last, in list order.
@@ -73,7 +88,7 @@ def tasks_table(model, thread_label=None):
         if t.get("thread") is not None:
             th = thread_label(t["thread"]) if thread_label else "LWP %d" % t["thread"]
         rows.append(("" if t.get("id") is None else str(t["id"]), t.get("state", "?"),
-                     th, future_text(t), location_text(t)))
+                     th, future_text(t, wide), location_text(t, wide)))
     head = ("Id", "State", "Thread", "Future", "Location")
     widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(4)]
     out = []
@@ -164,6 +179,50 @@ def summary(model):
     return text
 
 
+def _elide_generics(name):
+    """Drop generic argument lists that follow a path segment
+    (`Foo<A, B>` -> `Foo`); a qualified path's own brackets (`<T as
+    Trait>::f`) stay, with their contents elided the same way."""
+    out, depth, i = [], 0, 0
+    while i < len(name):
+        ch = name[i]
+        if ch == "<" and out and (out[-1].isalnum() or out[-1] in "_}"):
+            depth = 1
+            i += 1
+            while i < len(name) and depth:
+                if name[i] == "<":
+                    depth += 1
+                elif name[i] == ">" and not (i and name[i - 1] == "-"):
+                    depth -= 1
+                i += 1
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _display_name(name):
+    n = _elide_generics(name)
+    # rustc's markers of an async fn's own state machine: the user wrote
+    # `f`, or an async block inside `f`.
+    n = n.replace("::{async_fn#0}::{async_block", "::{async_block")
+    n = n.replace("::{async_fn_env#0}", "").replace("_env#", "#")
+    if n.endswith("::{async_fn#0}"):
+        n = n[:-len("::{async_fn#0}")]
+    return n
+
+
+def display_name(name, wide=False):
+    """A function or type as the user wrote it: `axum::serve::
+    handle_connection::{async_block#3}` for `axum::serve::handle_connection
+    ::{async_fn#0}::{async_block#3}<tokio::net::TcpListener, ...>`; with
+    @wide (or for no name) unchanged."""
+    if wide or not name:
+        return name or "?"
+    return _display_name(name)
+
+
 def shorten(name, limit=48):
     """Collapse long generic argument lists: Foo<very::long<...>> -> Foo<…>."""
     if not name:
@@ -200,21 +259,23 @@ KIND_LABEL = {
 }
 
 
-def frame_lines(frame, indent="", local_fmt=None):
-    """Lines for one frame, `bt` style; branches indented below."""
+def frame_lines(frame, indent="", local_fmt=None, wide=False):
+    """Lines for one frame, `bt` style; branches indented below.  Names as
+    the user wrote them (display_name) unless @wide."""
+    name = (lambda n: n or "?") if wide else display_name
     lvl = "%s#%-3d" % (indent, frame.get("level", 0))
     kind = frame.get("kind")
     if frame.get("line") is not None and kind not in KIND_LABEL:
         state = frame.get("state")
         extra = "" if state == "suspended" else " [%s]" % state
-        text = "%s %s (%s)%s at %s:%s" % (lvl, shorten(frame.get("function")), kind,
+        text = "%s %s (%s)%s at %s:%s" % (lvl, name(frame.get("function")), kind,
                                           extra, short_path(frame.get("file")),
                                           frame.get("line"))
     else:
         label = KIND_LABEL.get(kind, kind)
-        text = "%s <%s> %s" % (lvl, label, shorten(frame.get("function")))
+        text = "%s <%s> %s" % (lvl, label, name(frame.get("function")))
         if frame.get("concrete_type"):
-            text += " = %s" % shorten(frame["concrete_type"])
+            text += " = %s" % name(frame["concrete_type"])
         if frame.get("joins"):
             text += " -> task %s" % frame["joins"]["id"]
         if kind == "leaf":
@@ -233,18 +294,18 @@ def frame_lines(frame, indent="", local_fmt=None):
         lines.append("%s     branch %d (%s)%s" % (indent, br["index"], br["state"],
                                                  ":" if br["frames"] else ""))
         for f in br["frames"]:
-            lines.extend(frame_lines(f, indent + "       ", local_fmt))
+            lines.extend(frame_lines(f, indent + "       ", local_fmt, wide))
     if frame.get("branches_truncated"):
         lines.append("%s     (more branches not shown)" % indent)
     return lines
 
 
-def task_title(task, thread_label=None):
+def task_title(task, thread_label=None, wide=False):
     th = ""
     if task.get("thread") is not None:
         th = ", polled by thread %s" % (thread_label(task["thread"]) if thread_label
                                         else task["thread"])
-    return "Task %s (%s%s): %s" % (task.get("id"), task.get("state"), th, future_text(task))
+    return "Task %s (%s%s): %s" % (task.get("id"), task.get("state"), th, future_text(task, wide))
 
 
 def chain_signature(task):
@@ -257,7 +318,7 @@ def chain_signature(task):
     return sig(task.get("frames") or [])
 
 
-def backtrace_lines(model, tasks, group=False, thread_label=None, local_fmt=None):
+def backtrace_lines(model, tasks, group=False, thread_label=None, local_fmt=None, wide=False):
     out = []
     if group:
         groups = {}
@@ -267,17 +328,17 @@ def backtrace_lines(model, tasks, group=False, thread_label=None, local_fmt=None
             ids = [str(t.get("id")) for t in members]
             shown = ", ".join(ids[:8]) + (", …" if len(ids) > 8 else "")
             out.append("%d task%s (%s): %s" % (len(members), "" if len(members) == 1 else "s",
-                                               shown, future_text(members[0])))
+                                               shown, future_text(members[0], wide)))
             for f in members[0].get("frames") or []:
-                out.extend(frame_lines(f, "  ", local_fmt))
+                out.extend(frame_lines(f, "  ", local_fmt, wide))
             out.append("")
     else:
         for t in tasks:
-            out.append(task_title(t, thread_label))
+            out.append(task_title(t, thread_label, wide))
             if t.get("error"):
                 out.append("  <unreadable: %s>" % t["error"])
             for f in t.get("frames") or []:
-                out.extend(frame_lines(f, "", local_fmt))
+                out.extend(frame_lines(f, "", local_fmt, wide))
             out.append("")
     return out
 
@@ -318,14 +379,19 @@ def graph_lines(model):
         out.append("[%d] %s%s" % (r["index"], resource_label(r),
                                   " (%s)" % ", ".join(bits) if bits else ""))
         for h in r.get("held_by", []):
-            where = "taken at %s:%s" % (short_path(h["file"]), h["taken_line"]) \
-                if h.get("taken_line") else "live at %s:%s" % (short_path(h["file"]), h["line"])
+            if h.get("taken_line"):
+                where = "taken at %s:%s" % (short_path(h["file"]), h["taken_line"])
+            elif h.get("file"):
+                where = "live at %s:%s" % (short_path(h["file"]), h["line"])
+            else:  # a field of a hand-written future (hyper's Dispatcher)
+                where = "in %s" % display_name(h.get("function"))
             out.append("      %-9s %s (%s `%s`, %s)" % (
                 "can-wake" if h["how"] in ("sender", "receiver") else "held-by",
                 who(h), h["how"], h.get("local"), where))
         for w in r.get("waiters", []):
-            out.append("      %-9s %s (%s at %s:%s)" % (
-                "waiter", who(w), w["side"], short_path(w.get("file")), w.get("line")))
+            where = ("at %s:%s" % (short_path(w["file"]), w.get("line")) if w.get("file")
+                     else "in %s" % display_name(w.get("function")))
+            out.append("      %-9s %s (%s %s)" % ("waiter", who(w), w["side"], where))
         for t in r.get("dormant_acquires", []):
             out.append("      dormant   task %s (owns an acquire it does not poll)" % t)
     if not out:

@@ -612,35 +612,68 @@ static void collect_task(struct tokio *tk, size_t rt, uint64_t hdr,
 	}
 }
 
+static void render_loc(const struct fframe *loc, struct strbuf *o)
+{
+	sb_puts(o, "{\"function\": ");
+	sb_json_string(o, loc->function);
+	sb_puts(o, ", \"kind\": ");
+	sb_json_string(o, loc->kind_name);
+	sb_puts(o, ", \"file\": ");
+	sb_json_string(o, loc->file);
+	sb_printf(o, ", \"line\": %u, \"state\": ", loc->line);
+	sb_json_string(o, loc->state);
+	if (loc->await_index >= 0)
+		sb_printf(o, ", \"await_index\": %ld", loc->await_index);
+	sb_puts(o, "}");
+}
+
+/* "location": the user location, the innermost frame of the user's own
+ * code the task waits in (a handler inside hyper's connection task), else
+ * the root's; "root_location": the root future's await point, the
+ * outermost async frame (the root may be a Pin<Box<F>> wrapper). */
 static void render_location_of(struct tokio *tk, const struct task_rec *t,
 			       struct strbuf *o)
 {
-	/* The root future's await point: the outermost async frame (the
-	 * root may be a Pin<Box<F>> wrapper for large futures). */
-	const struct fframe *loc = NULL;
-	for (size_t i = 0; i < t->chain.n && !loc; i++)
+	(void)tk;
+	const struct fframe *root = NULL;
+	for (size_t i = 0; i < t->chain.n && !root; i++)
 		if (t->chain.frames[i].kind == FRAME_ASYNC && t->chain.frames[i].state)
-			loc = &t->chain.frames[i];
+			root = &t->chain.frames[i];
+	const struct fframe *user = fchain_user_frame(&t->chain);
+	/* "root_future": what the task runs, past Pin/Box wrappers (a
+	 * Pin<Box<dyn Future>> names its concrete type) */
+	for (size_t i = 0; i < t->chain.n; i++) {
+		const struct fframe *f = &t->chain.frames[i];
+		if (f->kind == FRAME_WRAPPER || f->kind == FRAME_BOX_DYN)
+			continue;
+		if (f->kind != FRAME_ERROR && f->function) {
+			sb_puts(o, ", \"root_future\": ");
+			sb_json_string(o, f->function);
+		}
+		break;
+	}
 	sb_puts(o, ", \"location\": ");
-	if (loc) {
-		sb_puts(o, "{\"function\": ");
-		sb_json_string(o, loc->function);
-		sb_puts(o, ", \"kind\": ");
-		sb_json_string(o, loc->kind_name);
-		sb_puts(o, ", \"file\": ");
-		sb_json_string(o, loc->file);
-		sb_printf(o, ", \"line\": %u, \"state\": ", loc->line);
-		sb_json_string(o, loc->state);
-		if (loc->await_index >= 0)
-			sb_printf(o, ", \"await_index\": %ld", loc->await_index);
-		sb_puts(o, "}");
+	if (root) {
+		render_loc(user ? user : root, o);
+		sb_puts(o, ", \"root_location\": ");
+		render_loc(root, o);
 	} else {
-		sb_puts(o, "null");
+		sb_puts(o, "null, \"root_location\": null");
 		if (t->has_future && !t->error) {
+			/* a hand-written future all the way down (h2's client
+			 * Connection): no source line, but what it waits in */
+			const struct fframe *leaf = t->chain.n ? &t->chain.frames[t->chain.n - 1] : NULL;
+			char buf[1024];
+			if (leaf && leaf->kind == FRAME_LEAF && leaf->function) {
+				int n = (int)strcspn(leaf->function, "<");
+				snprintf(buf, sizeof(buf), "no async fn in this future; it waits in %.*s",
+					 n, leaf->function);
+			}
+			else
+				snprintf(buf, sizeof(buf), "no async state machine in the future");
 			sb_puts(o, ", \"location_error\": ");
 			sb_json_string(o, t->chain.n && t->chain.frames[0].error
-						  ? t->chain.frames[0].error
-						  : "no async state machine in the future");
+						  ? t->chain.frames[0].error : buf);
 		}
 	}
 }

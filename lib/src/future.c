@@ -97,6 +97,20 @@ static bool is_box_dyn(const struct ttype *t)
 	       type_member(t, "pointer") && type_member(t, "vtable");
 }
 
+/* Box<dyn Future<..> + Send>, as rustc names it: the principal trait of
+ * the object is Future (not `Box<dyn Executor<Pin<Box<dyn Future>>>>`). */
+static bool is_dyn_future(const char *name)
+{
+	const char *p = name ? strchr(name, '<') : NULL;
+	if (!p)
+		return false;
+	p++;
+	if (*p == '(')
+		p++;
+	return starts(p, "dyn core::future::future::Future<") ||
+	       starts(p, "dyn core::future::future::Future ");
+}
+
 /* Whether a value of type @t is a future: an async state machine, a leaf or
  * combinator taskscope knows, a Box<dyn Future>, a Pin of one of those, or
  * any type the program has `<T as Future>::poll` for (hand-written
@@ -108,7 +122,7 @@ static bool looks_like_future(struct decoder *d, const struct ttype *t, int dept
 	if (is_state_machine(t) || is_known_leaf(t->name) ||
 	    is_join_handle(t->name) ||
 	    starts(t->name, "tokio::time::timeout::Timeout<") ||
-	    (is_box_dyn(t) && t->name && strstr(t->name, "Future")))
+	    (is_box_dyn(t) && is_dyn_future(t->name)))
 		return true;
 	if (starts(t->name, "core::pin::Pin<")) {
 		const struct tmember *m = type_member(t, "pointer");
@@ -368,6 +382,8 @@ static void macro_await_line(struct decoder *d, const struct ttype *t,
 		    !strcmp(u->name, "Unresumed"))
 			body_file = type_decl_file(prog, t, t->variants[i].member.decl_file);
 	}
+	if (body_file && *body_file)
+		f->body_file = body_file;
 	if (!body_file || !*body_file || !f->file || !strcmp(body_file, f->file))
 		return;
 	const struct tmember *aw = type_member(vt, "__awaitee");
@@ -659,6 +675,115 @@ void future_each_local(struct tscope_session *s, const struct fchain *c,
 			fn(arg, f, m->name, (struct tval){f->locals.addr + m->offset, m->type});
 		}
 	}
+}
+
+/* Source of a dependency, not of the user's own crates: cargo's registry
+ * and git checkouts (and Debian's registry), `cargo vendor` trees, the
+ * standard library (remapped to /rustc/<hash>/, or rust-src), and code
+ * generated into a build script's OUT_DIR. */
+bool future_file_is_dependency(const char *file)
+{
+	static const char *const inside[] = {
+		"/.cargo/registry/src/", "/.cargo/git/checkouts/", "/vendor/",
+		"/lib/rustlib/src/rust/",
+	};
+	if (!file)
+		return true;
+	if (starts(file, "/rustc/") || starts(file, "/usr/share/cargo/registry/"))
+		return true;
+	for (size_t i = 0; i < sizeof(inside) / sizeof(inside[0]); i++)
+		if (strstr(file, inside[i]))
+			return true;
+	/* Code a build script generated (tonic-build, prost, bindgen) in
+	 * cargo's OUT_DIR: .../build/<package>-<16 hex digits>/out/ */
+	for (const char *p = strstr(file, "/build/"); p; p = strstr(p + 1, "/build/")) {
+		const char *dir = p + 7, *slash = strchr(dir, '/');
+		if (!slash || strncmp(slash, "/out/", 5) != 0 || slash - dir < 18)
+			continue;
+		const char *h = slash - 16;
+		bool hex = h[-1] == '-';
+		for (int k = 0; hex && k < 16; k++)
+			hex = strchr("0123456789abcdef", h[k]) != NULL;
+		if (hex)
+			return true;
+	}
+	return false;
+}
+
+/* In the user's own code: judged by the file of the async body (an await
+ * inside tokio's join! may be located in the macro's source). */
+static bool is_user_frame(const struct fframe *f)
+{
+	return f->kind == FRAME_ASYNC && f->state &&
+	       !future_file_is_dependency(f->body_file ? f->body_file : f->file);
+}
+
+/* The frame awaits inside a macro (join!/select!): the user wrote the
+ * combinator. */
+static bool awaits_in_macro(const struct fframe *f)
+{
+	return f->macro_file || (f->body_file && f->file && strcmp(f->body_file, f->file) != 0);
+}
+
+static bool has_user_frame(const struct fchain *c, int depth)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		if (is_user_frame(&c->frames[i]))
+			return true;
+		for (size_t k = 0; depth < 8 && k < c->frames[i].nbranches; k++)
+			if (has_user_frame(&c->frames[i].branches[k], depth + 1))
+				return true;
+	}
+	return false;
+}
+
+/* The user frame of @c (innermost, or with @outer the outermost) below
+ * the user frame @above of the chain @c is a branch of (NULL: none yet).
+ * A combinator's branches are entered when no user frame is above it (a
+ * handler inside axum's select! on a shutdown signal), or when the user's
+ * frame awaits it without a macro (a hyper connection it serves) and
+ * exactly one pending branch has user code; the user's own join!/select!
+ * or join_all of several user futures is where the user location stays. */
+static const struct fframe *user_frame_in(const struct fchain *c, bool outer,
+					  const struct fframe *above, int depth)
+{
+	const struct fframe *user = NULL;
+	for (size_t i = 0; i < c->n; i++) {
+		const struct fframe *f = &c->frames[i];
+		if (is_user_frame(f)) {
+			if (outer)
+				return f;
+			user = f;
+		}
+		if (!f->nbranches || depth >= 8)
+			continue;
+		const struct fframe *cur = user ? user : above;
+		const struct fchain *first = NULL;
+		size_t nuser = 0;
+		for (size_t k = 0; k < f->nbranches; k++) {
+			const struct fchain *b = &f->branches[k];
+			if ((b->state && strcmp(b->state, "pending") != 0) || !has_user_frame(b, depth + 1))
+				continue;
+			if (!nuser++)
+				first = b;
+		}
+		if (first && (!cur || (!awaits_in_macro(cur) && nuser == 1))) {
+			const struct fframe *u = user_frame_in(first, outer, cur, depth + 1);
+			if (u)
+				return u;
+		}
+	}
+	return user;
+}
+
+const struct fframe *fchain_user_frame(const struct fchain *c)
+{
+	return user_frame_in(c, false, NULL, 0);
+}
+
+const struct fframe *fchain_outer_user_frame(const struct fchain *c)
+{
+	return user_frame_in(c, true, NULL, 0);
 }
 
 bool future_body_name(const char *tn, char *out, size_t n)

@@ -39,6 +39,7 @@ struct fframe {
 	 * the user's line the macro was written on, these the macro's own */
 	const char *macro_file;
 	uint32_t macro_line;
+	const char *body_file; /* the async body's own file (Unresumed's), NULL */
 	long await_index;
 	const char *variant, *variant_member;
 	struct tval locals; /* the active variant struct: its members */
@@ -97,6 +98,17 @@ void future_each_local(struct tscope_session *s, const struct fchain *c,
  * whose body declares the state machine's locals (false for generic or
  * other types). */
 bool future_body_name(const char *type_name, char *out, size_t n);
+
+/* Whether @file is a dependency's source (cargo registry, git checkout,
+ * vendor tree, the standard library), not the user's own code. */
+bool future_file_is_dependency(const char *file);
+
+/* The user location of a chain (Delve's): the innermost async frame in the
+ * user's own code on the path the task waits on (into the first pending
+ * branch that has one), or NULL. */
+const struct fframe *fchain_user_frame(const struct fchain *c);
+/* The outermost frame of user code on that path (the handler hyper calls). */
+const struct fframe *fchain_outer_user_frame(const struct fchain *c);
 
 /* Whether @v is a suspended state machine whose await chain decodes
  * without error to a leaf: cheap rejection on the discriminant first. */

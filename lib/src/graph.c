@@ -78,6 +78,7 @@ struct holder {
 	size_t task;
 	enum side how;
 	const char *local;
+	const struct fframe *frame; /* the task's frame it lives in, NULL */
 	const char *function, *file;
 	uint32_t line;      /* where the holder is suspended now */
 	uint32_t taken_line; /* the `let` that took it, 0 if unknown */
@@ -153,6 +154,28 @@ struct graph {
 	size_t *wait_res; /* index+1 */
 	enum side *wait_side;
 	struct waiter *wait_at;
+	/* per task whose await chain ends in a combinator: a wait per
+	 * pending branch */
+	struct bwait **bw;
+	size_t *nbw;
+	/* type -> 1 cannot hold a guard or channel end by value, 2 can; the
+	 * same for tokio IO objects */
+	struct u64map may_hold, may_io;
+};
+
+/* A wait in a pending branch of a combinator (select!, join!, a
+ * hand-written poll_fn): the task waits on all of them at once. */
+struct bwait {
+	size_t res; /* SIZE_MAX: unknown (the branch waits on something else) */
+	enum side side;
+	struct waiter at;
+	const struct fchain *branch; /* the combinator's branch it is in */
+	const struct fchain *chain;  /* the (nested) branch whose leaf it is */
+	/* the branch's future is borrowed (`&mut fut`, `fut.as_mut()`): the
+	 * combinator finishing another way does not drop it */
+	bool borrowed;
+	/* borrowed, and a guard or channel end of the task lives inside it */
+	bool binding;
 };
 
 static bool starts(const char *s, const char *p)
@@ -428,36 +451,52 @@ static void set_wait(struct tokio *tk, size_t ti, size_t r, enum side side,
 	PUSH(g->res[r].waiters, g->res[r].nwaiters, w);
 }
 
-static void identify_wait(struct tokio *tk, size_t ti)
+static bool find_owned_io(struct tokio *tk, struct tval v, int depth, struct tval *ret);
+
+/* What a chain that ends in @c's leaf waits on. */
+struct wait_found {
+	size_t res;
+	enum side side;
+	const struct fframe *user;
+};
+
+#define set_wait(tk_, ti_, r_, side_, user_) \
+	(w->res = (r_), w->side = (side_), w->user = (user_), (void)(tk_), (void)(ti_))
+
+/* The resource the chain @c (root first; a task's, or a branch's below
+ * @outer_user) waits on at its leaf.  False if it is not one we know. */
+static bool chain_wait(struct tokio *tk, size_t ti, const struct fchain *c,
+		       const struct fframe *outer_user, struct wait_found *w)
 {
 	struct tscope_session *s = tk->s;
 	struct graph *g = tk->graph;
-	struct task_rec *t = &tk->tasks[ti];
-	const struct fchain *c = &t->chain;
-	if (c->n == 0 || (t->state & 0x3))
-		return; /* running or complete: waits on nothing */
+	w->res = SIZE_MAX;
+	if (c->n == 0)
+		return false;
 	const struct fframe *leaf = &c->frames[c->n - 1];
 	/* The user frame: innermost async frame outside tokio. */
-	const struct fframe *user = NULL;
+	const struct fframe *user = outer_user;
 	for (size_t i = c->n; i-- > 0;)
 		if (c->frames[i].kind == FRAME_ASYNC &&
 		    !starts(c->frames[i].function, "tokio::")) {
 			user = &c->frames[i];
 			break;
 		}
+	if (!user)
+		user = leaf; /* no async frame at all: the waiter is the leaf */
 	if (leaf->kind == FRAME_JOIN && leaf->join_hdr) {
 		size_t r = get_res(g, RES_JOIN, leaf->join_hdr, leaf->join_hdr,
 				   leaf->type_name);
 		if (r == SIZE_MAX)
-			return;
+			return false;
 		uint64_t j;
 		if (u64map_get(&g->by_hdr, leaf->join_hdr, &j))
 			g->res[r].join_task = j;
 		set_wait(tk, ti, r, SIDE_JOIN, user);
-		return;
+		return true;
 	}
 	if (leaf->kind == FRAME_COMBINATOR)
-		return; /* join!/select!: several waits; no single edge */
+		return false; /* several waits: branch_waits() */
 	/* The API the task called: tokio frames between the user frame and
 	 * the leaf, outermost first, whose `self` is a primitive. */
 	for (size_t i = 0; i < c->n; i++) {
@@ -491,7 +530,7 @@ static void identify_wait(struct tokio *tk, size_t ti)
 					g->res[r].interest |= bits;
 		}
 		set_wait(tk, ti, r, side, user);
-		return;
+		return r != SIZE_MAX;
 	}
 	/* No API frame: classify by the leaf itself. */
 	const char *ln = leaf->type_name;
@@ -524,7 +563,7 @@ static void identify_wait(struct tokio *tk, size_t ti)
 		 * IO object. */
 		const struct ttype *lt;
 		if (type_strip(s->prog, v.type, &lt))
-			return;
+			return false;
 		for (size_t i = 0; i < lt->nmembers; i++) {
 			struct tval mv = {v.addr + lt->members[i].offset, lt->members[i].type};
 			const struct ttype *mt;
@@ -547,16 +586,113 @@ static void identify_wait(struct tokio *tk, size_t ti)
 					g->res[r].interest |= 2;
 			}
 			set_wait(tk, ti, r, SIDE_WAIT, user);
-			return;
+			return r != SIZE_MAX;
 		}
 	} else if (starts(ln, "tokio::time::sleep::Sleep")) {
 		size_t r = get_res(g, RES_SLEEP, v.addr, v.addr, ln);
 		if (r != SIZE_MAX && member_addr(s, v, "deadline", &p)) {
 			read_instant_ns(s, p, &g->res[r].deadline_ns);
-			g->res[r].now_ns = tk->rt[t->rt].timer_now_ns;
+			g->res[r].now_ns = tk->rt[tk->tasks[ti].rt].timer_now_ns;
 		}
 		set_wait(tk, ti, r, SIDE_WAIT, user);
 	}
+	struct tval io;
+	if (w->res == SIZE_MAX && leaf->kind == FRAME_LEAF && find_owned_io(tk, v, 0, &io)) {
+		/* A connection driver (h2's Connection, a codec): it waits
+		 * for its socket, whatever protocol state it is in. */
+		size_t r = get_res(g, RES_IO, io.addr, io.addr, type_name_of(s, io.type));
+		if (r != SIZE_MAX)
+			io_fd(s, io, &g->res[r]);
+		set_wait(tk, ti, r, SIDE_WAIT, user);
+	}
+	return w->res != SIZE_MAX;
+}
+
+#undef set_wait
+
+/* Does @b, or a branch below it, hold the frame @f? */
+static bool frame_in_chain(const struct fchain *b, const struct fframe *f)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		if (&b->frames[i] == f)
+			return true;
+		for (size_t k = 0; k < b->frames[i].nbranches; k++)
+			if (frame_in_chain(&b->frames[i].branches[k], f))
+				return true;
+	}
+	return false;
+}
+
+/* `&mut fut`, `Pin<&mut F>`: the branch's future is owned elsewhere. */
+static bool branch_borrowed(const struct fchain *b)
+{
+	if (!b->n || b->frames[0].kind != FRAME_WRAPPER)
+		return false;
+	const char *n = b->frames[0].type_name;
+	return starts(n, "&mut ") || starts(n, "core::pin::Pin<&mut ");
+}
+
+/* A wait per pending branch of the combinator @comb (nested combinators
+ * flattened; @top is the outermost branch they are in). */
+static void branch_waits(struct tokio *tk, size_t ti, const struct fframe *comb,
+			 const struct fframe *outer_user, const struct fchain *top,
+			 int depth)
+{
+	struct graph *g = tk->graph;
+	for (size_t k = 0; k < comb->nbranches; k++) {
+		const struct fchain *b = &comb->branches[k];
+		if (b->state && strcmp(b->state, "pending") != 0)
+			continue; /* done or gone: no longer waits */
+		const struct fchain *in = top ? top : b;
+		const struct fframe *bl = b->n ? &b->frames[b->n - 1] : NULL;
+		if (bl && bl->kind == FRAME_COMBINATOR && depth < 8) {
+			const struct fframe *u = outer_user;
+			for (size_t i = b->n; i-- > 0;)
+				if (b->frames[i].kind == FRAME_ASYNC &&
+				    !starts(b->frames[i].function, "tokio::")) {
+					u = &b->frames[i];
+					break;
+				}
+			branch_waits(tk, ti, bl, u, in, depth + 1);
+			continue;
+		}
+		struct wait_found w;
+		struct bwait bw = {SIZE_MAX, SIDE_WAIT, {ti, SIDE_WAIT, NULL, NULL, 0},
+				   in, b, branch_borrowed(in), false};
+		if (chain_wait(tk, ti, b, outer_user, &w)) {
+			bw.res = w.res;
+			bw.side = w.side;
+			bw.at.side = w.side;
+			if (w.user) {
+				bw.at.function = w.user->function;
+				bw.at.file = w.user->file;
+				bw.at.line = w.user->line;
+			}
+			PUSH(g->res[w.res].waiters, g->res[w.res].nwaiters, bw.at);
+		}
+		PUSH(g->bw[ti], g->nbw[ti], bw);
+	}
+}
+
+static void identify_wait(struct tokio *tk, size_t ti)
+{
+	struct task_rec *t = &tk->tasks[ti];
+	const struct fchain *c = &t->chain;
+	if (c->n == 0 || (t->state & 0x3))
+		return; /* running or complete: waits on nothing */
+	const struct fframe *leaf = &c->frames[c->n - 1];
+	struct wait_found w;
+	if (leaf->kind == FRAME_COMBINATOR) {
+		const struct fframe *user = NULL;
+		for (size_t i = c->n; i-- > 0 && !user;)
+			if (c->frames[i].kind == FRAME_ASYNC &&
+			    !starts(c->frames[i].function, "tokio::"))
+				user = &c->frames[i];
+		branch_waits(tk, ti, leaf, user, NULL, 0);
+		return;
+	}
+	if (chain_wait(tk, ti, c, NULL, &w))
+		set_wait(tk, ti, w.res, w.side, w.user);
 }
 
 /* ------------------------------------------------------------ holders */
@@ -566,6 +702,7 @@ struct hold_ctx {
 	size_t task;
 	const struct fframe *frame;
 	const char *local;
+	bool transient; /* frame is not one of the task's chain */
 };
 
 static void add_holder_shared(struct hold_ctx *h, enum res_kind kind,
@@ -582,8 +719,8 @@ static void add_holder_shared(struct hold_ctx *h, enum res_kind kind,
 	for (size_t i = 0; i < res->nholders; i++)
 		if (res->holders[i].task == h->task && res->holders[i].how == how)
 			return;
-	struct holder ho = {h->task, how, h->local, h->frame->function,
-			    h->frame->file, h->frame->line, 0};
+	struct holder ho = {h->task, how, h->local, h->transient ? NULL : h->frame,
+			    h->frame->function, h->frame->file, h->frame->line, 0};
 	/* Where the guard was taken: the local's declaration in the state
 	 * machine's body, "crate::f::{async_fn#0}". */
 	char fn[1024];
@@ -596,6 +733,100 @@ static void add_holder(struct hold_ctx *h, enum res_kind kind, uint64_t key,
 		       uint64_t addr, const char *type_name, enum side how)
 {
 	add_holder_shared(h, kind, key, addr, type_name, how, (struct tval){0, 0});
+}
+
+/* The types scan_value() records as held. */
+static bool is_holder_type(const char *n)
+{
+	static const char *const prefixes[] = {
+		"tokio::sync::mutex::MutexGuard<", "tokio::sync::mutex::OwnedMutexGuard<",
+		"tokio::sync::rwlock::read_guard::", "tokio::sync::rwlock::write_guard::",
+		"tokio::sync::rwlock::owned_read_guard::", "tokio::sync::rwlock::owned_write_guard::",
+		"tokio::sync::semaphore::SemaphorePermit", "tokio::sync::semaphore::OwnedSemaphorePermit",
+		"tokio::sync::mpsc::bounded::Sender<", "tokio::sync::mpsc::unbounded::UnboundedSender<",
+		"tokio::sync::mpsc::bounded::Permit<", "tokio::sync::mpsc::bounded::OwnedPermit<",
+		"tokio::sync::mpsc::bounded::Receiver<", "tokio::sync::mpsc::unbounded::UnboundedReceiver<",
+		"tokio::sync::oneshot::Sender<", "tokio::sync::oneshot::Receiver<",
+	};
+	for (size_t i = 0; n && i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (starts(n, prefixes[i]))
+			return true;
+	return false;
+}
+
+/* Whether a value of @type can hold a guard or channel end by value (in a
+ * member, an enum's variant, nested), so scan_value() need not look inside
+ * types that cannot: hyper's Dispatcher keeps a request's oneshot Sender
+ * in Option<Callback> four levels down.  State machines are frames of
+ * their own (scanned with their liveness); Vec is looked into at the top
+ * (scan_value) only.  Memoized; a type being computed counts as "no". */
+static bool type_may_contain(struct tokio *tk, struct u64map *memo_map,
+			     bool (*is)(const char *), uint64_t type, int depth)
+{
+	uint64_t memo;
+	if (u64map_get(memo_map, type, &memo))
+		return memo == 2;
+	const struct ttype *t;
+	struct tscope_error *err = type_strip(tk->s->prog, type, &t);
+	if (err) {
+		tscope_error_destroy(err);
+		return false;
+	}
+	bool yes = false;
+	if (t->tag == DW_TAG_structure_type && depth < 32) {
+		const char *n = t->name ? t->name : "";
+		if (is(n)) {
+			yes = true;
+		} else if (!strstr(n, "{async_fn_env#") && !strstr(n, "{async_block_env#") &&
+			   !starts(n, "alloc::") && !starts(n, "std::")) {
+			u64map_put(memo_map, type, 1);
+			for (size_t i = 0; !yes && i < t->nmembers; i++)
+				yes = type_may_contain(tk, memo_map, is, t->members[i].type,
+						       depth + 1);
+			for (size_t i = 0; !yes && i < t->nvariants; i++)
+				yes = type_may_contain(tk, memo_map, is,
+						       t->variants[i].member.type, depth + 1);
+		}
+	}
+	u64map_put(memo_map, type, yes ? 2 : 1);
+	return yes;
+}
+
+static bool type_may_hold(struct tokio *tk, uint64_t type, int depth)
+{
+	return type_may_contain(tk, &tk->graph->may_hold, is_holder_type, type, depth);
+}
+
+/* tokio's IO objects: what a connection driver owns and waits on. */
+static bool is_io_type(const char *n)
+{
+	return starts(n, "tokio::net::") || starts(n, "tokio::io::poll_evented::PollEvented<");
+}
+
+/* The tokio IO object a hand-written future owns by value (h2's
+ * Connection: Codec -> FramedRead -> FramedWrite -> TokioIo<TcpStream>),
+ * through members and the active variant of enums. */
+static bool find_owned_io(struct tokio *tk, struct tval v, int depth, struct tval *ret)
+{
+	struct tscope_session *s = tk->s;
+	const struct ttype *t;
+	if (depth > 32 || !type_may_contain(tk, &tk->graph->may_io, is_io_type, v.type, 0) ||
+	    type_strip(s->prog, v.type, &t))
+		return false;
+	if (is_io_type(t->name)) {
+		*ret = v;
+		return true;
+	}
+	if (t->has_variants) {
+		const struct tmember *m;
+		struct tval p;
+		return val_ok(val_variant(s, v, &m, &p)) && find_owned_io(tk, p, depth + 1, ret);
+	}
+	for (size_t i = 0; i < t->nmembers; i++)
+		if (find_owned_io(tk, (struct tval){v.addr + t->members[i].offset,
+						    t->members[i].type}, depth + 1, ret))
+			return true;
+	return false;
 }
 
 static void scan_value(struct hold_ctx *h, struct tval v, int depth)
@@ -696,10 +927,9 @@ static void scan_value(struct hold_ctx *h, struct tval v, int depth)
 		return;
 	}
 	/* Look inside plain structs and enums (a pipeline stage holding its
-	 * channel ends), not behind pointers: what a task owns. */
-	if (depth >= 3 || starts(n, "alloc::") || starts(n, "core::") ||
-	    starts(n, "std::") || strstr(n ? n : "", "{async_fn_env#") ||
-	    strstr(n ? n : "", "{async_block_env#"))
+	 * channel ends, hyper's request callback in an Option), not behind
+	 * pointers: what a task owns. */
+	if (depth >= 12 || !type_may_hold(h->tk, v.type, 0))
 		return;
 	if (t->has_variants) {
 		const struct tmember *m;
@@ -722,11 +952,66 @@ static void on_local(void *arg, const struct fframe *frame, const char *name,
 	scan_value(h, value, 0);
 }
 
+/* Hand-written futures of a chain (hyper's Dispatcher, tower's
+ * ResponseFutures): their fields are as live as the future, and may hold
+ * a guard or a channel end (a request's oneshot Sender).  Holders are
+ * named by the field they are in. */
+static void scan_combinators(struct hold_ctx *h, const struct fchain *c, int depth)
+{
+	struct tscope_session *s = h->tk->s;
+	for (size_t i = 0; i < c->n && depth < 8; i++) {
+		const struct fframe *f = &c->frames[i];
+		for (size_t b = 0; b < f->nbranches; b++)
+			scan_combinators(h, &f->branches[b], depth + 1);
+		const struct ttype *t;
+		if (f->kind != FRAME_COMBINATOR || type_strip(s->prog, f->v.type, &t) ||
+		    t->tag != DW_TAG_structure_type || !type_may_hold(h->tk, f->v.type, 0))
+			continue;
+		struct tval v = f->v;
+		if (t->has_variants) {
+			const struct tmember *m;
+			if (!val_ok(val_variant(s, v, &m, &v)) || type_strip(s->prog, v.type, &t))
+				continue;
+		}
+		h->frame = f;
+		for (size_t k = 0; k < t->nmembers; k++) {
+			h->local = t->members[k].name;
+			scan_value(h, (struct tval){v.addr + t->members[k].offset,
+						    t->members[k].type}, 1);
+		}
+	}
+}
+
 struct dormant_ctx {
 	struct tokio *tk;
 	size_t ti;
-	uint64_t polled; /* the leaf the task polls now */
+	/* the leaves the task polls now (its own, each pending branch's) */
+	uint64_t polled[64];
+	size_t npolled;
 };
+
+static void polled_leaves(const struct fchain *c, struct dormant_ctx *dc, int depth)
+{
+	if (!c->n || depth > 8)
+		return;
+	const struct fframe *l = &c->frames[c->n - 1];
+	if (l->kind != FRAME_COMBINATOR) {
+		if (dc->npolled < 64)
+			dc->polled[dc->npolled++] = l->v.addr;
+		return;
+	}
+	for (size_t k = 0; k < l->nbranches; k++)
+		if (!l->branches[k].state || !strcmp(l->branches[k].state, "pending"))
+			polled_leaves(&l->branches[k], dc, depth + 1);
+}
+
+static bool is_polled(const struct dormant_ctx *dc, uint64_t addr)
+{
+	for (size_t k = 0; k < dc->npolled; k++)
+		if (dc->polled[k] == addr)
+			return true;
+	return false;
+}
 
 static void on_dormant_local(void *arg, const struct fframe *f, const char *name,
 			     struct tval value)
@@ -750,7 +1035,7 @@ static void on_dormant_local(void *arg, const struct fframe *f, const char *name
 	const struct fframe *leaf = sub.n ? &sub.frames[sub.n - 1] : NULL;
 	struct tval semp;
 	uint64_t sem, idx;
-	if (leaf && leaf->v.addr != dc->polled &&
+	if (leaf && !is_polled(dc, leaf->v.addr) &&
 	    starts(leaf->type_name, "tokio::sync::batch_semaphore::Acquire") &&
 	    member_addr(s, leaf->v, "semaphore", &semp) &&
 	    !target_read_u64(s->target, semp.addr, &sem) &&
@@ -788,7 +1073,8 @@ static void on_dormant_local(void *arg, const struct fframe *f, const char *name
 static void dormant_acquires(struct tokio *tk, size_t ti)
 {
 	const struct fchain *c = &tk->tasks[ti].chain;
-	struct dormant_ctx dc = {tk, ti, c->n ? c->frames[c->n - 1].v.addr : 0};
+	struct dormant_ctx dc = {.tk = tk, .ti = ti};
+	polled_leaves(c, &dc, 0);
 	future_each_local(tk->s, c, EACH_TEMPORARIES, on_dormant_local, &dc);
 }
 
@@ -866,17 +1152,13 @@ static void shared_state(struct tokio *tk, size_t ri, struct tval shared)
 
 /* ------------------------------------------------------------ diagnoses */
 
-/* Tasks that could wake a task waiting on @r the way it waits; false if
- * they cannot all be known (then the task is never called stuck). */
-static bool wakers_of(struct tokio *tk, size_t ti, size_t *out, size_t *n,
-		      size_t cap)
+/* Tasks that could wake task @ti waiting on @r by @side, appended to
+ * out[*n..cap); false if they cannot all be known (then the task is never
+ * called stuck). */
+static bool res_wakers(struct tokio *tk, size_t ti, struct resource *r,
+		       enum side side, size_t *out, size_t *n, size_t cap)
 {
-	struct graph *g = tk->graph;
-	*n = 0;
-	if (!g->wait_res[ti])
-		return false;
-	struct resource *r = &g->res[g->wait_res[ti] - 1];
-	enum side side = g->wait_side[ti];
+	size_t base = *n;
 	switch (r->kind) {
 	case RES_MUTEX:
 	case RES_RWLOCK:
@@ -900,7 +1182,7 @@ static bool wakers_of(struct tokio *tk, size_t ti, size_t *out, size_t *n,
 				out[(*n)++] = r->holders[i].task;
 		for (size_t i = 0; i < r->ndormant && *n < cap; i++)
 			out[(*n)++] = r->dormant[i];
-		return *n > 0;
+		return *n > base;
 	case RES_MPSC:
 		if (side == SIDE_SEND) {
 			if (!r->state_known || !r->has_bound || r->avail > 0)
@@ -914,35 +1196,103 @@ static bool wakers_of(struct tokio *tk, size_t ti, size_t *out, size_t *n,
 					out[(*n)++] = r->holders[i].task;
 			/* Senders may live outside tasks: only trust a count
 			 * that accounts for every sender. */
-			if (!r->has_tx || r->tx_count != *n)
+			if (!r->has_tx || r->tx_count != *n - base)
 				return false;
 		}
-		return *n > 0;
+		return *n > base;
 	case RES_ONESHOT:
 		if (r->value_sent || r->closed)
 			return false;
 		for (size_t i = 0; i < r->nholders && *n < cap; i++)
 			if (r->holders[i].how == HOLD_SENDER)
 				out[(*n)++] = r->holders[i].task;
-		return *n > 0;
+		return *n > base;
 	case RES_JOIN:
 		if (!r->join_task)
 			return false;
 		if (tk->tasks[r->join_task - 1].state & 2)
 			return false;
-		out[(*n)++] = r->join_task - 1;
+		if (*n < cap)
+			out[(*n)++] = r->join_task - 1;
 		return true;
 	default:
 		return false;
 	}
 }
 
+/* How a task waiting in several branches counts: STRICT, stuck only if
+ * every branch is; BINDING, stuck if the branches whose futures hold its
+ * guards are (another branch finishing leaves a borrowed future, and what
+ * it holds, in place). */
+enum wake_mode { WAKE_STRICT, WAKE_BINDING };
+
+static bool wakers_of(struct tokio *tk, size_t ti, size_t *out, size_t *n,
+		      size_t cap, enum wake_mode mode)
+{
+	struct graph *g = tk->graph;
+	*n = 0;
+	if (g->wait_res[ti])
+		return res_wakers(tk, ti, &g->res[g->wait_res[ti] - 1],
+				  g->wait_side[ti], out, n, cap);
+	if (!g->nbw || !g->nbw[ti])
+		return false;
+	bool binding = false;
+	for (size_t k = 0; mode == WAKE_BINDING && k < g->nbw[ti]; k++)
+		binding |= g->bw[ti][k].binding;
+	for (size_t k = 0; k < g->nbw[ti]; k++) {
+		const struct bwait *b = &g->bw[ti][k];
+		if (binding && !b->binding)
+			continue;
+		if (b->res == SIZE_MAX ||
+		    !res_wakers(tk, ti, &g->res[b->res], b->side, out, n, cap))
+			return false;
+	}
+	return *n > 0;
+}
+
+/* The wait of @ti that @next could end: its one wait, or the branch wait
+ * whose wakers include @next. */
+static bool cycle_wait(struct tokio *tk, size_t ti, size_t next, size_t *res,
+		       enum side *side, const struct waiter **at)
+{
+	struct graph *g = tk->graph;
+	if (g->wait_res[ti]) {
+		*res = g->wait_res[ti] - 1;
+		*side = g->wait_side[ti];
+		*at = &g->wait_at[ti];
+		return true;
+	}
+	for (size_t k = 0; g->nbw && k < g->nbw[ti]; k++) {
+		const struct bwait *b = &g->bw[ti][k];
+		size_t wk[64], cnt = 0;
+		if (b->res == SIZE_MAX)
+			continue;
+		res_wakers(tk, ti, &g->res[b->res], b->side, wk, &cnt, 64);
+		for (size_t j = 0; j < cnt; j++)
+			if (wk[j] == next) {
+				*res = b->res;
+				*side = b->side;
+				*at = &b->at;
+				return true;
+			}
+	}
+	return false;
+}
+
+/* How a story names a task: its root async fn, or when that is a
+ * dependency's (hyper's connection task) the user's function it waits in
+ * (the handler). */
 static const char *task_fn(struct tokio *tk, size_t ti)
 {
 	struct task_rec *t = &tk->tasks[ti];
 	for (size_t i = 0; i < t->chain.n; i++)
-		if (t->chain.frames[i].kind == FRAME_ASYNC)
+		if (t->chain.frames[i].kind == FRAME_ASYNC) {
+			const struct fframe *u;
+			if (future_file_is_dependency(t->chain.frames[i].file) &&
+			    (u = fchain_outer_user_frame(&t->chain)))
+				return u->function;
 			return t->chain.frames[i].function;
+		}
 	return t->vi && t->vi->future_name ? t->vi->future_name : "?";
 }
 
@@ -1055,14 +1405,17 @@ static void narrate_cycle(struct tokio *tk, size_t *cyc, size_t n,
 {
 	struct graph *g = tk->graph;
 	for (size_t k = 0; k < n; k++) {
-		size_t ti = cyc[k], next = cyc[(k + 1) % n];
-		struct resource *r = &g->res[g->wait_res[ti] - 1];
-		struct waiter *w = &g->wait_at[ti];
+		size_t ti = cyc[k], next = cyc[(k + 1) % n], ri;
+		enum side side;
+		const struct waiter *w;
+		if (!cycle_wait(tk, ti, next, &ri, &side, &w))
+			continue;
+		struct resource *r = &g->res[ri];
 		if (k)
 			sb_puts(o, "; ");
 		sb_who(o, tk, ti);
 		sb_printf(o, " waits at %s:%u %s ", short_file(w->file), w->line,
-			  side_verbs[g->wait_side[ti]]);
+			  side_verbs[side]);
 		describe_res(tk, r, o);
 		const struct holder *h = NULL;
 		for (size_t i = 0; i < r->nholders; i++)
@@ -1115,7 +1468,39 @@ static struct diag *new_diag(struct graph *g, const char *kind,
 	return g->ndiags > n ? &g->diags[n] : NULL;
 }
 
-static void find_deadlocks(struct tokio *tk)
+/* Another branch @ti waits in, besides the one in its cycle (@res), as
+ * "on Notified at watch.rs:1347". */
+static void other_branch(struct tokio *tk, size_t ti, size_t res, struct strbuf *o)
+{
+	struct graph *g = tk->graph;
+	for (size_t k = 0; k < g->nbw[ti]; k++) {
+		const struct bwait *b = &g->bw[ti][k];
+		if (b->binding || b->res == res)
+			continue;
+		const struct fchain *c = b->chain;
+		const struct fframe *l = c->n ? &c->frames[c->n - 1] : NULL, *in = NULL;
+		for (size_t i = c->n; i-- > 0 && !in;)
+			if (c->frames[i].kind == FRAME_ASYNC)
+				in = &c->frames[i];
+		if (b->res == SIZE_MAX) {
+			char buf[512];
+			short_type(l && l->type_name ? l->type_name : "?", buf, sizeof(buf));
+			sb_printf(o, "on %s", buf);
+		} else {
+			sb_puts(o, "on ");
+			describe_res(tk, &g->res[b->res], o);
+		}
+		if (in)
+			sb_printf(o, " in %s at %s:%u", in->function, short_file(in->file), in->line);
+		else if (b->at.file)
+			sb_printf(o, " at %s:%u", short_file(b->at.file), b->at.line);
+		return;
+	}
+	sb_puts(o, "on something else");
+}
+
+static void find_deadlocks_mode(struct tokio *tk, enum wake_mode mode,
+				bool *reported)
 {
 	struct graph *g = tk->graph;
 	size_t n = tk->ntasks;
@@ -1125,7 +1510,7 @@ static void find_deadlocks(struct tokio *tk)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		size_t cnt;
-		in[i] = !(tk->tasks[i].state & 0x7) && wakers_of(tk, i, wk, &cnt, 64);
+		in[i] = !(tk->tasks[i].state & 0x7) && wakers_of(tk, i, wk, &cnt, 64, mode);
 	}
 	/* Fixpoint: drop every task one of whose wakers may still run. */
 	for (bool changed = true; changed;) {
@@ -1134,7 +1519,7 @@ static void find_deadlocks(struct tokio *tk)
 			if (!in[i])
 				continue;
 			size_t cnt;
-			wakers_of(tk, i, wk, &cnt, 64);
+			wakers_of(tk, i, wk, &cnt, 64, mode);
 			for (size_t j = 0; j < cnt; j++)
 				if (!in[wk[j]]) {
 					in[i] = false;
@@ -1151,15 +1536,16 @@ static void find_deadlocks(struct tokio *tk)
 		goto out2;
 	for (size_t i = 0; i < n; i++)
 		pos[i] = -1;
+	size_t first = g->ndiags;
 	for (size_t start = 0; start < n; start++) {
-		if (!in[start] || done[start])
+		if (!in[start] || done[start] || reported[start])
 			continue;
 		size_t len = 0, cur = start;
 		while (pos[cur] < 0 && !done[cur] && len < n) {
 			pos[cur] = (long)len;
 			path[len++] = cur;
 			size_t cnt;
-			wakers_of(tk, cur, wk, &cnt, 64);
+			wakers_of(tk, cur, wk, &cnt, 64, mode);
 			size_t nx = SIZE_MAX;
 			for (size_t j = 0; j < cnt && nx == SIZE_MAX; j++)
 				if (in[wk[j]])
@@ -1168,19 +1554,33 @@ static void find_deadlocks(struct tokio *tk)
 				break;
 			cur = nx;
 		}
-		bool futurelocked = pos[cur] >= 0;
-		for (size_t k = pos[cur] >= 0 ? (size_t)pos[cur] : len; k < len; k++)
-			if (!g->res[g->wait_res[path[k]] - 1].ndormant)
+		bool cycle = pos[cur] >= 0 && !done[cur];
+		size_t from = cycle ? (size_t)pos[cur] : len;
+		/* (a cycle through unpolled futures is reported as a
+		 * futurelock, not twice; one found before, not again) */
+		bool futurelocked = cycle, seen = false, relaxed = false;
+		for (size_t k = from; k < len; k++) {
+			size_t ri, nx = path[k + 1 < len ? k + 1 : from];
+			enum side sd;
+			const struct waiter *w;
+			if (!cycle_wait(tk, path[k], nx, &ri, &sd, &w) || !g->res[ri].ndormant)
 				futurelocked = false;
-		if (pos[cur] >= 0 && !done[cur] && !futurelocked) {
-			/* (a cycle through unpolled futures is reported as a
-			 * futurelock, not twice) */
-			size_t from = (size_t)pos[cur];
-			struct diag *d = new_diag(g, "deadlock", CERTAIN,
-				"every task of the cycle waits for a resource whose only "
-				"possible wakers are other blocked tasks of the cycle, and "
-				"no unknown waker (IO, timer, Notify, a holder outside any "
-				"task) could release one");
+			seen |= reported[path[k]];
+			relaxed |= !g->wait_res[path[k]];
+		}
+		if (cycle && !futurelocked && !seen && (mode == WAKE_STRICT || relaxed)) {
+			struct diag *d = mode == WAKE_STRICT
+				? new_diag(g, "deadlock", CERTAIN,
+					"every task of the cycle waits for a resource whose only "
+					"possible wakers are other blocked tasks of the cycle, and "
+					"no unknown waker (IO, timer, Notify, a holder outside any "
+					"task) could release one")
+				: new_diag(g, "deadlock", LIKELY,
+					"a task of the cycle also waits in another branch of a "
+					"select!/poll_fn that could finish; but the future that "
+					"holds its guard is borrowed by that combinator (`&mut`, "
+					"`as_mut()`), not dropped with it, so the guard stays held "
+					"unless the code after it drops the future");
 			if (d) {
 				/* Start the story at the lowest task id. */
 				size_t m = len - from, rot = 0;
@@ -1193,10 +1593,30 @@ static void find_deadlocks(struct tokio *tk)
 					for (size_t k = 0; k < m; k++)
 						cyc[k] = path[from + (k + rot) % m];
 					for (size_t k = 0; k < m; k++) {
+						size_t ri = 0;
+						enum side sd;
+						const struct waiter *w;
 						PUSH(d->tasks, d->ntasks, cyc[k]);
-						PUSH(d->res, d->nres, g->wait_res[cyc[k]] - 1);
+						reported[cyc[k]] = true;
+						if (cycle_wait(tk, cyc[k], cyc[(k + 1) % m], &ri, &sd, &w))
+							PUSH(d->res, d->nres, ri);
 					}
 					narrate_cycle(tk, cyc, m, &d->text);
+					for (size_t k = 0; mode == WAKE_BINDING && k < m; k++) {
+						size_t ti = cyc[k], ri;
+						enum side sd;
+						const struct waiter *w;
+						if (g->wait_res[ti] ||
+						    !cycle_wait(tk, ti, cyc[(k + 1) % m], &ri, &sd, &w))
+							continue;
+						sb_puts(&d->text, " ");
+						sb_who(&d->text, tk, ti);
+						sb_puts(&d->text, " also waits ");
+						other_branch(tk, ti, ri, &d->text);
+						sb_puts(&d->text, " in another branch; if that one "
+								  "finishes, the future holding its guard "
+								  "stays borrowed, not dropped.");
+					}
 					free(cyc);
 				}
 			}
@@ -1206,23 +1626,24 @@ static void find_deadlocks(struct tokio *tk)
 			pos[path[k]] = -1;
 		}
 	}
-	/* Blocked behind a cycle but not on it: attach to the first deadlock. */
+	/* Blocked behind a cycle but not on it: attach to the first deadlock
+	 * of this pass. */
 	for (size_t i = 0; i < n; i++) {
-		if (!in[i] || !g->ndiags)
+		if (!in[i] || reported[i] || g->ndiags <= first)
 			continue;
 		struct diag *d = NULL;
-		for (size_t k = 0; k < g->ndiags; k++)
+		for (size_t k = first; k < g->ndiags; k++)
 			if (!strcmp(g->diags[k].kind, "deadlock"))
 				d = &g->diags[k];
-		bool member = false;
-		for (size_t k = 0; d && k < d->ntasks; k++)
-			member |= d->tasks[k] == i;
-		if (d && !member) {
+		if (d) {
 			PUSH(d->tasks, d->ntasks, i);
+			reported[i] = true;
+			const struct waiter *w = g->wait_res[i] ? &g->wait_at[i]
+				: g->nbw[i] ? &g->bw[i][0].at : NULL;
 			sb_puts(&d->text, " ");
 			sb_who(&d->text, tk, i);
 			sb_printf(&d->text, " waits at %s:%u behind it.",
-				  short_file(g->wait_at[i].file), g->wait_at[i].line);
+				  short_file(w ? w->file : NULL), w ? w->line : 0);
 		}
 	}
 out2:
@@ -1232,6 +1653,37 @@ out2:
 out:
 	free(in);
 	free(wk);
+}
+
+/* Branch waits bind when their borrowed future holds one of the task's
+ * guards or channel ends. */
+static void mark_binding(struct tokio *tk)
+{
+	struct graph *g = tk->graph;
+	for (size_t ri = 0; ri < g->nres; ri++)
+		for (size_t h = 0; h < g->res[ri].nholders; h++) {
+			const struct holder *ho = &g->res[ri].holders[h];
+			if (!ho->frame || ho->task >= tk->ntasks)
+				continue;
+			for (size_t k = 0; k < g->nbw[ho->task]; k++) {
+				struct bwait *b = &g->bw[ho->task][k];
+				if (b->borrowed && b->res != SIZE_MAX && !b->binding &&
+				    frame_in_chain(b->branch, ho->frame))
+					b->binding = true;
+			}
+		}
+}
+
+static void find_deadlocks(struct tokio *tk)
+{
+	size_t n = tk->ntasks;
+	bool *reported = calloc(n ? n : 1, sizeof(bool));
+	if (!reported)
+		return;
+	mark_binding(tk);
+	find_deadlocks_mode(tk, WAKE_STRICT, reported);
+	find_deadlocks_mode(tk, WAKE_BINDING, reported);
+	free(reported);
 }
 
 static void find_futurelocks(struct tokio *tk)
@@ -1846,7 +2298,9 @@ void graph_build(struct tokio *tk)
 	g->wait_res = calloc(n ? n : 1, sizeof(*g->wait_res));
 	g->wait_side = calloc(n ? n : 1, sizeof(*g->wait_side));
 	g->wait_at = calloc(n ? n : 1, sizeof(*g->wait_at));
-	if (!g->wait_res || !g->wait_side || !g->wait_at)
+	g->bw = calloc(n ? n : 1, sizeof(*g->bw));
+	g->nbw = calloc(n ? n : 1, sizeof(*g->nbw));
+	if (!g->wait_res || !g->wait_side || !g->wait_at || !g->bw || !g->nbw)
 		return;
 	uint64_t sem_type;
 	struct tscope_error *err = tscope_program_find_type(
@@ -1869,8 +2323,9 @@ void graph_build(struct tokio *tk)
 	if (!(tk->flags & TSCOPE_JSON_GRAPH))
 		return;
 	for (size_t i = 0; i < n; i++) {
-		struct hold_ctx h = {tk, i, NULL, NULL};
+		struct hold_ctx h = {tk, i, NULL, NULL, false};
 		future_each_local(s, &tk->tasks[i].chain, 0, on_local, &h);
+		scan_combinators(&h, &tk->tasks[i].chain, 0);
 	}
 	/* Values the host found in synchronous frames of threads. */
 	for (size_t k = 0; k < s->nthread_values; k++) {
@@ -1885,7 +2340,7 @@ void graph_build(struct tokio *tk)
 		fr.function = tv->function;
 		fr.file = tv->file;
 		fr.line = tv->line;
-		struct hold_ctx h = {tk, ti, &fr, tv->name};
+		struct hold_ctx h = {tk, ti, &fr, tv->name, true};
 		scan_value(&h, (struct tval){tv->addr, tv->type}, 0);
 		/* The frame gives where the local was declared. */
 		for (size_t r = 0; r < g->nres; r++)
@@ -2106,6 +2561,8 @@ void graph_free(struct tokio *tk)
 	free(g->res);
 	u64map_free(&g->by_key);
 	u64map_free(&g->by_hdr);
+	u64map_free(&g->may_hold);
+	u64map_free(&g->may_io);
 	for (size_t i = 0; i < g->ndiags; i++) {
 		free(g->diags[i].tasks);
 		free(g->diags[i].res);
@@ -2115,6 +2572,10 @@ void graph_free(struct tokio *tk)
 	free(g->wait_res);
 	free(g->wait_side);
 	free(g->wait_at);
+	for (size_t i = 0; g->bw && i < tk->ntasks; i++)
+		free(g->bw[i]);
+	free(g->bw);
+	free(g->nbw);
 	free(g);
 	tk->graph = NULL;
 }

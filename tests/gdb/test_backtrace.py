@@ -367,8 +367,15 @@ def test_async_task_human_view(scenarios):
     assert re.search(r"^  state:\s+%s \(state word 0x[0-9a-f]+" % t["state"], text, re.M), text
     assert re.search(r"^  future:\s+%s::\{async_fn_env#\d+\} @0x[0-9a-f]+$"
                      % re.escape(helpers.future_function(t["future_type"])), text, re.M), text
-    assert re.search(r"^  location:\s+\S*%s:%d$" % (re.escape(t["file"]), t["chain"][0]["line"]),
-                     text, re.M), text
+    # location: the user location (innermost user frame, and its function
+    # when that is not the task's own); root: the root future's await
+    inner, root = t["chain"][-1], t["chain"][0]
+    assert re.search(r"^  location:\s+\S*%s:%d( in %s)?$" % (
+        re.escape(t["file"]), inner["line"], re.escape(inner.get("function") or "")), text, re.M), text
+    if inner is not root:
+        assert re.search(r"^  root:\s+\S*%s:%d in %s$" % (
+            re.escape(t["file"]), root["line"], re.escape(helpers.future_function(t["future_type"]))),
+            text, re.M), text
     assert "Await chain:" in text and "stock = " in text, text
     task = helpers.parse_json_section(parts[1], "async task --json", err)
     assert task["id"] == t["id"] and task["state"] == t["state"], task

@@ -74,7 +74,7 @@ def test_live_process_lists_the_truth_tasks(live):
         sc.name, sorted(expected), sorted(found))
     wrong = []
     for tid, t in expected.items():
-        loc = found[tid].get("location") or {}
+        loc = helpers.root_loc(found[tid])
         if found[tid].get("state") != t["state"]:
             wrong.append("task %d: state expected %r, found %r"
                          % (tid, t["state"], found[tid].get("state")))
@@ -99,7 +99,7 @@ def test_live_process_human_view(live):
     assert any(l.startswith("%d task%s on 1 runtime" % (n, "" if n == 1 else "s"))
                for l in text.splitlines()), text
     for t in truth["tasks"]:
-        where = "%s:%d" % (t["file"], t["chain"][0]["line"])
+        where = "%s:%d" % (t["file"], t["chain"][-1]["line"])  # the user location
         assert any(l.split()[:1] == [str(t["id"])] and where in l for l in text.splitlines()), (
             "task %d at %s not in:\n%s" % (t["id"], where, text))
 
@@ -125,6 +125,6 @@ def test_live_process_through_gdbs_own_memory_reader(live, monkeypatch):
     monkeypatch.setenv("TASKSCOPE_READER", "gdb")
     model = helpers.gdb_json(None, None, pid=pid)
     assert model["target"] == "debugger target", model["target"]
-    found = {t["id"]: (t.get("location") or {}).get("line") for t in model["tasks"]}
+    found = {t["id"]: helpers.root_loc(t).get("line") for t in model["tasks"]}
     expected = {t["id"]: t["chain"][0]["line"] for t in truth["tasks"]}
     assert found == expected, "expected %s, found %s" % (expected, found)

@@ -259,9 +259,9 @@ def _truth_keys(t):
 
 
 def _root_function(found_task):
-    """The async fn a found task runs, in truth form: its location's
+    """The async fn a found task runs, in truth form: its root location's
     function, else its outermost async fn/block frame."""
-    loc = found_task.get("location") or {}
+    loc = helpers.root_loc(found_task)
     if loc.get("function"):
         return _norm(loc["function"])
     user = [f for f in found_task.get("frames") or [] if f.get("kind") in ("async fn", "async block")]
@@ -304,7 +304,7 @@ def _pair(case):
         if bt:
             key = _found_key(f.get("frames"), {"file": tfile})
         else:
-            key = ((f.get("location") or {}).get("line"),)
+            key = (helpers.root_loc(f).get("line"),)
         groups[root.get(fid) or _root_function(f)].append((fid, key))
     by_fn = defaultdict(list)
     for t in truth:
@@ -366,16 +366,17 @@ def _set_problems(case):
     if p["invented"]:
         probs.append("%d tasks found that the truth does not have, e.g. %s"
                      % (len(p["invented"]), ", ".join(
-                         "%s (%s)" % (f.get("id"), (f.get("location") or {}).get("function"))
+                         "%s (%s)" % (f.get("id"), helpers.root_loc(f).get("function"))
                          for f in p["invented"][:5])))
     return probs
 
 
-def _location_problem(t, loc):
-    """What is wrong with `location` of truth task t (None if right)."""
-    c0 = t["chain"][0]
+def _location_problem(t, loc, user=False):
+    """What is wrong with `root_location` (@user: `location`, the truth
+    chain's innermost frame) of truth task t (None if right)."""
+    c0 = t["chain"][-1 if user else 0]
     file_ = str(loc.get("file") or "")
-    if not helpers.function_matches(t["function"], loc.get("function")):
+    if not user and not helpers.function_matches(t["function"], loc.get("function")):
         return "location.function: expected %s, found %s" % (t["function"], loc.get("function"))
     if c0.get("macro") and helpers.is_macro_file(file_):
         if "/macros/%s.rs" % c0["macro"] not in file_:
@@ -417,7 +418,8 @@ def test_matrix_tasks_match_truth(case):
                 continue
             if f.get("state") != t["state"]:
                 wrong.append("%s: state expected %s, found %s" % (_describe(t), t["state"], f.get("state")))
-            prob = _location_problem(t, f.get("location") or {})
+            prob = _location_problem(t, helpers.root_loc(f)) or \
+                _location_problem(t, f.get("location") or {}, user=True)
             if prob:
                 wrong.append("%s: %s" % (_describe(t), prob))
         assert not wrong, "%d tasks wrong, e.g. %s" % (len(wrong), "; ".join(wrong[:5]))

@@ -19,7 +19,12 @@ of its awaits (`park!`).  Per scenario:
 - diagnoses: `async diagnose` reports each truth deadlock over exactly its
              tasks and nothing beyond the truth as certain or likely;
 - no_body_leaf: no chain frame is a `<leaf> core::option::Option<...Body...>`
-             (a plain field taken for the awaited future).
+             (a plain field taken for the awaited future);
+- location:  each truth task's `location` (JSON) is its user location, the
+             innermost frame of its truth chain (for a handler: inside
+             hyper's task, not axum's or hyper's own line), and the row of
+             `info async-tasks` shows that file:line, with the function when
+             it is not the task's root.
 
 A check that fails with today's decoder is in KNOWN_BUGS (strict xfail):
 when the decoder is fixed it turns into XPASS(strict), the signal to drop
@@ -41,14 +46,11 @@ CAPTURE_TIMEOUT = 1800
 
 STACKS = ["axum_h1", "axum_h2", "axum_deadlock", "hyper_server", "tonic_stream",
           "reqwest_client", "warp_server"]
-CHECKS = ["tasks", "handlers", "others", "diagnoses", "no_body_leaf"]
+CHECKS = ["tasks", "handlers", "others", "diagnoses", "no_body_leaf", "location"]
 
 # (scenario, check) -> what is wrong today.  Strict: a fix is an XPASS that
 # fails the run until its entry is removed here.
 KNOWN_BUGS = {
-    ("axum_deadlock", "diagnoses"): "issue 8: no deadlock found inside axum handlers: the "
-    "guards held by the connection tasks are found, but their waits (a Mutex acquire, a "
-    "oneshot Receiver, inside a branch of axum's PollFn) are not waits in the graph",
 }
 
 _captured = {}
@@ -238,8 +240,34 @@ def _check_no_body_leaf(sc):
         sc.name, bad[:10])
 
 
+def _check_location(sc):
+    doc = _doc(sc, "info async-tasks --json")
+    found = {t.get("id"): t for t in doc["tasks"]}
+    rc, text, out, err = helpers.gdb_text(sc.exe, sc.core, "info async-tasks")
+    rows = {}
+    for line in (text or "").splitlines():
+        m = re.match(r"^(\d+)\s+(idle|notified|running|cancelled|complete)\b", line)
+        if m:
+            rows[int(m.group(1))] = line
+    wrong = []
+    for t in sc.truth["tasks"]:
+        inner = t["chain"][-1]
+        loc = (found.get(t["id"]) or {}).get("location") or {}
+        if not (str(loc.get("file") or "").endswith(t["file"]) and loc.get("line") == inner["line"]
+                and helpers.function_matches(inner.get("function"), _plain(loc.get("function")))):
+            wrong.append("task %d %s: location expected %s:%d in %s, found %s:%s in %s" % (
+                t["id"], t["name"], t["file"], inner["line"], inner.get("function"),
+                loc.get("file"), loc.get("line"), loc.get("function")))
+            continue
+        row = rows.get(t["id"], "")
+        if "%s:%d" % (t["file"], inner["line"]) not in row:
+            wrong.append("task %d: %s:%d not in its row %r" % (t["id"], t["file"], inner["line"], row))
+    assert not wrong, "%s:\n%s" % (sc.name, "\n".join(wrong))
+
+
 _CHECKS = {"tasks": _check_tasks, "handlers": _check_handlers, "others": _check_others,
-           "diagnoses": _check_diagnoses, "no_body_leaf": _check_no_body_leaf}
+           "diagnoses": _check_diagnoses, "no_body_leaf": _check_no_body_leaf,
+           "location": _check_location}
 
 
 @pytest.mark.parametrize("name,check", _params())

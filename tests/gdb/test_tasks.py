@@ -30,23 +30,26 @@ def _diff(expected, found, what):
     return "%s: expected %r, found %r" % (what, expected, found)
 
 
-def _expected_location(t):
-    """What `location` should say for truth task t: (line or None,
-    "macro" | "unresumed" | "dynamic" | None).
+def _expected_location(t, user=False):
+    """What `root_location` (or with @user, `location`) should say for
+    truth task t: (line or None, "macro" | "unresumed" | "dynamic" | None).
+    The root is the truth chain's outermost frame, the user location its
+    innermost (every frame of a truth chain is in the scenario's own file).
 
     - "dynamic" tasks (busy loops) are dumped at any moment: no line claim;
     - a running task reports its state machine's last await
-      ("last_await_line"), or "unresumed" if it never suspended;
+      ("last_await_line"), or "unresumed" if it never suspended (root only);
     - a join!/select! await may be located inside tokio's macro source."""
-    if t.get("dynamic"):
+    if t.get("dynamic") or (user and t.get("state") == "running"):
         return None, "dynamic"
     if t.get("state") == "running":
         if t.get("last_await_line") is None:
             return None, "unresumed"
         return t["last_await_line"], None
-    if t["chain"][0].get("macro"):
-        return t["chain"][0]["line"], "macro"
-    return t["chain"][0]["line"], None
+    c = t["chain"][-1] if user else t["chain"][0]
+    if c.get("macro"):
+        return c["line"], "macro"
+    return c["line"], None
 
 
 def test_json_lists_exactly_the_live_task_ids(case):
@@ -73,13 +76,14 @@ def test_json_task_state_matches_truth(case):
     assert not wrong, "%s: (id, expected state, found state): %s" % (sc.name, wrong[:20])
 
 
-def test_json_location_is_the_root_await_line(case):
-    sc, model = case
+def _location_problems(sc, model, user):
     found = _by_id(model["tasks"])
     wrong = []
     for t in sc.truth["tasks"]:
-        loc = (found.get(t["id"]) or {}).get("location") or {}
-        exp_line, how = _expected_location(t)
+        got = found.get(t["id"]) or {}
+        loc = (got.get("location") or {}) if user else helpers.root_loc(got)
+        exp_line, how = _expected_location(t, user)
+        mac = t["chain"][-1 if user else 0].get("macro")
         if how == "dynamic":
             continue
         if how == "unresumed":
@@ -94,22 +98,36 @@ def test_json_location_is_the_root_await_line(case):
             if not file_ok or (str(loc.get("file", "")).endswith(t["file"])
                                and loc.get("line") != exp_line):
                 wrong.append("task %d: expected %s:%d or tokio's macros/%s.rs, found %s:%s"
-                             % (t["id"], t["file"], exp_line, t["chain"][0]["macro"],
+                             % (t["id"], t["file"], exp_line, mac,
                                 loc.get("file"), loc.get("line")))
             continue
         file_ok = str(loc.get("file", "")).endswith(t["file"])
         if loc.get("line") != exp_line or not file_ok:
             wrong.append("task %d: expected %s:%d, found %s:%s"
                          % (t["id"], t["file"], exp_line, loc.get("file"), loc.get("line")))
+    return wrong
+
+
+def test_json_root_location_is_the_root_await_line(case):
+    sc, model = case
+    wrong = _location_problems(sc, model, user=False)
     assert not wrong, "%s:\n%s" % (sc.name, "\n".join(wrong[:20]))
 
 
-def test_json_location_names_the_async_fn(case):
+def test_json_location_is_the_innermost_user_await(case):
+    """`location` is the user location (Delve's): the innermost frame in
+    the program's own code, the truth chain's innermost frame."""
+    sc, model = case
+    wrong = _location_problems(sc, model, user=True)
+    assert not wrong, "%s:\n%s" % (sc.name, "\n".join(wrong[:20]))
+
+
+def test_json_root_location_names_the_async_fn(case):
     sc, model = case
     found = _by_id(model["tasks"])
     wrong = []
     for t in sc.truth["tasks"]:
-        loc = (found.get(t["id"]) or {}).get("location") or {}
+        loc = helpers.root_loc(found.get(t["id"]) or {})
         exp = helpers.future_function(t["future_type"])
         if not helpers.function_matches(exp, loc.get("function")):
             wrong.append("task %d: expected %r, found %r" % (t["id"], exp, loc.get("function")))
@@ -137,16 +155,15 @@ def test_json_location_is_a_suspended_await(case):
     sc, model = case
     unresumed = {t["id"] for t in sc.truth["tasks"]
                  if _expected_location(t)[1] == "unresumed"}
-    wrong = [(t["id"], (t.get("location") or {}).get("state"),
-              (t.get("location") or {}).get("await_index"))
+    wrong = [(t["id"], helpers.root_loc(t).get("state"), helpers.root_loc(t).get("await_index"))
              for t in model["tasks"] if t["id"] not in unresumed
-             and ((t.get("location") or {}).get("state") != "suspended"
-                  or not isinstance((t.get("location") or {}).get("await_index"), int))]
+             and (helpers.root_loc(t).get("state") != "suspended"
+                  or not isinstance(helpers.root_loc(t).get("await_index"), int))]
     assert not wrong, ("%s: every parked task should be 'suspended' at an integer "
                        "await_index; (id, state, await_index) found: %s" % (sc.name, wrong[:20]))
     found = _by_id(model["tasks"])
-    wrong = [(i, (found.get(i) or {}).get("location")) for i in sorted(unresumed)
-             if ((found.get(i) or {}).get("location") or {}).get("state") != "unresumed"]
+    wrong = [(i, helpers.root_loc(found.get(i) or {})) for i in sorted(unresumed)
+             if helpers.root_loc(found.get(i) or {}).get("state") != "unresumed"]
     assert not wrong, ("%s: running tasks that never suspended should be 'unresumed'; "
                        "(id, location) found: %s" % (sc.name, wrong))
 
@@ -205,7 +222,7 @@ def test_human_view_has_one_line_per_task_and_a_summary(scenarios, name):
             if where not in rows[t["id"]]:
                 wrong.append("task %d: expected %r in %r" % (t["id"], where, rows[t["id"]]))
             continue
-        line, how = _expected_location(t)
+        line, how = _expected_location(t, user=True)
         if how == "dynamic":
             continue
         if how == "unresumed":
@@ -215,7 +232,7 @@ def test_human_view_has_one_line_per_task_and_a_summary(scenarios, name):
                              % (t["id"], where, rows[t["id"]]))
             continue
         where = "%s:%d" % (t["file"], line)
-        if how == "macro" and "/macros/%s.rs:" % t["chain"][0]["macro"] in rows[t["id"]]:
+        if how == "macro" and "/macros/%s.rs:" % t["chain"][-1]["macro"] in rows[t["id"]]:
             continue
         if where not in rows[t["id"]]:
             wrong.append("task %d: expected %r in %r" % (t["id"], where, rows[t["id"]]))
@@ -288,7 +305,7 @@ def test_running_task_shows_where_its_thread_is_now(scenarios):
             str(at.get("file", "")).endswith(t["file"]), (
             "task %d: expected running at %s:%d, found %s" % (
                 t["id"], t["file"], t["chain"][0]["line"], at))
-        assert (got.get("location") or {}).get("line") == t["last_await_line"], got.get("location")
+        assert helpers.root_loc(got).get("line") == t["last_await_line"], helpers.root_loc(got)
 
 
 def test_two_runtimes_in_one_process(scenarios):
@@ -305,7 +322,7 @@ def test_two_runtimes_in_one_process(scenarios):
     wrong = []
     for t in sc.truth["tasks"]:
         got = found[t["id"]]
-        line = (got.get("location") or {}).get("line")
+        line = helpers.root_loc(got).get("line")
         if line != t["chain"][0]["line"]:
             wrong.append("task %d: line expected %d, found %s" % (t["id"], t["chain"][0]["line"], line))
         if by_index.get(got["runtime"]) != t["runtime_flavor"]:
