@@ -1,8 +1,9 @@
 """Real service stacks (issue 8): axum 0.8 over HTTP/1.1 and HTTP/2, a
 deadlock inside axum handlers, a plain hyper 1.x server and a tower stack,
 a tonic 0.14 gRPC service with unary and server-streaming calls and a
-deadlock, reqwest 0.13 clients waiting on a slow axum server, and a
-warp 0.4 service (core-fixtures/stacks, captured by
+deadlock, reqwest 0.13 clients waiting on a slow axum server, a
+warp 0.4 service, and a deadlock through a tower concurrency limit's
+permit in an axum service (core-fixtures/stacks, captured by
 core-fixtures/capture-stacks).
 
 Each program drives itself into a known state with its own HTTP clients
@@ -45,7 +46,7 @@ CAPTURE_STACKS = os.path.join(helpers.REPO, "core-fixtures", "capture-stacks")
 CAPTURE_TIMEOUT = 1800
 
 STACKS = ["axum_h1", "axum_h2", "axum_deadlock", "hyper_server", "tonic_stream",
-          "reqwest_client", "warp_server"]
+          "reqwest_client", "warp_server", "tower_deadlock"]
 CHECKS = ["tasks", "handlers", "others", "diagnoses", "no_body_leaf", "location"]
 
 # (scenario, check) -> what is wrong today.  Strict: a fix is an XPASS that
