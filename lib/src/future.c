@@ -223,7 +223,11 @@ static void collect_owned(struct decoder *d, struct tval v, int depth,
 		add_owned(out, v, NULL);
 		return;
 	}
-	if (depth >= 8)
+	/* deep enough for a future inside a service a combinator holds:
+	 * tower's Oneshot { state: NotReady { svc: ConcurrencyLimit {
+	 * semaphore: PollSemaphore { permit_fut: Option<(u32,
+	 * ReusableBoxFuture { boxed: Pin<Box<dyn Future>> })> } } } } */
+	if (depth >= 12)
 		return;
 	if (t->tag == DW_TAG_pointer_type || t->tag == DW_TAG_reference_type) {
 		struct tval pv;

@@ -204,6 +204,8 @@ static size_t get_res(struct graph *g, enum res_kind kind, uint64_t key,
 			r->addr = addr;
 			r->type_name = type_name;
 		}
+		if (!r->type_name)
+			r->type_name = type_name; /* a permit names what an Acquire did not */
 		return idx - 1;
 	}
 	struct resource r = {0};
@@ -703,6 +705,7 @@ struct hold_ctx {
 	const struct fframe *frame;
 	const char *local;
 	bool transient; /* frame is not one of the task's chain */
+	bool skip_futures; /* fields of a hand-written future: its futures are frames */
 };
 
 static void add_holder_shared(struct hold_ctx *h, enum res_kind kind,
@@ -760,36 +763,51 @@ static bool is_holder_type(const char *n)
  * in Option<Callback> four levels down.  State machines are frames of
  * their own (scanned with their liveness); Vec is looked into at the top
  * (scan_value) only.  Memoized; a type being computed counts as "no". */
-static bool type_may_contain(struct tokio *tk, struct u64map *memo_map,
-			     bool (*is)(const char *), uint64_t type, int depth)
+/* @cut: the answer "no" was limited by depth (not memoized, nor are the
+ * answers of the types above it). */
+static bool may_contain(struct tokio *tk, struct u64map *memo_map,
+			bool (*is)(const char *), uint64_t type, int depth, bool *cut)
 {
 	uint64_t memo;
 	if (u64map_get(memo_map, type, &memo))
 		return memo == 2;
+	if (depth >= 32) {
+		*cut = true;
+		return false;
+	}
 	const struct ttype *t;
 	struct tscope_error *err = type_strip(tk->s->prog, type, &t);
 	if (err) {
 		tscope_error_destroy(err);
 		return false;
 	}
-	bool yes = false;
-	if (t->tag == DW_TAG_structure_type && depth < 32) {
+	bool yes = false, mine = false;
+	if (t->tag == DW_TAG_structure_type) {
 		const char *n = t->name ? t->name : "";
 		if (is(n)) {
 			yes = true;
-		} else if (!strstr(n, "{async_fn_env#") && !strstr(n, "{async_block_env#") &&
+		} else if (!(t->has_variants && t->discr.name && !strcmp(t->discr.name, "__state")) &&
 			   !starts(n, "alloc::") && !starts(n, "std::")) {
-			u64map_put(memo_map, type, 1);
+			/* (an async state machine is a frame of its own; a type
+			 * generic over one, tower's ResponseFuture<F>, is not) */
 			for (size_t i = 0; !yes && i < t->nmembers; i++)
-				yes = type_may_contain(tk, memo_map, is, t->members[i].type,
-						       depth + 1);
+				yes = may_contain(tk, memo_map, is, t->members[i].type, depth + 1, &mine);
 			for (size_t i = 0; !yes && i < t->nvariants; i++)
-				yes = type_may_contain(tk, memo_map, is,
-						       t->variants[i].member.type, depth + 1);
+				yes = may_contain(tk, memo_map, is, t->variants[i].member.type,
+						  depth + 1, &mine);
 		}
 	}
-	u64map_put(memo_map, type, yes ? 2 : 1);
+	if (yes || !mine)
+		u64map_put(memo_map, type, yes ? 2 : 1);
+	*cut |= mine && !yes;
 	return yes;
+}
+
+static bool type_may_contain(struct tokio *tk, struct u64map *memo_map,
+			     bool (*is)(const char *), uint64_t type, int depth)
+{
+	bool cut = false;
+	return may_contain(tk, memo_map, is, type, depth, &cut);
 }
 
 static bool type_may_hold(struct tokio *tk, uint64_t type, int depth)
@@ -829,6 +847,14 @@ static bool find_owned_io(struct tokio *tk, struct tval v, int depth, struct tva
 	return false;
 }
 
+/* A future's type, as the chain decoder sees it (its own frame). */
+static bool is_future_type(struct tscope_session *s, const struct ttype *t)
+{
+	return (t->has_variants && t->discr.name && !strcmp(t->discr.name, "__state")) ||
+	       starts(t->name, "core::pin::Pin<") || starts(t->name, "alloc::boxed::Box<") ||
+	       program_is_future(s->prog, t->name);
+}
+
 static void scan_value(struct hold_ctx *h, struct tval v, int depth)
 {
 	struct tscope_session *s = h->tk->s;
@@ -841,7 +867,7 @@ static void scan_value(struct hold_ctx *h, struct tval v, int depth)
 	const char *n = t->name;
 	struct tval p, q;
 	uint64_t key;
-	if (t->tag != DW_TAG_structure_type)
+	if (t->tag != DW_TAG_structure_type || (h->skip_futures && is_future_type(s, t)))
 		return;
 	if (starts(n, "tokio::sync::mutex::MutexGuard<")) {
 		if (member_addr(s, v, "lock", &p) && deref_ptr(s, p, &q) && sem_of(s, q, &key))
@@ -964,7 +990,11 @@ static void scan_combinators(struct hold_ctx *h, const struct fchain *c, int dep
 		for (size_t b = 0; b < f->nbranches; b++)
 			scan_combinators(h, &f->branches[b], depth + 1);
 		const struct ttype *t;
-		if (f->kind != FRAME_COMBINATOR || type_strip(s->prog, f->v.type, &t) ||
+		/* combinators, and leaves that are no tokio primitive (h1's
+		 * client Dispatcher keeps the callbacks of its requests) */
+		if ((f->kind != FRAME_COMBINATOR &&
+		     (f->kind != FRAME_LEAF || starts(f->type_name, "tokio::"))) ||
+		    type_strip(s->prog, f->v.type, &t) ||
 		    t->tag != DW_TAG_structure_type || !type_may_hold(h->tk, f->v.type, 0))
 			continue;
 		struct tval v = f->v;
@@ -973,12 +1003,17 @@ static void scan_combinators(struct hold_ctx *h, const struct fchain *c, int dep
 			if (!val_ok(val_variant(s, v, &m, &v)) || type_strip(s->prog, v.type, &t))
 				continue;
 		}
+		/* a field that is a future is a frame of its own (tower's
+		 * ResponseFuture { inner: F, _permit }: the permit is the
+		 * concurrency limit's, not the outer future's) */
 		h->frame = f;
+		h->skip_futures = true;
 		for (size_t k = 0; k < t->nmembers; k++) {
 			h->local = t->members[k].name;
 			scan_value(h, (struct tval){v.addr + t->members[k].offset,
 						    t->members[k].type}, 1);
 		}
+		h->skip_futures = false;
 	}
 }
 
@@ -1415,7 +1450,8 @@ static void narrate_cycle(struct tokio *tk, size_t *cyc, size_t n,
 			sb_puts(o, "; ");
 		sb_who(o, tk, ti);
 		sb_printf(o, " waits at %s:%u %s ", short_file(w->file), w->line,
-			  side_verbs[side]);
+			  r->kind == RES_SEMAPHORE && side == SIDE_ACQUIRE
+				  ? "for a permit of" : side_verbs[side]);
 		describe_res(tk, r, o);
 		const struct holder *h = NULL;
 		for (size_t i = 0; i < r->nholders; i++)
@@ -1442,8 +1478,11 @@ static void narrate_cycle(struct tokio *tk, size_t *cyc, size_t n,
 			if (h->taken_line)
 				sb_printf(o, " taken at %s:%u)", short_file(h->file),
 					  h->taken_line);
-			else
+			else if (h->file)
 				sb_printf(o, ", live at %s:%u)", short_file(h->file), h->line);
+			else /* a field of a hand-written future */
+				sb_printf(o, " in %.*s)", h->function ? (int)strcspn(h->function, "<") : 1,
+					  h->function ? h->function : "?");
 		}
 	}
 	sb_puts(o, ". Cycle: ");
@@ -2323,7 +2362,7 @@ void graph_build(struct tokio *tk)
 	if (!(tk->flags & TSCOPE_JSON_GRAPH))
 		return;
 	for (size_t i = 0; i < n; i++) {
-		struct hold_ctx h = {tk, i, NULL, NULL, false};
+		struct hold_ctx h = {tk, i, NULL, NULL, false, false};
 		future_each_local(s, &tk->tasks[i].chain, 0, on_local, &h);
 		scan_combinators(&h, &tk->tasks[i].chain, 0);
 	}
@@ -2340,7 +2379,7 @@ void graph_build(struct tokio *tk)
 		fr.function = tv->function;
 		fr.file = tv->file;
 		fr.line = tv->line;
-		struct hold_ctx h = {tk, ti, &fr, tv->name, true};
+		struct hold_ctx h = {tk, ti, &fr, tv->name, true, false};
 		scan_value(&h, (struct tval){tv->addr, tv->type}, 0);
 		/* The frame gives where the local was declared. */
 		for (size_t r = 0; r < g->nres; r++)

@@ -287,3 +287,26 @@ def test_truth_records_the_in_flight_handlers(stack, name):
     assert all(t["chain"] and t["file"].endswith("src/bin/%s.rs" % name) for t in handlers)
     assert len({t["id"] for t in sc.truth["tasks"]}) == len(sc.truth["tasks"])
     assert sc.truth["tokio"] and sc.truth["flavor"] == "multi_thread"
+
+
+def test_names_as_written_and_wide_keeps_them(stack):
+    """`info async-tasks` names futures as the user wrote them (hyper's and
+    axum's generic arguments and rustc's `{async_fn#0}` elided); `--wide`
+    prints each task's root future whole, as the JSON has it."""
+    sc = stack("axum_h2")
+    doc = _doc(sc, "info async-tasks --json")
+    rc, parts, out, err = helpers.gdb_sections(sc.exe, sc.core, ["info async-tasks",
+                                                                 "info async-tasks --wide"])
+    assert rc == 0 and parts[0] and parts[1], err
+
+    def rows(text):
+        return {int(m.group(1)): line for line in text.splitlines()
+                for m in [re.match(r"^(\d+)\s+(idle|notified|running)\b", line)] if m}
+    short, wide = rows(parts[0]), rows(parts[1])
+    generic = [t for t in doc["tasks"] if "<" in (t.get("root_future") or "")]
+    assert generic, "truth changed: no task with a generic root future"
+    for t in generic:
+        assert t["root_future"] in wide[t["id"]], (t["root_future"], wide[t["id"]])
+        future_col = short[t["id"]].split(None, 2)[2]
+        assert "<" not in future_col.split("  ")[0], short[t["id"]]
+        assert "{async_fn#0}" not in short[t["id"]], short[t["id"]]
