@@ -31,6 +31,7 @@ TOKIO_SCENARIOS = [
     "panicked",
     # waker graph and diagnoses (issue 4)
     "three_cycle",
+    "two_cycles",
     "futurelock",
     "blocked_worker",
     "lost_wakeup",
@@ -138,6 +139,32 @@ def gdb_text(exe, core=None, command="info async-tasks", pid=None):
     return rc, after_begin(out), out, err
 
 
+_SCHEMA = []
+
+
+def schema_problems(doc, definition=None):
+    """Where @doc does not validate against docs/schema.json (jsonschema;
+    @definition: one of its $defs, e.g. "task"), as a list of messages."""
+    import jsonschema
+    if not _SCHEMA:
+        with open(os.path.join(REPO, "docs", "schema.json")) as f:
+            _SCHEMA.append(json.load(f))
+    schema = _SCHEMA[0]
+    if definition:
+        schema = dict(schema["$defs"][definition], **{"$defs": schema["$defs"]})
+    v = jsonschema.Draft202012Validator(schema)
+    return ["%s: %s" % ("/".join(str(p) for p in e.absolute_path) or "(top)", e.message)
+            for e in sorted(v.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))]
+
+
+def assert_schema(doc, command):
+    """Every JSON document a command prints validates against the schema
+    (a task for `async task`), so output and schema cannot drift apart."""
+    probs = schema_problems(doc, "task" if command.startswith("async task ") else None)
+    assert not probs, "%r: its JSON does not validate against docs/schema.json:\n%s" % (
+        command, "\n".join(probs[:20]))
+
+
 def gdb_json(exe, core=None, command="info async-tasks --json", pid=None):
     """Run a --json command and return the parsed document.  Raises
     AssertionError with gdb's output when gdb fails or prints no JSON."""
@@ -147,10 +174,12 @@ def gdb_json(exe, core=None, command="info async-tasks --json", pid=None):
         raise AssertionError("gdb %r on %s %s failed (exit %d)\nstdout:\n%s\nstderr:\n%s"
                              % (command, exe, where, rc, out[-4000:], err[-4000:]))
     try:
-        return json.loads(text)
+        doc = json.loads(text)
     except ValueError as e:
         raise AssertionError("%r on %s %s printed no valid JSON after the marker (%s):\n%s"
                              "\nstderr:\n%s" % (command, exe, where, e, text[:4000], err))
+    assert_schema(doc, command)
+    return doc
 
 
 def elf_build_id(path):
@@ -329,10 +358,12 @@ def parse_json_section(text, command, err=""):
     if not text:
         raise AssertionError("%r printed nothing; stderr:\n%s" % (command, err[-4000:]))
     try:
-        return json.loads(text)
+        doc = json.loads(text)
     except ValueError as e:
         raise AssertionError("%r printed no valid JSON (%s):\n%s\nstderr:\n%s"
                              % (command, e, text[:3000], err[-3000:]))
+    assert_schema(doc, command)
+    return doc
 
 
 # ------------------------------------------------------------ core offsets

@@ -13,12 +13,36 @@ import gdb
 from . import binding, render
 
 
+_OUTPUT = []  # the --output FILE of the command running, if any
+
+
 def write_json(doc):
-    """One JSON document on gdb's stdout: indented when small enough to
-    read, compact when large (100k tasks: indenting alone takes seconds)."""
+    """One JSON document: indented when small enough to read, compact when
+    large (100k tasks: indenting alone takes seconds).  On gdb's stdout,
+    or with --output FILE in that file alone (clean JSON whatever else gdb
+    prints: `[New LWP ...]`, detach lines)."""
     big = len(doc.get("tasks", ())) > 2000 if isinstance(doc, dict) else False
     text = json.dumps(doc, separators=(",", ":")) if big else json.dumps(doc, indent=1)
+    if _OUTPUT and _OUTPUT[-1]:
+        path = os.path.expanduser(_OUTPUT[-1])
+        tmp = path + ".tmp"
+        try:
+            with open(tmp, "w") as f:
+                f.write(text + "\n")
+            os.replace(tmp, path)
+        except OSError as e:
+            raise gdb.GdbError("taskscope: cannot write %s: %s (give a writable path to "
+                               "--output)" % (path, e.strerror))
+        return
     gdb.write(text + "\n")
+
+
+def add_json_args(parser, group=None):
+    """--json, and --output FILE (the JSON document into FILE; implies --json)."""
+    (group or parser).add_argument("--json", action="store_true",
+                                   help="print the taskscope/1 JSON document")
+    parser.add_argument("--output", "-o", metavar="FILE",
+                        help="write the JSON document to FILE (implies --json)")
 
 
 class _Debug(gdb.Parameter):
@@ -382,8 +406,15 @@ class TaskscopeCommand(gdb.Command):
         except _HelpShown:
             gdb.write(self.parser.format_help())
             return
+        if getattr(args, "output", None):
+            args.json = True
+            for other in ("dot",):
+                if getattr(args, other, False):
+                    raise gdb.GdbError("taskscope: --output writes the JSON document; "
+                                       "it does not go with --%s" % other)
         self._json = bool(getattr(args, "json", False))
         self._incomplete = None
+        _OUTPUT.append(getattr(args, "output", None))
         try:
             self.run(args)
         except binding.TaskscopeError as e:
@@ -396,6 +427,8 @@ class TaskscopeCommand(gdb.Command):
             raise gdb.GdbError(
                 "taskscope: internal error: %s: %s (set taskscope-debug on for "
                 "a traceback, and please report it)" % (type(e).__name__, e))
+        finally:
+            _OUTPUT.pop()
         if self._incomplete:
             raise gdb.GdbError(self._incomplete)
 
@@ -412,7 +445,7 @@ class TaskscopeCommand(gdb.Command):
 class InfoAsyncTasks(TaskscopeCommand):
     """List the async tasks of the program: one line per task.
 
-Usage: info async-tasks [--json] [--wide] [--state STATE] [--limit N]
+Usage: info async-tasks [--json | --output FILE] [--wide] [--state STATE] [--limit N]
 
 Each line shows the task id, its state (idle, notified, running, cancelled,
 complete), the thread polling it if running, its future (the async fn it
@@ -424,12 +457,13 @@ Works on core files and live processes (tokio 1.20+ with debug info;
 the tested toolchains and builds are in docs/supported.md).
 
   --json          print the taskscope/1 JSON document instead
+  --output FILE   write that JSON document to FILE (clean JSON for scripts)
   --wide          keep names whole (generic arguments, rustc's {async_fn#0})
   --state STATE   only tasks in this state
   --limit N       stop walking task lists after N tasks"""
 
     parser = _ArgParser(prog="info async-tasks", add_help=True)
-    parser.add_argument("--json", action="store_true", help="print the taskscope/1 JSON document")
+    add_json_args(parser)
     parser.add_argument("--wide", action="store_true", help="keep names whole (generic arguments)")
     parser.add_argument("--state", help="only tasks in this state (idle, notified, running, cancelled, complete)")
     parser.add_argument("--limit", type=int, default=0, help="stop walking task lists after N tasks")
@@ -515,7 +549,7 @@ def gdb_local_formatter():
 class AsyncBacktrace(TaskscopeCommand):
     """Await chain of a task (or of all tasks), innermost await first.
 
-Usage: async backtrace [ID|all] [--full] [--wide] [--group] [--json]
+Usage: async backtrace [ID|all] [--full] [--wide] [--group] [--json | --output FILE]
 Alias: async bt
 
 Frame #0 is what the task waits on (a leaf future such as a lock acquire,
@@ -527,14 +561,16 @@ Timeout, ...) are frames too, with one indented chain per branch.
   --full    also show the locals live across each await
   --wide    keep names whole (generic arguments, rustc's {async_fn#0})
   --group   coalesce tasks with identical chains, with counts
-  --json    print {"schema", "tasks": [{"id", "future", "frames": [...]}]}"""
+  --json    print {"schema", "tasks": [...]}: the tasks of `info async-tasks
+            --json`, each with its "frames"
+  --output FILE  the JSON document into FILE (clean JSON for scripts)"""
 
     parser = _ArgParser(prog="async backtrace", add_help=True)
     parser.add_argument("which", nargs="?", default="all", help="a task id, or all (default)")
     parser.add_argument("--full", action="store_true", help="show the locals live across each await")
     parser.add_argument("--wide", action="store_true", help="keep names whole (generic arguments)")
     parser.add_argument("--group", action="store_true", help="coalesce tasks with identical chains")
-    parser.add_argument("--json", action="store_true", help="print the taskscope/1 JSON document")
+    add_json_args(parser)
 
     def __init__(self, name="async backtrace"):
         super().__init__(name, gdb.COMMAND_STACK)
@@ -546,8 +582,7 @@ Timeout, ...) are frames too, with one indented chain per branch.
         block_on = model.get("block_on", []) if args.which in (None, "all") else []
         if args.json:
             doc = {"schema": model["schema"],
-                   "tasks": [{k: t.get(k) for k in ("id", "state", "future", "frames")}
-                             for t in tasks],
+                   "tasks": tasks,
                    "block_on": block_on,
                    "complete": model.get("complete", True),
                    "errors": model.get("errors", []),
@@ -574,14 +609,14 @@ Timeout, ...) are frames too, with one indented chain per branch.
 class AsyncTask(TaskscopeCommand):
     """Everything known about one task.
 
-Usage: async task ID [--json]
+Usage: async task ID [--json | --output FILE]
 
 State word and flags, reference count, runtime, thread polling it, the
 task's address and future type, then its await chain with locals."""
 
     parser = _ArgParser(prog="async task", add_help=True)
     parser.add_argument("id")
-    parser.add_argument("--json", action="store_true")
+    add_json_args(parser)
 
     def __init__(self):
         super().__init__("async task", gdb.COMMAND_STACK)
@@ -655,7 +690,7 @@ task's root future.  Example: print $async_future(7, 1).stock"""
 class AsyncGraph(TaskscopeCommand):
     """The waker graph: resources, who holds them, who waits on them.
 
-Usage: async graph [--dot | --json]
+Usage: async graph [--dot | --json | --output FILE]
 
 Resources are tokio primitives found from the tasks' await chains (Mutex,
 RwLock, Semaphore, mpsc and oneshot channels, Notify, JoinHandle, sleep).
@@ -664,12 +699,13 @@ guard or permit), can-wake (resource -> task holding the other end of a
 channel, or the joined task), joins (task -> JoinHandle).
 
   --dot     Graphviz source (render with: dot -Tsvg)
-  --json    the taskscope/1 document with resources, edges, diagnoses"""
+  --json    the taskscope/1 document with resources, edges, diagnoses
+  --output FILE  that JSON document into FILE"""
 
     parser = _ArgParser(prog="async graph", add_help=True)
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument("--dot", action="store_true")
-    fmt.add_argument("--json", action="store_true")
+    add_json_args(parser, fmt)
 
     def __init__(self):
         super().__init__("async graph", gdb.COMMAND_STACK)
@@ -727,7 +763,7 @@ def _candidate_addresses(val):
 class AsyncWaiters(TaskscopeCommand):
     """Tasks waiting on the resource EXPR evaluates to.
 
-Usage: async waiters EXPR [--json]
+Usage: async waiters EXPR [--json | --output FILE]
 
 EXPR is any gdb expression for a tokio Mutex, RwLock, Semaphore, Notify,
 a channel end (Sender, Receiver, oneshot), or an Arc/reference to one,
@@ -735,7 +771,7 @@ e.g.  async waiters $async_future(3, 5).inventory"""
 
     parser = _ArgParser(prog="async waiters", add_help=True)
     parser.add_argument("expr", nargs="+")
-    parser.add_argument("--json", action="store_true")
+    add_json_args(parser)
 
     def __init__(self):
         super().__init__("async waiters", gdb.COMMAND_STACK)
@@ -818,7 +854,7 @@ def add_running_positions(model):
 class AsyncDiagnose(TaskscopeCommand):
     """Find what is stuck for good, and say why.
 
-Usage: async diagnose [--json]
+Usage: async diagnose [--json | --output FILE]
 
   deadlock        a cycle of tasks each waiting for a lock, channel or task
                   that only another task of the cycle can release
@@ -831,7 +867,7 @@ Unknown wakers (IO, timers, a Notify, a holder outside any task) never make
 a task "stuck": no false alarms, at the price of missing some."""
 
     parser = _ArgParser(prog="async diagnose", add_help=True)
-    parser.add_argument("--json", action="store_true")
+    add_json_args(parser)
 
     def __init__(self):
         super().__init__("async diagnose", gdb.COMMAND_STACK)
@@ -849,10 +885,10 @@ a task "stuck": no false alarms, at the price of missing some."""
                 if detail:
                     d["thread_detail"] = detail
         if args.json:
-            gdb.write(json.dumps({"schema": model["schema"], "diagnoses": diags,
-                                  "task_count": len(model["tasks"]),
-                                  "complete": model.get("complete", True),
-                                  "errors": model.get("errors", [])}, indent=1) + "\n")
+            write_json({"schema": model["schema"], "diagnoses": diags,
+                        "task_count": len(model["tasks"]),
+                        "complete": model.get("complete", True),
+                        "errors": model.get("errors", [])})
             return
         for line in render.diagnose_lines(model):
             gdb.write(line + "\n")

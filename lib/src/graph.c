@@ -137,6 +137,15 @@ struct diag {
 	size_t ntasks;
 	size_t *res;
 	size_t nres;
+	/* deadlocks: the cycle (task indices in order: each waits on what
+	 * the next holds) and the tasks blocked behind it, each with the
+	 * task it waits for */
+	size_t *cycle;
+	size_t ncycle;
+	struct blocked_rec {
+		size_t task, waits_for; /* task indices */
+	} *blocked;
+	size_t nblocked;
 	struct strbuf text;
 };
 
@@ -1636,6 +1645,7 @@ static void find_deadlocks_mode(struct tokio *tk, enum wake_mode mode,
 						enum side sd;
 						const struct waiter *w;
 						PUSH(d->tasks, d->ntasks, cyc[k]);
+						PUSH(d->cycle, d->ncycle, cyc[k]);
 						reported[cyc[k]] = true;
 						if (cycle_wait(tk, cyc[k], cyc[(k + 1) % m], &ri, &sd, &w))
 							PUSH(d->res, d->nres, ri);
@@ -1665,24 +1675,43 @@ static void find_deadlocks_mode(struct tokio *tk, enum wake_mode mode,
 			pos[path[k]] = -1;
 		}
 	}
-	/* Blocked behind a cycle but not on it: attach to the first deadlock
-	 * of this pass. */
+	/* Blocked behind a cycle but not on it: attributed to the deadlock of
+	 * this pass whose cycle its chain of first wakers reaches. */
 	for (size_t i = 0; i < n; i++) {
 		if (!in[i] || reported[i] || g->ndiags <= first)
 			continue;
 		struct diag *d = NULL;
-		for (size_t k = first; k < g->ndiags; k++)
-			if (!strcmp(g->diags[k].kind, "deadlock"))
-				d = &g->diags[k];
+		size_t cur = i, waits_for = SIZE_MAX;
+		for (size_t hop = 0; hop < n && !d; hop++) {
+			size_t cnt, nx = SIZE_MAX;
+			wakers_of(tk, cur, wk, &cnt, 64, mode);
+			for (size_t j = 0; j < cnt && nx == SIZE_MAX; j++)
+				if (in[wk[j]])
+					nx = wk[j];
+			if (nx == SIZE_MAX)
+				break;
+			if (waits_for == SIZE_MAX)
+				waits_for = nx;
+			for (size_t k = first; k < g->ndiags && !d; k++)
+				for (size_t c = 0; c < g->diags[k].ncycle && !d; c++)
+					if (g->diags[k].cycle[c] == nx &&
+					    !strcmp(g->diags[k].kind, "deadlock"))
+						d = &g->diags[k];
+			cur = nx;
+		}
 		if (d) {
-			PUSH(d->tasks, d->ntasks, i);
+			struct blocked_rec b = {i, waits_for};
+			PUSH(d->blocked, d->nblocked, b);
 			reported[i] = true;
 			const struct waiter *w = g->wait_res[i] ? &g->wait_at[i]
 				: g->nbw[i] ? &g->bw[i][0].at : NULL;
 			sb_puts(&d->text, " ");
 			sb_who(&d->text, tk, i);
-			sb_printf(&d->text, " waits at %s:%u behind it.",
-				  short_file(w ? w->file : NULL), w ? w->line : 0);
+			sb_printf(&d->text, " waits at %s:%u for %s",
+				  short_file(w ? w->file : NULL), w ? w->line : 0,
+				  tk->tasks[waits_for].pseudo ? "" : "task ");
+			sb_who_as(&d->text, tk, waits_for, WHO_SHORT);
+			sb_puts(&d->text, ", behind the cycle.");
 		}
 	}
 out2:
@@ -2464,6 +2493,87 @@ static void render_threads(struct tokio *tk, const size_t *ids, size_t n,
 	sb_puts(o, "]");
 }
 
+static void render_at(const struct waiter *w, struct strbuf *o)
+{
+	sb_puts(o, "{\"function\": ");
+	sb_json_string(o, w ? w->function : NULL);
+	sb_puts(o, ", \"file\": ");
+	sb_json_string(o, w ? w->file : NULL);
+	sb_printf(o, ", \"line\": %u}", w ? w->line : 0);
+}
+
+/* A deadlock's cause apart from its consequences: "cycle", the ordered
+ * steps (task -> the resource it waits on -> the task holding it, which
+ * is the next step's task), and "blocked", the tasks stuck behind it,
+ * each with the task it waits for. */
+static void render_structure(struct tokio *tk, const struct diag *d, struct strbuf *o)
+{
+	struct graph *g = tk->graph;
+	if (d->ncycle) {
+		sb_puts(o, ", \"cycle\": [");
+		for (size_t k = 0; k < d->ncycle; k++) {
+			size_t ti = d->cycle[k], next = d->cycle[(k + 1) % d->ncycle], ri = 0;
+			enum side side = SIDE_WAIT;
+			const struct waiter *w = NULL;
+			bool ok = cycle_wait(tk, ti, next, &ri, &side, &w);
+			sb_puts(o, k ? ", {" : "{");
+			sb_who_as(o, tk, ti, WHO_JSON);
+			sb_puts(o, ", \"waits_at\": ");
+			render_at(w, o);
+			if (!ok) {
+				sb_puts(o, ", \"resource\": null, \"held_by\": null}");
+				continue;
+			}
+			sb_printf(o, ", \"side\": \"%s\", \"resource\": %zu, \"held_by\": ",
+				  side_names[side], ri);
+			const struct resource *r = &g->res[ri];
+			const struct holder *h = NULL;
+			for (size_t i = 0; i < r->nholders && !h; i++)
+				if (r->holders[i].task == next)
+					h = &r->holders[i];
+			sb_puts(o, "{");
+			sb_who_as(o, tk, next, WHO_JSON);
+			if (r->kind == RES_JOIN) {
+				sb_puts(o, ", \"how\": \"completion\"}}");
+				continue;
+			}
+			if (!h) {
+				sb_puts(o, ", \"how\": \"dormant\"}}");
+				continue;
+			}
+			sb_printf(o, ", \"how\": \"%s\", \"local\": ", side_names[h->how]);
+			sb_json_string(o, h->local);
+			sb_puts(o, ", \"function\": ");
+			sb_json_string(o, h->function);
+			sb_puts(o, ", \"file\": ");
+			sb_json_string(o, h->file);
+			if (h->taken_line)
+				sb_printf(o, ", \"taken_line\": %u", h->taken_line);
+			sb_puts(o, "}}");
+		}
+		sb_puts(o, "]");
+	}
+	if (d->ncycle || d->nblocked) {
+		sb_puts(o, ", \"blocked\": [");
+		for (size_t k = 0; k < d->nblocked; k++) {
+			const struct blocked_rec *b = &d->blocked[k];
+			sb_puts(o, k ? ", {" : "{");
+			sb_who_as(o, tk, b->task, WHO_JSON);
+			const struct waiter *w = g->wait_res[b->task] ? &g->wait_at[b->task]
+				: g->nbw[b->task] ? &g->bw[b->task][0].at : NULL;
+			sb_puts(o, ", \"waits_at\": ");
+			render_at(w, o);
+			if (b->waits_for != SIZE_MAX) {
+				sb_puts(o, ", \"waits_for\": {");
+				sb_who_as(o, tk, b->waits_for, WHO_JSON);
+				sb_puts(o, "}");
+			}
+			sb_puts(o, "}");
+		}
+		sb_puts(o, "]");
+	}
+}
+
 void graph_render(struct tokio *tk, struct strbuf *o)
 {
 	struct graph *g = tk->graph;
@@ -2577,7 +2687,9 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 		sb_puts(o, ", \"resources\": [");
 		for (size_t k = 0; k < d->nres; k++)
 			sb_printf(o, "%s%zu", k ? ", " : "", d->res[k]);
-		sb_printf(o, "], \"confidence\": \"%s\", \"confidence_reason\": ",
+		sb_puts(o, "]");
+		render_structure(tk, d, o);
+		sb_printf(o, ", \"confidence\": \"%s\", \"confidence_reason\": ",
 			  confidence_names[d->conf]);
 		sb_json_string(o, d->reason);
 		sb_puts(o, ", \"text\": ");
@@ -2605,6 +2717,8 @@ void graph_free(struct tokio *tk)
 	for (size_t i = 0; i < g->ndiags; i++) {
 		free(g->diags[i].tasks);
 		free(g->diags[i].res);
+		free(g->diags[i].cycle);
+		free(g->diags[i].blocked);
 		sb_free(&g->diags[i].text);
 	}
 	free(g->diags);

@@ -3,6 +3,7 @@ graph`, `async waiters` and the "waits_on" of `info async-tasks --json`,
 checked against the resources, waits and diagnoses each scenario recorded
 in its truth.json."""
 
+import json
 import re
 from collections import Counter
 
@@ -13,7 +14,7 @@ import helpers
 # Scenarios whose truth makes a claim: "diagnoses", or (the original ones)
 # a deadlock "cycle".
 DIAGNOSED = ["mutex_deadlock", "mutex_deadlock_current_thread", "mutex_deadlock_release",
-             "channel_cycle", "three_cycle", "futurelock", "blocked_worker",
+             "channel_cycle", "three_cycle", "two_cycles", "futurelock", "blocked_worker",
              "lost_wakeup", "lost_wakeup_release", "rwlock", "healthy_busy", "network_wait", "sleepers",
              "starvation", "sync_holder", "combinators", "forgotten_waker"]
 # Healthy (or merely waiting) programs: no deadlock, no futurelock.
@@ -79,6 +80,53 @@ def test_diagnoses_equal_truth(scenarios, name):
                       for d in doc["diagnoses"]))
     assert not doc.get("errors"), doc.get("errors")
     assert doc.get("complete") is True
+
+
+DEADLOCKED = ["mutex_deadlock", "mutex_deadlock_current_thread", "mutex_deadlock_release",
+              "channel_cycle", "three_cycle", "two_cycles"]
+
+
+@pytest.mark.parametrize("name", DEADLOCKED)
+def test_deadlock_cause_apart_from_consequences(scenarios, name):
+    """A deadlock's JSON says its cause apart from its consequences:
+    "tasks" and "cycle" are the cycle (each step: the task, where it
+    waits, the resource, and the holder, which is the next step's task),
+    "blocked" the tasks stuck behind it, each attributed to the cycle it
+    waits on and naming the task it waits for: as the truth recorded."""
+    sc = scenarios(name)
+    doc = _diagnose(sc)
+    found = [d for d in doc["diagnoses"] if d["kind"] == "deadlock"]
+    exp = [d for d in _truth_diagnoses(sc.truth) if d["kind"] == "deadlock"]
+    assert len(found) == len(exp), (exp, [d["tasks"] for d in found])
+    for e in exp:
+        d = next((d for d in found if sorted(d["tasks"]) == sorted(e["tasks"])), None)
+        assert d is not None, "deadlock over %s not found: %s" % (e["tasks"], [x["tasks"] for x in found])
+        steps = d.get("cycle") or []
+        assert [s["task"] for s in steps] == d["tasks"], (steps, d["tasks"])
+        for k, s in enumerate(steps):
+            nxt = steps[(k + 1) % len(steps)]["task"]
+            assert (s.get("held_by") or {}).get("task") == nxt, (k, s, nxt)
+            assert isinstance(s.get("resource"), int) and s["waits_at"].get("line"), s
+            assert str(s["waits_at"].get("file") or "").endswith(sc.truth["tasks"][0].get("file", "")), s
+        got_blocked = sorted((b["task"], (b.get("waits_for") or {}).get("task")) for b in d.get("blocked", []))
+        exp_blocked = sorted((b["task"], b["waits_for"]) for b in e.get("blocked", []))
+        assert got_blocked == exp_blocked, "%s: blocked behind %s: expected %s, found %s" % (
+            name, e["tasks"], exp_blocked, got_blocked)
+
+
+def test_output_file_is_clean_json(scenarios, tmp_path):
+    """--output FILE writes the JSON document alone, whatever else gdb
+    prints on stdout (`[New LWP ...]`, the detach line): what the guide's
+    batch recipe feeds to scripts."""
+    sc = scenarios("two_cycles")
+    out = tmp_path / "diag.json"
+    rc, text, stdout, err = helpers.gdb_text(sc.exe, sc.core, "async diagnose --output %s" % out)
+    assert rc == 0, err
+    doc = json.loads(out.read_text())
+    helpers.assert_schema(doc, "async diagnose")
+    assert sorted(sorted(d["tasks"]) for d in doc["diagnoses"] if d["kind"] == "deadlock") == \
+        sorted(sorted(d["tasks"]) for d in _truth_diagnoses(sc.truth) if d["kind"] == "deadlock")
+    assert "{" not in (text or ""), "the document went to stdout too: %r" % text[:200]
 
 
 @pytest.mark.parametrize("name", DIAGNOSED)
