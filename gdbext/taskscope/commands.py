@@ -489,7 +489,7 @@ the tested toolchains and builds are in docs/supported.md).
 class AsyncPrefix(gdb.Command):
     """Inspect the async tasks of a Rust program (taskscope).
 
-Subcommands: backtrace (bt), task, graph, waiters, diagnose.
+Subcommands: backtrace (bt), task, graph, waiters, diagnose, signature.
 See also: info async-tasks, the $async_future(ID[, LEVEL]) function, and
 `set taskscope-debug on` for tracebacks of internal errors."""
 
@@ -961,6 +961,36 @@ class PollFrameFilter:
         return fobj
 
 
+class AsyncSignature(TaskscopeCommand):
+    """A stable signature of what this dump is about, for triage.
+
+Usage: async signature [--json | --output FILE]
+
+A short hash, then the kind of finding and the frames it was computed
+from: a crash's location function and the crashing task's chain; for a
+hang, the diagnosis kind and the functions where the tasks of its cycle
+wait. No addresses, task ids or line numbers enter it, so two dumps of the
+same bug get the same signature across rebuilds, and different bugs do
+not.  Without any finding the kind is `none` (or `incomplete`).
+
+  --json          {"signature", "kind", "frames", "confidence"}
+  --output FILE   that document into FILE"""
+
+    parser = _ArgParser(prog="async signature", add_help=True)
+    add_json_args(parser)
+
+    def __init__(self):
+        super().__init__("async signature", gdb.COMMAND_STACK)
+
+    def run(self, args):
+        sig = render.signature(self.load(graph=True))
+        if args.json:
+            write_json(dict(sig, schema="taskscope/1"))
+        else:
+            for line in render.signature_lines(sig):
+                gdb.write(line + "\n")
+
+
 _registered = False
 
 
@@ -977,6 +1007,7 @@ def register():
     AsyncGraph()
     AsyncWaiters()
     AsyncDiagnose()
+    AsyncSignature()
     AsyncFutureFunction()
     if hasattr(gdb, "frame_filters"):
         PollFrameFilter()

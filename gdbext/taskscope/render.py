@@ -2,7 +2,10 @@
 too)."""
 
 import functools
+import hashlib
+import json
 import os
+import re
 
 STATE_ORDER = ["running", "notified", "idle", "cancelled", "complete"]
 
@@ -429,3 +432,64 @@ def graph_dot(model):
             e["from"], e["to"], e["kind"], style))
     lines.append("}")
     return lines
+
+
+# ------------------------------------------------------------ signature
+
+# Which finding a dump is filed under, most telling first.
+SIGNATURE_KINDS = ["crash", "deadlock", "futurelock", "lost-wakeup", "blocked-worker",
+                   "starvation", "long-poll"]
+
+
+def signature_name(name):
+    """A function as a signature frame: as written (display_name), and
+    rustc's per-module numbering of impls, closures and blocks dropped
+    (`{impl#4}` -> `{impl}`), which moves when unrelated code is added."""
+    return re.sub(r"\{(impl|closure|async_block|async_fn)#\d+\}", r"{\1}", display_name(name))
+
+
+def signature(model):
+    """{"signature", "kind", "frames", "confidence"}: a stable short hash of
+    what a dump is about, and the frames it was computed from. The finding
+    it is filed under is the first of SIGNATURE_KINDS among the firm ones
+    (certain, likely; `possible` ones only when there is nothing else).
+    Frames: a crash's location function and the crashing task's chain
+    (innermost first); a deadlock's cycle functions (where each task of
+    the cycle waits), sorted; other findings' tasks' user-location
+    functions, sorted. No addresses, ids or lines: two dumps of one bug
+    cluster together across rebuilds."""
+    diags = model.get("diagnoses") or []
+    by_task = {t.get("id"): t for t in model.get("tasks", [])}
+
+    def rank(d):
+        k = d.get("kind")
+        return (d.get("confidence") == "possible",
+                SIGNATURE_KINDS.index(k) if k in SIGNATURE_KINDS else len(SIGNATURE_KINDS))
+    def frames_of(d):
+        if d["kind"] == "crash":
+            return [signature_name(f) for f in (d.get("frames") or []) if f]
+        if d.get("cycle"):
+            return sorted({signature_name((s.get("waits_at") or {}).get("function"))
+                           for s in d["cycle"]})
+        return sorted({signature_name(((by_task.get(i) or {}).get("location") or {}).get("function")
+                                      or (by_task.get(i) or {}).get("future"))
+                       for i in d.get("tasks", [])})
+    # equal rank (two deadlocks): the one whose frames sort first
+    ranked = sorted(((rank(d), frames_of(d), d) for d in diags), key=lambda x: (x[0], x[1]))
+    if not ranked:
+        kind = "incomplete" if incomplete_note(model) else "none"
+        frames, conf = [], None
+    else:
+        _r, frames, d = ranked[0]
+        kind, conf = d["kind"], d.get("confidence")
+    text = json.dumps([kind] + frames)
+    return {"signature": hashlib.sha256(text.encode()).hexdigest()[:16], "kind": kind,
+            "frames": frames, "confidence": conf}
+
+
+def signature_lines(sig):
+    out = ["%s  %s%s" % (sig["signature"], sig["kind"],
+                         " [%s]" % sig["confidence"] if sig.get("confidence") not in (None, "certain")
+                         else "")]
+    out.extend("  " + f for f in sig["frames"])
+    return out

@@ -145,3 +145,15 @@ def test_bad_arguments_are_usage_errors(sc):
     assert rc == 2 and "usage:" in err, (rc, err)
     rc, out, err = run_cli("frobnicate", sc.exe, sc.core)
     assert rc == 2 and "usage:" in err, (rc, err)
+
+
+def test_signature_same_in_cli_and_gdb(sc):
+    """`taskscope signature --json` and gdb's `async signature --json` give
+    the same signature and frames on the same core."""
+    rc, out, err = run_cli("signature", "--json", sc.exe, sc.core)
+    assert rc == 0, err
+    cli = json.loads(out)
+    helpers.assert_schema(cli, "taskscope signature")
+    gdb = helpers.gdb_json(sc.exe, sc.core, "async signature --json")
+    assert (cli["signature"], cli["kind"], cli["frames"]) == (gdb["signature"], gdb["kind"], gdb["frames"])
+    assert cli["kind"] == "deadlock", cli

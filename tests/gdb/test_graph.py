@@ -531,3 +531,33 @@ def test_sockets_are_io_resources_with_their_fd_and_interest(scenarios):
                              % (tid, res["name"], res["fd"], io.get(tid)))
     assert not wrong, "\n".join(wrong)
     assert model["diagnoses"] == [], model["diagnoses"]
+
+
+def _signature(sc):
+    return helpers.gdb_json(sc.exe, sc.core, "async signature --json")
+
+
+def test_signature_is_the_bug_not_the_build(scenarios):
+    """`async signature`: the frames are where the truth's cycle tasks wait
+    (the innermost frame of each one's truth chain), sorted; the same bug
+    built twice (debug and release) gets the same signature, other bugs
+    and a healthy program other ones."""
+    sigs = {}
+    for name in ("mutex_deadlock", "mutex_deadlock_release", "three_cycle", "two_cycles",
+                 "channel_cycle", "healthy_busy"):
+        sc = scenarios(name)
+        sig = _signature(sc)
+        assert len(sig["signature"]) == 16 and int(sig["signature"], 16) >= 0, sig
+        by_id = {t["id"]: t for t in sc.truth["tasks"]}
+        exp = [d for d in _truth_diagnoses(sc.truth) if d["kind"] == "deadlock"]
+        if exp:
+            assert sig["kind"] == "deadlock", (name, sig)
+            candidates = [sorted({by_id[i]["chain"][-1]["function"] for i in d["tasks"]}) for d in exp]
+            assert any(len(c) == len(sig["frames"]) and all(
+                helpers.function_matches(e, f) for e, f in zip(c, sig["frames"])) for c in candidates), (
+                name, sig["frames"], candidates)
+        else:
+            assert sig["kind"] == "none" and sig["frames"] == [], (name, sig)
+        sigs[name] = sig["signature"]
+    assert sigs["mutex_deadlock"] == sigs["mutex_deadlock_release"], sigs
+    assert len(set(sigs.values())) == len(sigs) - 1, sigs

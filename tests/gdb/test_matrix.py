@@ -579,3 +579,27 @@ def test_matrix_runtime_matches_truth(case):
         assert rts[0]["tokio_version"] == expect, (
             "runtimes[0].tokio_version: expected %s, found %s"
             % (expect, rts[0]["tokio_version"]))
+
+
+def test_signature_same_bug_same_signature_across_builds():
+    """`async signature` of mx_deadlock (one bug) is the same in every
+    cell's build (toolchains from rustc 1.63 to the nightly, legacy and v0
+    symbols, tokio 1.20 to 1.54, debug and release), and mx_current's
+    (another bug) differs from it in each cell."""
+    sigs = {}
+    for cell, scenario in PARAMS:
+        if scenario not in ("mx_deadlock", "mx_current") or CELLS[cell].get("expect_error"):
+            continue
+        proc = subprocess.run([MATRIX_CAPTURE, cell, scenario, OUTDIR], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=CAPTURE_TIMEOUT)
+        if proc.returncode != 0:
+            continue  # unsupported cells (and failures, reported by the tests above)
+        d = os.path.join(OUTDIR, cell, scenario)
+        sig = helpers.gdb_json(os.path.join(d, "exe"), os.path.join(d, "core"), "async signature --json")
+        sigs.setdefault(scenario, {})[cell] = (sig["signature"], sig["kind"], tuple(sig["frames"]))
+    if not sigs.get("mx_deadlock"):
+        pytest.skip("no matrix cell selected (TASKSCOPE_MATRIX=none)")
+    dl = set(sigs["mx_deadlock"].values())
+    assert len(dl) == 1 and next(iter(dl))[1] == "deadlock", sigs["mx_deadlock"]
+    cur = set(sigs.get("mx_current", {}).values())
+    assert not cur & dl, (sigs.get("mx_current"), dl)
