@@ -43,8 +43,9 @@ def _candidates():
         return
     checkout = os.path.dirname(os.path.dirname(_HERE))
     yield os.path.join(checkout, "build", "libtaskscope.so")
-    # Installed: <prefix>/share/taskscope/gdbext/taskscope -> <prefix>/lib*
-    prefix = os.path.dirname(os.path.dirname(os.path.dirname(checkout)))
+    # Installed: <prefix>/share/taskscope/gdbext/taskscope, so checkout is
+    # <prefix>/share/taskscope -> <prefix>/lib*
+    prefix = os.path.dirname(os.path.dirname(checkout))
     for libdir in ("lib", "lib64", "lib/x86_64-linux-gnu"):
         yield os.path.join(prefix, libdir, "libtaskscope.so.0")
     yield "libtaskscope.so.0"
