@@ -10,7 +10,7 @@ import struct
 
 import gdb
 
-from . import binding, render
+from . import binding, crash, render
 
 
 _OUTPUT = []  # the --output FILE of the command running, if any
@@ -436,6 +436,8 @@ class TaskscopeCommand(gdb.Command):
         """The model, noting (and, in text mode, printing first) whether the
         decode is incomplete; invoke() then fails with that note."""
         model = (session or open_session()).tasks(**kw)
+        if model.get("crash"):
+            crash.crash_diagnosis(model)
         self._incomplete = render.incomplete_note(model)
         if self._incomplete and not self._json:
             gdb.write(self._incomplete + "\n")
@@ -577,7 +579,7 @@ Timeout, ...) are frames too, with one indented chain per branch.
 
     def run(self, args):
         session = open_session()
-        model = session.tasks(frames=True, locals=args.full)
+        model = self.load(session, frames=True, locals=args.full)
         tasks = _select_tasks(model, args.which)
         block_on = model.get("block_on", []) if args.which in (None, "all") else []
         if args.json:

@@ -36,7 +36,16 @@ def relativize(text):
     return text.replace(cwd, "") if cwd != "/" else text
 
 
+def _live_user(task):
+    return next((f for f in task.get("live_frames") or [] if f.get("user") and f.get("line")), None)
+
+
 def location_text(task, wide=False):
+    if task.get("crashed") and _live_user(task):
+        f = _live_user(task)
+        return "%s:%s (crashed: %s) in %s" % (short_path(f.get("file")), f.get("line"),
+                                              task["crashed"].get("signal"),
+                                              display_name(f.get("function"), wide))
     if task.get("running_at"):
         r = task["running_at"]
         return "%s:%s (running)" % (short_path(r.get("file")), r.get("line"))
@@ -340,6 +349,16 @@ def backtrace_lines(model, tasks, group=False, thread_label=None, local_fmt=None
             out.append(task_title(t, thread_label, wide))
             if t.get("error"):
                 out.append("  <unreadable: %s>" % t["error"])
+            if t.get("live_frames"):
+                # polled when the core was written: its thread's stack is
+                # its code now, the await stored in its future is stale
+                out.append("  live frames (the stack of the thread polling it%s):" % (
+                    ", which crashed with %s" % t["crashed"]["signal"] if t.get("crashed") else ""))
+                for f in t["live_frames"]:
+                    out.append("#%-3d %s%s at %s:%s" % (
+                        f["level"], "" if f.get("user") else "  ", display_name(f.get("function"), wide),
+                        short_path(f.get("file")), f.get("line")))
+                continue
             for f in t.get("frames") or []:
                 out.extend(frame_lines(f, "", local_fmt, wide))
             out.append("")
@@ -493,3 +512,47 @@ def signature_lines(sig):
                          else "")]
     out.extend("  " + f for f in sig["frames"])
     return out
+
+
+def crash_basic(model):
+    """Without gdb's unwinder (the CLI): the crash from the library alone,
+    first of the diagnoses: the thread, signal, panic message and the task
+    it was polling, with that task's await chain as stored (its live frames
+    need gdb: `gdb EXE CORE -ex 'async diagnose'`)."""
+    c = model.get("crash")
+    if not c or any(d.get("kind") == "crash" for d in model.get("diagnoses", [])):
+        return None
+    task = next((t for t in model.get("tasks", []) if c.get("task") is not None
+                 and t.get("id") == c["task"]), None)
+    chain = []
+    for f in (task or {}).get("frames") or []:
+        if f.get("kind") in ("async fn", "async block") and f.get("file") and \
+                not _is_dependency(f.get("file")):
+            fn = signature_name(f.get("function"))
+            if not chain or chain[-1] != fn:
+                chain.append(fn)
+    who = "thread %d" % c["thread"]
+    if task is not None:
+        who += " (task %s %s)" % (task["id"], future_text(task))
+    elif c.get("task") is not None:
+        who += " (task %s, a blocking-pool task)" % c["task"]
+    text = "%s died of %s" % (who, c["signal_name"])
+    if c.get("message"):
+        text += ": panicked with %r" % c["message"]
+    if chain:
+        text += "; its await chain as stored: " + " <- ".join(chain)
+    text += " (live frames and the crash line: gdb EXE CORE -ex 'async diagnose')"
+    d = {"kind": "crash", "tasks": [c["task"]] if c.get("task") is not None else [],
+         "threads": [c["thread"]], "signal": c["signal_name"], "message": c.get("message"),
+         "frames": chain, "confidence": "certain",
+         "confidence_reason": "the core was written for this thread's fatal signal (its notes)",
+         "text": text}
+    model.setdefault("diagnoses", []).insert(0, d)
+    return d
+
+
+def _is_dependency(path):
+    return (path.startswith(("/rustc/", "/usr/share/cargo/registry/"))
+            or any(s in path for s in ("/.cargo/registry/src/", "/.cargo/git/checkouts/",
+                                       "/vendor/", "/lib/rustlib/src/rust/"))
+            or re.search(r"/build/[^/]+-[0-9a-f]{16}/out/", path) is not None)

@@ -6,6 +6,7 @@
  */
 #include <elf.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -612,6 +613,159 @@ static void collect_task(struct tokio *tk, size_t rt, uint64_t hdr,
 	}
 }
 
+static const char *signal_name(int sig)
+{
+	switch (sig) {
+	case SIGSEGV: return "SIGSEGV";
+	case SIGABRT: return "SIGABRT";
+	case SIGBUS: return "SIGBUS";
+	case SIGILL: return "SIGILL";
+	case SIGFPE: return "SIGFPE";
+	case SIGSYS: return "SIGSYS";
+	default: return "?";
+	}
+}
+
+static bool utf8_text(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned char c = p[i];
+		size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		if (!k || i + k > n || (c < 0x20 && c != '\n' && c != '\t'))
+			return false;
+		for (size_t j = 1; j < k; j++)
+			if ((p[i + j] & 0xc0) != 0x80)
+				return false;
+		i += k;
+	}
+	return n > 0;
+}
+
+/* The panic message, from the crashing thread's stack: std's panic
+ * handler builds FormatStringPayload { inner: &PanicMessage, string:
+ * Option<String> } in its frame, and the panic hook fills `string` with
+ * the formatted message before the abort.  std's frames have no
+ * variables and its private types no DWARF, so the payload is found by
+ * shape: a String (laid out as the program's DWARF says) of printable
+ * UTF-8, next to a pointer into the stack (`inner`); the innermost one.
+ * NULL if none (a StaticStrPayload of a literal panic! is not found). */
+static char *panic_message(struct tokio *tk, uint64_t sp)
+{
+	struct tscope_session *s = tk->s;
+	uint64_t type = 0, size = 0;
+	struct tval len0, ptr0, cap0;
+	if (!val_ok(tscope_program_find_type(s->prog, "alloc::string::String", &type)) ||
+	    !val_ok(type_size(s, type, &size)) || size != 24 ||
+	    !val_ok(val_find(s, (struct tval){0, type}, "len", 2, &len0)) ||
+	    !val_ok(val_find(s, (struct tval){0, type}, "cap", 5, &cap0)) ||
+	    (!val_ok(val_find(s, (struct tval){0, type}, "pointer", 8, &ptr0)) &&
+	     !val_ok(val_find(s, (struct tval){0, type}, "ptr", 6, &ptr0))))
+		return NULL;
+	/* the stack above sp, a page at a time, up to 256 KiB */
+	enum { PAGE = 4096, MAXSTACK = 256 * 1024 };
+	unsigned char *buf = malloc(MAXSTACK);
+	size_t have = 0;
+	if (!buf)
+		return NULL;
+	while (have < MAXSTACK) {
+		struct tscope_error *err = tscope_target_read(s->target, sp + have, buf + have, PAGE);
+		if (err) {
+			tscope_error_destroy(err);
+			break;
+		}
+		have += PAGE;
+	}
+	char *msg = NULL;
+	for (size_t o = 8; o + 32 <= have && !msg; o += 8) {
+		uint64_t before, after, len, ptr, cap;
+		memcpy(&before, buf + o - 8, 8);
+		memcpy(&after, buf + o + 24, 8);
+		/* `inner` is &PanicMessage { message: &Arguments }: a pointer
+		 * into the stack to a pointer into the stack */
+		bool next_to_stack = false;
+		for (int k = 0; k < 2 && !next_to_stack; k++) {
+			uint64_t q = k ? after : before, qq;
+			if (q >= sp && q - sp <= have - 8) { /* no wrap-around */
+				memcpy(&qq, buf + (q - sp), 8);
+				next_to_stack = qq >= sp && qq < sp + have;
+			}
+		}
+		memcpy(&len, buf + o + len0.addr, 8);
+		memcpy(&ptr, buf + o + ptr0.addr, 8);
+		memcpy(&cap, buf + o + cap0.addr, 8);
+		if (!next_to_stack || !len || len > 65536 || cap < len || cap > (1u << 30) ||
+		    ptr < 65536 || (ptr >= sp && ptr < sp + have))
+			continue;
+		unsigned char *text = malloc(len + 1);
+		if (!text)
+			break;
+		if (val_ok(tscope_target_read(s->target, ptr, text, len)) && utf8_text(text, len)) {
+			text[len] = '\0';
+			msg = (char *)text;
+			/* std's own words when a panic cannot unwind (a double
+			 * panic): not the program's message, and what is beyond
+			 * it is no payload of this panic: no message */
+			if (!strncmp(msg, "thread caused non-unwinding panic", 33)) {
+				free(msg);
+				msg = NULL;
+				break;
+			}
+			/* ...wherever it is on the stack */
+			for (size_t o2 = o + 8; o2 + 33 <= have; o2++)
+				if (!memcmp(buf + o2, "thread caused non-unwinding panic", 33)) {
+					free(msg);
+					msg = NULL;
+					break;
+				}
+			if (!msg)
+				break;
+		} else {
+			free(text);
+		}
+	}
+	free(buf);
+	return msg;
+}
+
+/* "crash": the thread a core was written for when it died of a fatal
+ * signal, the signal, and the task that thread was polling (null: none,
+ * a blocking-pool or plain thread); null for other cores and processes. */
+static void render_crash(struct tokio *tk, struct strbuf *out)
+{
+	int sig = 0;
+	const struct tscope_thread *th = target_crash_thread(tk->s->target, &sig);
+	if (!th) {
+		sb_puts(out, "\"crash\": null,\n");
+		return;
+	}
+	sb_printf(out, "\"crash\": {\"thread\": %d, \"signal\": %d, \"signal_name\": \"%s\"",
+		  th->tid, sig, signal_name(sig));
+	if (th->has_siginfo && th->sig_no == sig) {
+		sb_printf(out, ", \"code\": %d", th->sig_code);
+		if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE)
+			sb_printf(out, ", \"fault_address\": \"0x%llx\"",
+				  (unsigned long long)th->sig_addr);
+	}
+	if (sig == SIGABRT && th->sp) {
+		char *msg = panic_message(tk, th->sp);
+		if (msg) {
+			sb_puts(out, ", \"message\": ");
+			sb_json_string(out, msg);
+			free(msg);
+		}
+	}
+	sb_printf(out, ", \"pc\": \"0x%llx\", \"task\": ", (unsigned long long)th->pc);
+	bool found = false;
+	for (size_t j = 0; j < tk->nthreads && !found; j++)
+		if (tk->threads[j].tid == th->tid && tk->threads[j].has_task) {
+			sb_printf(out, "%llu", (unsigned long long)tk->threads[j].task_id);
+			found = true;
+		}
+	if (!found)
+		sb_puts(out, "null");
+	sb_puts(out, "},\n");
+}
+
 static void render_loc(const struct fframe *loc, struct strbuf *o)
 {
 	sb_puts(o, "{\"function\": ");
@@ -1197,6 +1351,7 @@ struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
 			sb_puts(out, ", \"current_task\": null}");
 	}
 	sb_puts(out, "],\n");
+	render_crash(tk, out);
 	/* complete: every runtime found was walked to its end without an
 	 * error.  Front ends say so before any verdict when it is false. */
 	sb_printf(out, "\"truncated\": %s, \"complete\": %s, ",

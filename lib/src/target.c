@@ -7,6 +7,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,7 +189,7 @@ static void parse_nt_file(struct tscope_target *t, const unsigned char *p,
 static struct tscope_error *parse_core_notes(struct tscope_target *t,
 					     const unsigned char *p, size_t n)
 {
-	size_t off = 0;
+	size_t off = 0, last = SIZE_MAX;
 	while (off + 12 <= n) {
 		uint32_t namesz, descsz, type;
 		memcpy(&namesz, p + off, 4);
@@ -214,6 +215,19 @@ static struct tscope_error *parse_core_notes(struct tscope_target *t,
 			th->has_syscall = true;
 			th->syscall = (int64_t)st.pr_reg[15];
 			th->arg1 = st.pr_reg[13];
+			th->cursig = st.pr_cursig;
+			last = th - t->threads;
+		} else if (type == NT_SIGINFO && descsz >= 24 && last != SIZE_MAX) {
+			/* siginfo_t: si_signo, si_errno, si_code, then (faults)
+			 * si_addr at offset 16; it follows its thread's
+			 * NT_PRSTATUS (gcore: every thread; the kernel: the first) */
+			struct tscope_thread *th = &t->threads[last];
+			int32_t v[3];
+			memcpy(v, desc, sizeof(v));
+			th->has_siginfo = true;
+			th->sig_no = v[0];
+			th->sig_code = v[2];
+			memcpy(&th->sig_addr, desc + 16, 8);
 		} else if (type == NT_AUXV) {
 			parse_auxv(t, desc, descsz);
 		} else if (type == NT_FILE) {
@@ -710,4 +724,22 @@ bool target_segment(struct tscope_target *t, size_t i, uint64_t *vaddr,
 	*flags = s->flags;
 	*data = n ? t->map + s->offset : NULL;
 	return true;
+}
+
+static bool fatal_signal(int sig)
+{
+	return sig == SIGSEGV || sig == SIGABRT || sig == SIGBUS || sig == SIGILL ||
+	       sig == SIGFPE || sig == SIGSYS;
+}
+
+const struct tscope_thread *target_crash_thread(struct tscope_target *t, int *signo)
+{
+	if (t->kind != TARGET_CORE || !t->nthreads)
+		return NULL;
+	const struct tscope_thread *th = &t->threads[0];
+	int sig = th->has_siginfo && fatal_signal(th->sig_no) ? th->sig_no : th->cursig;
+	if (!fatal_signal(sig))
+		return NULL;
+	*signo = sig;
+	return th;
 }

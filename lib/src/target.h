@@ -17,7 +17,20 @@ struct tscope_thread {
 	bool has_syscall;
 	int64_t syscall; /* orig_rax: -1 when not in a system call */
 	uint64_t arg1;   /* rsi: the futex op, for one */
+	/* core files: the signal being delivered (pr_cursig), and the
+	 * siginfo of the thread, when the core has one (NT_SIGINFO) */
+	int cursig;
+	bool has_siginfo;
+	int sig_no, sig_code;
+	uint64_t sig_addr;
 };
+
+/* The thread a core was written for, if it died of a fatal signal (SIGSEGV,
+ * SIGABRT, SIGBUS, SIGILL, SIGFPE, SIGSYS): the first thread of the core's
+ * notes (the kernel and gdb's gcore both put the signalled thread first),
+ * when its pending signal or siginfo is one of those.  NULL otherwise (a
+ * core of a running process: gcore's threads stopped by SIGSTOP). */
+const struct tscope_thread *target_crash_thread(struct tscope_target *t, int *signo);
 
 enum target_kind { TARGET_CORE, TARGET_PID, TARGET_CALLBACK };
 

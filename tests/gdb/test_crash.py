@@ -29,22 +29,24 @@ itself and with plain gdb, independent of taskscope:
              shows the panic/abort machinery or the C function on top, then
              the truth's chain, innermost first, at the truth's lines.
 
-TODO (taskscope, once it reads crash dumps; no tests before the features
-exist):
-- `info async-tasks` on each crash core lists every truth task, the
-  crashing task `running` on the truth's thread (blocking_panic: the
-  blocking job is not a task of the list; settle idle at its JoinHandle
-  await), the bystanders idle at their truth lines;
-- `async bt` of the crashing task: the truth chain, innermost frame at the
-  crash line (what a running task's native stack shows);
-- a crash summary: signal and crashing thread (NT_PRSTATUS/NT_SIGINFO),
-  the task it was polling, the panic message and location recovered from
-  the panic machinery's frames (the `&Location` passed to the
-  `#[track_caller]` function; the payload), the fault address of a
-  SIGSEGV and the C frame above the Rust async fn;
-- double_panic: both panics (first: import_batch, second: Journal::drop)
-  and the runtime's "panic in a destructor during cleanup";
-- the same answers on a kernel core and on a gcore core (CRASH_CORE=gdb)."""
+And what taskscope makes of them (the second half of this module):
+
+- diagnose:   `async diagnose --json` reports the crash first: the truth's
+              thread, task (the blocking job's id for blocking_panic),
+              signal, file:line and function of the crash (segv_ffi: the C
+              function; double_panic: the cleanup in import_batch, where
+              the live stack is, and no message), and the panic message
+              read from the payload on the stack;
+- live frames: the crashing task's frames are its thread's stack, not the
+              await stored in its future: its user frames are the truth's
+              chain at the truth's lines, and its row in `info
+              async-tasks` says "(crashed: SIG...)";
+- signature:  five bugs, five signatures; the CLI agrees on one;
+- no crash:   cores of running processes (gcore) report none.
+
+Not yet (issue 9): both panics of double_panic (the first one's payload
+is in the unwinding exception, not on the stack); the CLI's live frames
+(no unwinder of its own); the same answers checked on gcore cores (CRASH_CORE=gdb)."""
 
 import json
 import os
@@ -327,3 +329,90 @@ def test_gdb_backtrace_of_the_crashing_thread_reaches_the_truth_chain(crash, nam
             assert "core::panicking::panic_in_cleanup" in above, shown
         else:
             assert "panic_abort::__rust_start_panic" in above, shown
+
+
+# ------------------------------------------------------------ taskscope
+
+def _truth_task_listed(sc):
+    c = sc.truth["crash"]
+    return c.get("task") is not None and any(t["id"] == c["task"] for t in sc.truth["tasks"])
+
+
+@pytest.mark.parametrize("name", CRASHES)
+def test_diagnose_reports_the_crash_first(crash, name):
+    """`async diagnose --json` on a crash core: the first diagnosis is the
+    crash, on the truth's thread, task and signal, at the truth's
+    file:line, with the truth's panic message when there is one."""
+    sc = crash(name)
+    c = sc.truth["crash"]
+    doc = helpers.gdb_json(sc.exe, sc.core, "async diagnose --json")
+    d = doc["diagnoses"][0]
+    assert d["kind"] == "crash", doc["diagnoses"]
+    assert d["threads"] == [c["thread"]] and d["signal"] == c["signal"], d
+    if c.get("task") is not None:
+        assert d["tasks"] == [c["task"]], (d["tasks"], c["task"])
+    if name == "double_panic":
+        # the live stack is the cleanup of the first panic: what it shows
+        # is where the destructor ran (import_batch), and no message
+        assert d["crash_kind"] == "double-panic" and d["message"] is None, d
+        assert (d["location"] or {}).get("function") == c["function"], d
+        return
+    loc = d.get("location") or {}
+    if name == "segv_ffi":
+        assert loc.get("function") == "ledger_post" and str(loc.get("file")).endswith("ledger.c"), loc
+    else:
+        assert str(loc.get("file")).endswith(c["file"]) and loc.get("line") == c["line"], (loc, c)
+        assert helpers.function_matches(c["function"], loc.get("function")), (loc, c)
+    assert d.get("message") == c.get("message"), (d.get("message"), c.get("message"))
+
+
+@pytest.mark.parametrize("name", CRASHES)
+def test_crashing_task_shows_its_live_frames(crash, name):
+    """The crashing task's frames are its thread's (live_frames), not the
+    await stored in its state machine: the user frames among them,
+    outermost first, are the truth's chain at the truth's lines."""
+    sc = crash(name)
+    c = sc.truth["crash"]
+    if not _truth_task_listed(sc):
+        pytest.skip("the crashing code is not a listed task (a spawn_blocking closure)")
+    doc = helpers.gdb_json(sc.exe, sc.core, "async bt %d --json" % c["task"])
+    t = doc["tasks"][0]
+    user = [(f["function"], f["line"]) for f in t.get("live_frames") or []
+            if f.get("user") and str(f.get("file")).endswith(".rs")]
+    exp = [(x["function"], x["line"]) for x in reversed(c["chain"])]
+    if name == "double_panic":
+        exp[0] = (exp[0][0], None)  # import_batch is in its cleanup, not at the panic! line
+        user = [(f, None) if i == 0 else (f, l) for i, (f, l) in enumerate(user)]
+    assert len(user) == len(exp) and all(helpers.function_matches(ef, gf) and gl == el
+                                         for (gf, gl), (ef, el) in zip(user, exp)), (user, exp)
+    rc, text, out, err = helpers.gdb_text(sc.exe, sc.core, "info async-tasks")
+    row = [l for l in text.splitlines() if re.match(r"^%d\s" % c["task"], l)]
+    assert row and "(crashed: %s)" % c["signal"] in row[0], row
+
+
+def test_crash_signatures_tell_the_bugs_apart(crash):
+    """Each crash fixture is a different bug: five different signatures,
+    each of kind crash; the CLI computes panic_abort_deep's the same."""
+    sigs = {}
+    for name in CRASHES:
+        sc = crash(name)
+        sig = helpers.gdb_json(sc.exe, sc.core, "async signature --json")
+        assert sig["kind"] == "crash" and sig["frames"], (name, sig)
+        sigs[name] = sig["signature"]
+    assert len(set(sigs.values())) == len(sigs), sigs
+    sc = crash("panic_abort_deep")
+    proc = subprocess.run([os.path.join(helpers.REPO, "cli", "taskscope"), "signature", "--json",
+                           sc.exe, sc.core], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, timeout=helpers.GDB_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["signature"] == sigs["panic_abort_deep"]
+
+
+def test_cores_of_running_processes_report_no_crash(scenarios):
+    """gcore of a live (deadlocked, healthy) process: "crash" is null and
+    no crash is diagnosed."""
+    for name in ("mutex_deadlock", "healthy_busy"):
+        sc = scenarios(name)
+        doc = helpers.gdb_json(sc.exe, sc.core, "async graph --json")
+        assert doc.get("crash") is None, doc.get("crash")
+        assert not [d for d in doc["diagnoses"] if d["kind"] == "crash"]

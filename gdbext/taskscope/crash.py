@@ -1,0 +1,148 @@
+"""Crash cores, with gdb's unwinder: the crashing thread's real frames, the
+task it was polling, where it crashed and with which panic message.
+
+The library says which thread the core was written for and with which
+signal (`"crash"` of the model: the first thread of the core's notes, when
+it died of a fatal signal), which task that thread was polling (tokio's
+CONTEXT) and the panic message (the payload std's panic handler left on
+the stack).  Here gdb unwinds that thread: its frames above the task's
+poll are the task's live code (the suspend point stored in the future is
+stale while it runs) and the innermost frame of the program's own code is
+where it crashed."""
+
+import re
+
+import gdb
+
+from . import render
+
+# Where a task's live frames end: the runtime polling it.
+_BOUNDARY = ("tokio::runtime::task::", "tokio::runtime::scheduler::", "tokio::runtime::blocking::",
+             "tokio::runtime::park::", "tokio::runtime::context::")
+# The machinery between a panic or abort and the signal.
+_MACHINERY = ("std::panicking::", "core::panicking::", "std::sys::", "std::process::abort",
+              "std::rt::", "panic_abort::", "panic_unwind::", "core::option::expect_failed",
+              "core::option::unwrap_failed", "core::result::unwrap_failed",
+              "core::panic::", "std::panic::")
+_PANIC = ("std::panicking::", "core::panicking::")
+
+
+def _dependency(path, objfile_is_main):
+    if not objfile_is_main or not path:
+        return True
+    return (path.startswith(("/rustc/", "/usr/share/cargo/registry/", "library/"))
+            or any(s in path for s in ("/.cargo/registry/src/", "/.cargo/git/checkouts/",
+                                       "/vendor/", "/lib/rustlib/src/rust/"))
+            or re.search(r"/build/[^/]+-[0-9a-f]{16}/out/", path) is not None)
+
+
+def _clean(name):
+    """`app::f::{async_fn#0}` -> `app::f` (the async fn a frame is in)."""
+    return re.sub(r"(::\{(async_fn|async_block|closure)#\d+\})+$", "", name or "??")
+
+
+def thread_frames(tid, limit=128):
+    """The frames of thread @tid, innermost first, down to the runtime's
+    poll of the task (not included): [{"function", "file", "line",
+    "dependency"}], and whether that boundary was reached."""
+    inf = gdb.selected_inferior()
+    selected = gdb.selected_thread()
+    main = gdb.current_progspace().filename
+    out, reached = [], False
+    try:
+        for th in inf.threads():
+            if th.ptid[1] != tid:
+                continue
+            th.switch()
+            f = gdb.newest_frame()
+            while f is not None and len(out) < limit:
+                name = f.name() or "??"
+                if name.startswith(_BOUNDARY):
+                    reached = True
+                    break
+                sal = f.find_sal()
+                path = sal.symtab.fullname() if sal.symtab else None
+                try:
+                    objfile = sal.symtab.objfile.filename if sal.symtab else None
+                except (AttributeError, RuntimeError):
+                    objfile = None
+                out.append({"function": name, "file": path, "line": sal.line or None,
+                            "dependency": _dependency(path, objfile == main)})
+                f = f.older()
+            break
+    except gdb.error:
+        pass
+    finally:
+        if selected is not None and selected.is_valid():
+            selected.switch()
+    return out, reached
+
+
+def crash_diagnosis(model):
+    """Add the crash (kind "crash", first of the diagnoses) to a model
+    whose core was written at a fatal signal; the crashing task gets
+    "live_frames" and "crashed"."""
+    c = model.get("crash")
+    if not c:
+        return None
+    frames, reached = thread_frames(c["thread"])
+    names = [f["function"] for f in frames]
+    panicked = any(n.startswith(_PANIC) for n in names)
+    panics = sum(1 for n in names if n.startswith(("std::panicking::panic_with_hook",
+                                                      "std::panicking::rust_panic_with_hook")))
+    if panics > 1 or any("panic_in_cleanup" in n or "panic_nounwind" in n for n in names):
+        kind = "double-panic"
+    elif panicked:
+        kind = "panic"
+    elif any(n.startswith("std::process::abort") for n in names) or c["signal_name"] == "SIGABRT":
+        kind = "abort"
+    else:
+        kind = "signal"
+    user = [f for f in frames if not f["dependency"] and f["line"]]
+    loc = dict(user[0]) if user else None
+    if loc:
+        loc["function"] = _clean(loc["function"])
+        loc.pop("dependency", None)
+    message = c.get("message")  # the library reads it from the payload on the stack
+    chain = []
+    for f in user:
+        fn = _clean(f["function"])
+        if not chain or chain[-1] != fn:
+            chain.append(fn)
+    task = next((t for t in model.get("tasks", []) if c.get("task") is not None
+                 and t.get("id") == c["task"]), None)
+    live = [{"kind": "live", "function": _clean(f["function"]) if not f["dependency"] else f["function"],
+             "file": f["file"], "line": f["line"], "user": not f["dependency"], "level": i}
+            for i, f in enumerate(frames)]
+    if task is not None:
+        task["crashed"] = {"signal": c["signal_name"], "kind": kind}
+        task["live_frames"] = live
+    c.update({"kind": kind, "location": loc, "message": message, "frames": live,
+              "live_frames_complete": reached})
+    who = "thread %d" % c["thread"]
+    if task is not None:
+        who += " (task %s %s)" % (task["id"], render.future_text(task))
+    elif c.get("task") is not None:
+        # polling a task the runtime does not list: a spawn_blocking one
+        who += " (task %s, a blocking-pool task)" % c["task"]
+    what = {"panic": "panicked", "double-panic": "panicked while panicking",
+            "abort": "aborted", "signal": "crashed"}[kind]
+    text = "%s %s with %s" % (who, what, c["signal_name"])
+    if loc:
+        text += " at %s:%s in %s" % (loc["file"], loc["line"], loc["function"])
+    if c.get("fault_address") and c["signal_name"] in ("SIGSEGV", "SIGBUS"):
+        text += " (fault address %s)" % c["fault_address"]
+    if message:
+        text += ": %r" % message
+    if len(chain) > 1:
+        text += "; live frames: " + " <- ".join(chain)
+    d = {"kind": "crash", "crash_kind": kind,
+         "tasks": [c["task"]] if c.get("task") is not None else [],
+         "threads": [c["thread"]], "signal": c["signal_name"], "message": message,
+         "location": loc, "frames": ([loc["function"]] if loc else []) + chain[1:],
+         "confidence": "certain",
+         "confidence_reason": "the core was written for this thread's fatal signal "
+                              "(its notes), and gdb unwound the thread's stack",
+         "text": text}
+    model.setdefault("diagnoses", []).insert(0, d)
+    return d
