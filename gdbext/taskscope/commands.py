@@ -7,6 +7,8 @@ import json
 import os
 import re
 import struct
+import sys
+import time
 
 import gdb
 
@@ -435,7 +437,12 @@ class TaskscopeCommand(gdb.Command):
     def load(self, session=None, **kw):
         """The model, noting (and, in text mode, printing first) whether the
         decode is incomplete; invoke() then fails with that note."""
+        t0 = time.monotonic()
         model = (session or open_session()).tasks(**kw)
+        took = time.monotonic() - t0
+        if took > 1.0 and not self._json:
+            # a big program: say what took the time (stderr, not the result)
+            sys.stderr.write("taskscope: %d tasks decoded in %.1f s\n" % (len(model.get("tasks", [])), took))
         if model.get("crash"):
             crash.crash_diagnosis(model)
         self._incomplete = render.incomplete_note(model)
@@ -462,12 +469,15 @@ the tested toolchains and builds are in docs/supported.md).
   --output FILE   write that JSON document to FILE (clean JSON for scripts)
   --wide          keep names whole (generic arguments, rustc's {async_fn#0})
   --state STATE   only tasks in this state
+  --match REGEX   only tasks whose future, location function or file
+                  matches REGEX (Python re.search)
   --limit N       stop walking task lists after N tasks"""
 
     parser = _ArgParser(prog="info async-tasks", add_help=True)
     add_json_args(parser)
     parser.add_argument("--wide", action="store_true", help="keep names whole (generic arguments)")
     parser.add_argument("--state", help="only tasks in this state (idle, notified, running, cancelled, complete)")
+    parser.add_argument("--match", metavar="REGEX", help="only tasks whose future or location matches REGEX")
     parser.add_argument("--limit", type=int, default=0, help="stop walking task lists after N tasks")
 
     def __init__(self):
@@ -481,6 +491,8 @@ the tested toolchains and builds are in docs/supported.md).
         add_running_positions(model)
         if args.state:
             model["tasks"] = [t for t in model["tasks"] if t.get("state") == args.state]
+        if args.match:
+            model["tasks"] = render.match_tasks(model["tasks"], args.match)
         if args.json:
             write_json(model)
         else:
@@ -993,6 +1005,32 @@ not.  Without any finding the kind is `none` (or `incomplete`).
                 gdb.write(line + "\n")
 
 
+if hasattr(gdb, "MICommand"):
+    class AsyncTasksMI(gdb.MICommand):
+        """-async-tasks [--frames] [--graph]: the taskscope/1 document of
+        `info async-tasks --json` (with --frames, of `async bt all --json`;
+        with --graph, of `async graph --json`) for IDE front ends, as the
+        MI result's `json` field (a string: MI has no numbers or nulls)."""
+
+        def __init__(self):
+            super().__init__("-async-tasks")
+
+        def invoke(self, argv):
+            flags = set(argv)
+            unknown = flags - {"--frames", "--graph", "--locals"}
+            if unknown:
+                raise gdb.GdbError("-async-tasks: unknown option %s (use --frames, --graph, --locals)"
+                                   % sorted(unknown)[0])
+            try:
+                model = open_session().tasks(frames="--frames" in flags, locals="--locals" in flags,
+                                             graph="--graph" in flags)
+            except binding.TaskscopeError as e:
+                raise gdb.GdbError("taskscope: " + str(e))
+            if model.get("crash"):
+                crash.crash_diagnosis(model)
+            return {"json": json.dumps(model, separators=(",", ":"))}
+
+
 _registered = False
 
 
@@ -1011,6 +1049,8 @@ def register():
     AsyncDiagnose()
     AsyncSignature()
     AsyncFutureFunction()
+    if hasattr(gdb, "MICommand"):
+        AsyncTasksMI()
     if hasattr(gdb, "frame_filters"):
         PollFrameFilter()
     for ev in ("stop", "new_objfile", "cont", "exited"):

@@ -556,3 +556,18 @@ def _is_dependency(path):
             or any(s in path for s in ("/.cargo/registry/src/", "/.cargo/git/checkouts/",
                                        "/vendor/", "/lib/rustlib/src/rust/"))
             or re.search(r"/build/[^/]+-[0-9a-f]{16}/out/", path) is not None)
+
+
+def match_tasks(tasks, regex):
+    """The tasks whose future, root or user location function, or file,
+    matches @regex (re.search): `--match checkout`, `--match 'handlers/'`."""
+    rx = re.compile(regex)
+    out = []
+    for t in tasks:
+        fields = [t.get("future"), t.get("root_future")]
+        for k in ("location", "root_location"):
+            loc = t.get(k) or {}
+            fields += [loc.get("function"), loc.get("file")]
+        if any(f and rx.search(f) for f in fields):
+            out.append(t)
+    return out

@@ -329,3 +329,33 @@ def test_two_runtimes_in_one_process(scenarios):
             wrong.append("task %d: runtime expected %s, found %s"
                          % (t["id"], t["runtime_flavor"], by_index.get(got["runtime"])))
     assert not wrong, "\n".join(wrong)
+
+
+def test_match_filters_by_function_or_file(scenarios):
+    """`info async-tasks --match REGEX`: only the tasks whose future, root
+    or user location function or file matches (against the truth's
+    functions)."""
+    sc = scenarios("mutex_deadlock")
+    for t in sc.truth["tasks"]:
+        fn = helpers.future_function(t["future_type"])
+        model = helpers.gdb_json(sc.exe, sc.core, "info async-tasks --json --match '%s$'" % re.escape(fn))
+        ids = [x["id"] for x in model["tasks"]]
+        exp = [u["id"] for u in sc.truth["tasks"] if helpers.future_function(u["future_type"]) == fn
+               or any(c.get("function") == fn for c in u["chain"])]
+        assert sorted(ids) == sorted(exp), (fn, ids, exp)
+
+
+def test_mi_command_returns_the_json_document(scenarios):
+    """gdb/MI `-async-tasks`: the same taskscope/1 document, in the result's
+    `json` field, for IDE front ends."""
+    import subprocess
+    sc = scenarios("mutex_deadlock")
+    proc = subprocess.run(["gdb", "-q", "-nx", "--interpreter=mi3", "-ex", "source " + helpers.GDBEXT,
+                           sc.exe, sc.core], input="-async-tasks\n-gdb-exit\n", stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=helpers.GDB_TIMEOUT)
+    done = [l for l in proc.stdout.splitlines() if l.startswith("^done") and ',json="' in l]
+    assert done, proc.stdout[-2000:]
+    raw = done[0].split(',json="', 1)[1].rsplit('"', 1)[0]
+    doc = json.loads(raw.encode().decode("unicode_escape"))
+    helpers.assert_schema(doc, "-async-tasks")
+    assert sorted(t["id"] for t in doc["tasks"]) == sorted(t["id"] for t in sc.truth["tasks"])
