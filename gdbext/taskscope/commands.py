@@ -503,7 +503,7 @@ the tested toolchains and builds are in docs/supported.md).
 class AsyncPrefix(gdb.Command):
     """Inspect the async tasks of a Rust program (taskscope).
 
-Subcommands: backtrace (bt), task, graph, waiters, diagnose, signature.
+Subcommands: backtrace (bt), task, graph, waiters, diagnose, signature, report.
 See also: info async-tasks, the $async_future(ID[, LEVEL]) function, and
 `set taskscope-debug on` for tracebacks of internal errors."""
 
@@ -1005,6 +1005,34 @@ not.  Without any finding the kind is `none` (or `incomplete`).
                 gdb.write(line + "\n")
 
 
+class AsyncReport(TaskscopeCommand):
+    """Write a report a person can look at: one self-contained HTML file.
+
+Usage: async report [FILE]      (default: report.html)
+
+Diagnoses first, the wait graph drawn by Graphviz (the cycle in red; `dot`
+must be installed), the task groups with their chains (a crashing task's
+live frames), and every task in a table with a search box. Opens in any
+browser without network access; attach it to a ticket."""
+
+    parser = _ArgParser(prog="async report", add_help=True)
+    parser.add_argument("file", nargs="?", default="report.html")
+
+    def __init__(self):
+        super().__init__("async report", gdb.COMMAND_STACK)
+
+    def run(self, args):
+        from . import report
+        text = report.build(self.load(frames=True, graph=True))
+        path = os.path.expanduser(args.file)
+        try:
+            with open(path, "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise gdb.GdbError("taskscope: cannot write %s: %s" % (path, e.strerror))
+        gdb.write("taskscope: wrote %s (%d KiB)\n" % (path, (len(text.encode()) + 1023) // 1024))
+
+
 if hasattr(gdb, "MICommand"):
     class AsyncTasksMI(gdb.MICommand):
         """-async-tasks [--frames] [--graph]: the taskscope/1 document of
@@ -1048,6 +1076,7 @@ def register():
     AsyncWaiters()
     AsyncDiagnose()
     AsyncSignature()
+    AsyncReport()
     AsyncFutureFunction()
     if hasattr(gdb, "MICommand"):
         AsyncTasksMI()
