@@ -445,6 +445,8 @@ class TaskscopeCommand(gdb.Command):
             sys.stderr.write("taskscope: %d tasks decoded in %.1f s\n" % (len(model.get("tasks", [])), took))
         if model.get("crash"):
             crash.crash_diagnosis(model)
+        if kw.get("frames"):
+            crash.live_frames_of_running(model)
         self._incomplete = render.incomplete_note(model)
         if self._incomplete and not self._json:
             gdb.write(self._incomplete + "\n")

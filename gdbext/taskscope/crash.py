@@ -146,3 +146,19 @@ def crash_diagnosis(model):
          "text": text}
     model.setdefault("diagnoses", []).insert(0, d)
     return d
+
+
+def live_frames_of_running(model, limit=64):
+    """Every running task polled by a thread gets that thread's frames
+    above the runtime's poll as "live_frames" (a blocking call inside a
+    poll, a long computation): its code now, not the await stored in its
+    state machine, which is stale while it runs."""
+    for t in model.get("tasks", []):
+        if t.get("state") != "running" or not t.get("thread") or t.get("live_frames"):
+            continue
+        frames, reached = thread_frames(t["thread"], limit)
+        if not reached:
+            continue  # the thread is not inside this task's poll (a stale CONTEXT)
+        t["live_frames"] = [{"kind": "live", "function": _clean(f["function"]) if not f["dependency"]
+                             else f["function"], "file": f["file"], "line": f["line"],
+                             "user": not f["dependency"], "level": i} for i, f in enumerate(frames)]

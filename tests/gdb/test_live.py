@@ -3,9 +3,11 @@ prints READY, attach with `gdb -p`, compare with the truth it wrote."""
 
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -128,3 +130,19 @@ def test_live_process_through_gdbs_own_memory_reader(live, monkeypatch):
     found = {t["id"]: helpers.root_loc(t).get("line") for t in model["tasks"]}
     expected = {t["id"]: t["chain"][0]["line"] for t in truth["tasks"]}
     assert found == expected, "expected %s, found %s" % (expected, found)
+
+
+def test_cli_pid_stops_the_process_briefly(live):
+    """`taskscope tasks --pid PID EXE`: the truth's tasks, the process
+    resumed afterwards, and how long it stood still on stderr."""
+    sc, pid, truth = live
+    proc = subprocess.run([sys.executable, os.path.join(helpers.REPO, "cli", "taskscope"), "tasks",
+                           "--json", "--pid", str(pid), sc.exe], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=helpers.GDB_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(t["id"] for t in json.loads(proc.stdout)["tasks"]) == sorted(t["id"] for t in truth["tasks"])
+    m = re.search(r"process %d was stopped for (\d+) ms" % pid, proc.stderr)
+    assert m, proc.stderr
+    with open("/proc/%d/stat" % pid) as f:
+        state = f.read().rsplit(")", 1)[1].split()[0]
+    assert state not in ("T", "t", "Z"), state
