@@ -152,6 +152,46 @@ TSCOPE_PUBLIC void tscope_program_destroy(struct tscope_program *prog);
 /* Hex build-id of the executable, or "" if it has none. */
 TSCOPE_PUBLIC const char *tscope_program_build_id(struct tscope_program *prog);
 
+/*
+ * Separate debug files.  A stripped executable (no .debug_info) keeps its
+ * DWARF, and maybe its .symtab, in another file.  It is looked up once, on
+ * first need (tscope_program_index(), the first model of a session), in
+ * this order; the first file that fits is used:
+ *   1. the file set with tscope_program_set_debug_file() (used even when
+ *      the executable has DWARF of its own; if it does not fit, that is
+ *      the error: nothing else is tried);
+ *   2. DIR/.build-id/xx/yyyy.debug in each debug directory DIR, for the
+ *      executable's GNU build-id (xx its first byte, yyyy the rest, hex):
+ *      where Debian's -dbgsym packages put them;
+ *   3. the file named by the executable's .gnu_debuglink, as gdb looks for
+ *      it: next to the executable, in its .debug/ subdirectory, then
+ *      DIR/<the executable's absolute directory>/ for each DIR; its CRC32
+ *      must be the one the link records;
+ *   4. debuginfod, by build-id, when $DEBUGINFOD_URLS is set (elfutils'
+ *      libdebuginfod.so.1, loaded then; its cache and timeouts are its own,
+ *      see debuginfod_find_debuginfo(3)).
+ * A file fits when it is ELF, has .debug_info, and has the executable's
+ * build-id (if the executable has one).  Symbols come from whichever of the
+ * two files has the larger .symtab; PT_TLS, load segments and code always
+ * from the executable.  None found: TSCOPE_ERROR_NO_DEBUG_INFO naming every
+ * path tried, why each was refused, and what to do.
+ */
+
+/* Use @path as the debug file (NULL or "": look it up).  Call before the
+ * first index or model: TSCOPE_ERROR_INVALID_ARGUMENT afterwards. */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_program_set_debug_file(struct tscope_program *prog, const char *path);
+
+/* The debug directories, ':'-separated like gdb's debug-file-directory
+ * (NULL: the default, "/usr/lib/debug"; "": none).  Same timing rule. */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_program_set_debug_dirs(struct tscope_program *prog, const char *dirs);
+
+/* The separate debug file the DWARF is read from (valid for the program's
+ * lifetime), or NULL: the executable's own DWARF, or not looked up yet
+ * (no index built), or none found. */
+TSCOPE_PUBLIC const char *tscope_program_debug_file(struct tscope_program *prog);
+
 /* Build the DWARF index now (otherwise done on first use).  Fails with
  * TSCOPE_ERROR_NO_DEBUG_INFO for a binary without DWARF types. */
 TSCOPE_PUBLIC struct tscope_error *
@@ -187,6 +227,21 @@ TSCOPE_PUBLIC struct tscope_error *
 tscope_session_create(struct tscope_program *prog,
 		      struct tscope_target *target,
 		      struct tscope_session **ret);
+
+/* Flags for tscope_session_create_flags(). */
+enum tscope_session_flags {
+	/* Proceed when the target's build-id is not the executable's.  The
+	 * layout the DWARF describes may not be the one in memory: every
+	 * model says so ("warnings", first entry of "errors") and is marked
+	 * "complete": false, so front ends print it as INCOMPLETE and fail. */
+	TSCOPE_SESSION_FORCE = 1,
+};
+
+/* tscope_session_create() with @flags (enum tscope_session_flags). */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_create_flags(struct tscope_program *prog,
+			    struct tscope_target *target, unsigned flags,
+			    struct tscope_session **ret);
 TSCOPE_PUBLIC void tscope_session_destroy(struct tscope_session *session);
 
 /* Limits, 0 = default.  max_tasks bounds every list walk (default 1<<22). */

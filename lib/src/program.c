@@ -7,16 +7,22 @@
  * never descends into structures or subprograms (their members are decoded
  * lazily, per type, by type_get()), so it touches a fraction of the DIEs.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <libiberty/demangle.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef HAVE_DEBUGINFOD_H
+#include <elfutils/debuginfod.h>
+#endif
 
 #include "program.h"
 
@@ -34,6 +40,104 @@ static double now_seconds(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* What one pass over an ELF file's section headers finds: the same for
+ * the executable and for a separate debug file. */
+struct elf_scan {
+	char build_id[129]; /* hex, "" if none */
+	bool has_debug_info;
+	Elf_Scn *symtab;
+	size_t nsyms;
+	char *debuglink; /* .gnu_debuglink's file name (malloc'd), or NULL */
+	uint32_t debuglink_crc;
+};
+
+static void scan_sections(Elf *elf, struct elf_scan *out)
+{
+	memset(out, 0, sizeof(*out));
+	size_t shstrndx;
+	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+		return;
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		const char *name = elf_strptr(elf, shstrndx, sh.sh_name);
+		if (!name)
+			continue;
+		if (strcmp(name, ".debug_info") == 0 && sh.sh_type != SHT_NOBITS &&
+		    sh.sh_size > 0)
+			out->has_debug_info = true;
+		if (sh.sh_type == SHT_SYMTAB) {
+			out->symtab = scn;
+			out->nsyms = sh.sh_entsize ? sh.sh_size / sh.sh_entsize : 0;
+		}
+		/* .gnu_debuglink: a NUL-terminated file name, padded to 4
+		 * bytes, then the CRC32 of that file (objcopy
+		 * --add-gnu-debuglink). */
+		if (strcmp(name, ".gnu_debuglink") == 0 && sh.sh_type == SHT_PROGBITS &&
+		    !out->debuglink) {
+			Elf_Data *d = elf_getdata(scn, NULL);
+			const char *b = d ? d->d_buf : NULL;
+			size_t n = b ? strnlen(b, d->d_size) : 0;
+			size_t crc_off = (n + 4) & ~(size_t)3;
+			if (n && n < d->d_size && crc_off + 4 <= d->d_size) {
+				out->debuglink = strndup(b, n);
+				memcpy(&out->debuglink_crc, b + crc_off, 4);
+			}
+		}
+		if (sh.sh_type == SHT_NOTE && !out->build_id[0]) {
+			Elf_Data *d = elf_getdata(scn, NULL);
+			size_t off = 0, noff, doff;
+			GElf_Nhdr nh;
+			while (d && (noff = 0, off = gelf_getnote(d, off, &nh, &noff,
+								  &doff)) > 0) {
+				if (nh.n_type == NT_GNU_BUILD_ID &&
+				    nh.n_namesz == 4 &&
+				    memcmp((char *)d->d_buf + noff, "GNU", 4) == 0 &&
+				    nh.n_descsz <= 64) {
+					const unsigned char *p =
+						(unsigned char *)d->d_buf + doff;
+					for (size_t i = 0; i < nh.n_descsz; i++)
+						sprintf(out->build_id + 2 * i,
+							"%02x", p[i]);
+				}
+			}
+		}
+	}
+}
+
+/* prog->syms from the .symtab @symtab (of @nsyms_total entries) of @elf;
+ * the names stay owned by libelf's mapping of that file. */
+static struct tscope_error *load_symbols(struct tscope_program *prog, Elf *elf,
+					 Elf_Scn *symtab, size_t nsyms_total)
+{
+	GElf_Shdr sh;
+	Elf_Data *d;
+	if (!gelf_getshdr(symtab, &sh) || !(d = elf_getdata(symtab, NULL)))
+		return NULL;
+	struct elf_sym *syms = calloc(nsyms_total ? nsyms_total : 1, sizeof(*syms));
+	if (!syms)
+		return &tscope_error_nomem;
+	free(prog->syms);
+	prog->syms = syms;
+	prog->nsyms = 0;
+	for (size_t i = 0; i < nsyms_total; i++) {
+		GElf_Sym s;
+		if (!gelf_getsym(d, (int)i, &s))
+			continue;
+		const char *name = elf_strptr(elf, sh.sh_link, s.st_name);
+		if (!name || !name[0])
+			continue;
+		struct elf_sym *e = &prog->syms[prog->nsyms++];
+		e->name = name;
+		e->value = s.st_value;
+		e->size = s.st_size;
+		e->type = GELF_ST_TYPE(s.st_info);
+	}
+	return NULL;
 }
 
 static struct tscope_error *read_elf(struct tscope_program *prog)
@@ -71,69 +175,13 @@ static struct tscope_error *read_elf(struct tscope_program *prog)
 			}
 		}
 	}
-	size_t shstrndx;
-	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
-		return NULL;
-	Elf_Scn *scn = NULL;
-	size_t nsyms_total = 0;
-	Elf_Scn *symtab = NULL;
-	while ((scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
-		if (!gelf_getshdr(scn, &sh))
-			continue;
-		const char *name = elf_strptr(elf, shstrndx, sh.sh_name);
-		if (!name)
-			continue;
-		if (strcmp(name, ".debug_info") == 0 && sh.sh_type != SHT_NOBITS &&
-		    sh.sh_size > 0)
-			prog->has_debug_info = true;
-		if (sh.sh_type == SHT_SYMTAB) {
-			symtab = scn;
-			nsyms_total = sh.sh_entsize ? sh.sh_size / sh.sh_entsize : 0;
-		}
-		if (sh.sh_type == SHT_NOTE && !prog->build_id[0]) {
-			Elf_Data *d = elf_getdata(scn, NULL);
-			size_t off = 0, noff, doff;
-			GElf_Nhdr nh;
-			while (d && (noff = 0, off = gelf_getnote(d, off, &nh, &noff,
-								  &doff)) > 0) {
-				if (nh.n_type == NT_GNU_BUILD_ID &&
-				    nh.n_namesz == 4 &&
-				    memcmp((char *)d->d_buf + noff, "GNU", 4) == 0 &&
-				    nh.n_descsz <= 64) {
-					const unsigned char *p =
-						(unsigned char *)d->d_buf + doff;
-					for (size_t i = 0; i < nh.n_descsz; i++)
-						sprintf(prog->build_id + 2 * i,
-							"%02x", p[i]);
-				}
-			}
-		}
-	}
-	if (!symtab)
-		return NULL;
-	GElf_Shdr sh;
-	gelf_getshdr(symtab, &sh);
-	Elf_Data *d = elf_getdata(symtab, NULL);
-	if (!d)
-		return NULL;
-	prog->syms = calloc(nsyms_total ? nsyms_total : 1, sizeof(*prog->syms));
-	if (!prog->syms)
-		return &tscope_error_nomem;
-	for (size_t i = 0; i < nsyms_total; i++) {
-		GElf_Sym s;
-		if (!gelf_getsym(d, (int)i, &s))
-			continue;
-		const char *name = elf_strptr(elf, sh.sh_link, s.st_name);
-		if (!name || !name[0])
-			continue;
-		struct elf_sym *e = &prog->syms[prog->nsyms++];
-		e->name = name; /* owned by libelf's mapping of the file */
-		e->value = s.st_value;
-		e->size = s.st_size;
-		e->type = GELF_ST_TYPE(s.st_info);
-	}
-	return NULL;
+	struct elf_scan sc;
+	scan_sections(elf, &sc);
+	memcpy(prog->build_id, sc.build_id, sizeof(prog->build_id));
+	prog->has_debug_info = sc.has_debug_info;
+	prog->debuglink = sc.debuglink;
+	prog->debuglink_crc = sc.debuglink_crc;
+	return sc.symtab ? load_symbols(prog, elf, sc.symtab, sc.nsyms) : NULL;
 }
 
 static int cmp_rust_sym(const void *a, const void *b)
@@ -183,6 +231,8 @@ size_t program_rust_symbols(struct tscope_program *prog, const char *path,
 			    bool prefix, int stt, const struct elf_sym **out,
 			    size_t max)
 {
+	/* A fully stripped executable's symbols are in its debug file. */
+	tscope_error_destroy(program_load_debug(prog));
 	if (!prog->demangled)
 		demangle_symbols(prog);
 	size_t n = strlen(path), lo = 0, hi = prog->nrsyms, found = 0;
@@ -221,6 +271,7 @@ tscope_program_open(const char *path, struct tscope_program **ret)
 	if (!prog)
 		return &tscope_error_nomem;
 	prog->fd = -1;
+	prog->debug_fd = -1;
 	strmap_init(&prog->types);
 	strmap_init(&prog->vars);
 	strmap_init(&prog->fnames);
@@ -306,6 +357,15 @@ TSCOPE_PUBLIC void tscope_program_destroy(struct tscope_program *prog)
 		free(prog->rsyms[i].path);
 	free(prog->rsyms);
 	free(prog->syms);
+	if (prog->debug_elf)
+		elf_end(prog->debug_elf);
+	if (prog->debug_fd >= 0)
+		close(prog->debug_fd);
+	free(prog->debug_path);
+	free(prog->debug_file_opt);
+	free(prog->debug_dirs);
+	free(prog->debuglink);
+	tscope_error_destroy(prog->debug_err);
 	if (prog->elf)
 		elf_end(prog->elf);
 	if (prog->fd >= 0)
@@ -317,6 +377,375 @@ TSCOPE_PUBLIC void tscope_program_destroy(struct tscope_program *prog)
 TSCOPE_PUBLIC const char *tscope_program_build_id(struct tscope_program *prog)
 {
 	return prog->build_id;
+}
+
+/* ------------------------------------------------- separate debug files */
+
+/* gdb's default debug-file-directory, and Debian's: -dbgsym packages
+ * install /usr/lib/debug/.build-id/xx/yyyy.debug. */
+#define DEFAULT_DEBUG_DIRS "/usr/lib/debug"
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_program_set_debug_file(struct tscope_program *prog, const char *path)
+{
+	if (prog->debug_looked_up)
+		return tscope_error_create(
+			TSCOPE_ERROR_INVALID_ARGUMENT,
+			"the debug info of %s was already looked up: set its debug "
+			"file before indexing it or creating a model", prog->path);
+	char *copy = NULL;
+	if (path && path[0] && !(copy = strdup(path)))
+		return &tscope_error_nomem;
+	free(prog->debug_file_opt);
+	prog->debug_file_opt = copy;
+	return NULL;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_program_set_debug_dirs(struct tscope_program *prog, const char *dirs)
+{
+	if (prog->debug_looked_up)
+		return tscope_error_create(
+			TSCOPE_ERROR_INVALID_ARGUMENT,
+			"the debug info of %s was already looked up: set its debug "
+			"directories before indexing it or creating a model",
+			prog->path);
+	char *copy = strdup(dirs ? dirs : DEFAULT_DEBUG_DIRS);
+	if (!copy)
+		return &tscope_error_nomem;
+	free(prog->debug_dirs);
+	prog->debug_dirs = copy;
+	return NULL;
+}
+
+TSCOPE_PUBLIC const char *tscope_program_debug_file(struct tscope_program *prog)
+{
+	return prog->debug_path;
+}
+
+/* The CRC-32 .gnu_debuglink records: zlib's (reflected, polynomial
+ * 0xedb88320), which is gdb's gnu_debuglink_crc32. */
+static bool file_crc32(int fd, uint32_t *ret)
+{
+	static uint32_t table[256];
+	if (!table[1])
+		for (uint32_t i = 0; i < 256; i++) {
+			uint32_t c = i;
+			for (int k = 0; k < 8; k++)
+				c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+			table[i] = c;
+		}
+	unsigned char *buf = malloc(1 << 20);
+	if (!buf)
+		return false;
+	uint32_t crc = 0xffffffffu;
+	off_t off = 0;
+	ssize_t n;
+	while ((n = pread(fd, buf, 1 << 20, off)) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			crc = table[(crc ^ buf[i]) & 0xff] ^ (crc >> 8);
+		off += n;
+	}
+	free(buf);
+	*ret = crc ^ 0xffffffffu;
+	return n == 0;
+}
+
+/* Whether @path is the separate debug file of @prog: an ELF file with
+ * .debug_info whose build-id is the executable's (when it has one) and,
+ * for a .gnu_debuglink candidate (@crc not NULL), whose CRC32 is the one
+ * the link records.  If so it stays open as prog->debug_*, and its .symtab
+ * replaces the executable's when larger (a fully stripped executable has
+ * none); else @why says why not. */
+static bool try_debug_file(struct tscope_program *prog, const char *path,
+			   const uint32_t *crc, char *why, size_t whylen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, whylen, "%s",
+			 errno == ENOENT ? "not found" : strerror(errno));
+		return false;
+	}
+	struct stat st, est;
+	Elf *elf = NULL;
+	struct elf_scan sc = {0};
+	GElf_Ehdr eh;
+	uint32_t c;
+	if (fstat(fd, &st) == 0 && fstat(prog->fd, &est) == 0 &&
+	    st.st_dev == est.st_dev && st.st_ino == est.st_ino)
+		snprintf(why, whylen, "the executable itself");
+	else if (!(elf = elf_begin(fd, ELF_C_READ_MMAP, NULL)) ||
+		 elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh))
+		snprintf(why, whylen, "not an ELF file");
+	else if (scan_sections(elf, &sc),
+		 prog->build_id[0] && strcmp(sc.build_id, prog->build_id) != 0)
+		snprintf(why, whylen,
+			 "its build-id is %s, the executable's is %s: the debug "
+			 "file of another build", sc.build_id[0] ? sc.build_id : "missing",
+			 prog->build_id);
+	else if (!sc.has_debug_info)
+		snprintf(why, whylen, "no .debug_info in it");
+	else if (crc && !file_crc32(fd, &c))
+		snprintf(why, whylen, "cannot read it: %s", strerror(errno));
+	else if (crc && c != *crc)
+		snprintf(why, whylen,
+			 "its CRC32 is %08x, the executable's .gnu_debuglink says "
+			 "%08x: not the debug file this executable was linked to "
+			 "(changed since objcopy --add-gnu-debuglink?)", c, *crc);
+	else {
+		free(sc.debuglink);
+		prog->debug_path = strdup(path);
+		if (!prog->debug_path) {
+			elf_end(elf);
+			close(fd);
+			snprintf(why, whylen, "out of memory");
+			return false;
+		}
+		prog->debug_fd = fd;
+		prog->debug_elf = elf;
+		prog->has_debug_info = true;
+		if (sc.symtab && sc.nsyms > prog->nsyms)
+			load_symbols(prog, elf, sc.symtab, sc.nsyms);
+		return true;
+	}
+	free(sc.debuglink);
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	return false;
+}
+
+/* Next directory of a ':'-separated list into @buf; false at the end. */
+static bool next_dir(const char **list, char *buf, size_t n)
+{
+	while (**list == ':')
+		(*list)++;
+	if (!**list)
+		return false;
+	size_t len = strcspn(*list, ":");
+	snprintf(buf, n, "%.*s", (int)len, *list);
+	*list += len;
+	/* "/usr/lib/debug/" + "/abs/dir": one slash between */
+	for (size_t l = strlen(buf); l > 1 && buf[l - 1] == '/';)
+		buf[--l] = '\0';
+	return true;
+}
+
+typedef struct debuginfod_client *(*debuginfod_begin_fn)(void);
+typedef int (*debuginfod_find_debuginfo_fn)(struct debuginfod_client *,
+					    const unsigned char *, int, char **);
+typedef void (*debuginfod_end_fn)(struct debuginfod_client *);
+#ifdef HAVE_DEBUGINFOD_H
+/* Our declarations are elfutils' (checked when its header is installed). */
+_Static_assert(__builtin_types_compatible_p(__typeof__(&debuginfod_begin),
+					    debuginfod_begin_fn), "debuginfod_begin");
+_Static_assert(__builtin_types_compatible_p(__typeof__(&debuginfod_find_debuginfo),
+					    debuginfod_find_debuginfo_fn),
+	       "debuginfod_find_debuginfo");
+_Static_assert(__builtin_types_compatible_p(__typeof__(&debuginfod_end),
+					    debuginfod_end_fn), "debuginfod_end");
+#endif
+
+/* The debug file of build-id @build_id (hex) from the debuginfod servers
+ * of $DEBUGINFOD_URLS, through elfutils' client into its cache: *path_ret
+ * (malloc'd).  libdebuginfod is loaded here, on first need, not linked:
+ * it brings libcurl and some 30 libraries with it and initializes curl
+ * when loaded, a cost every user of taskscope would pay although only a
+ * stripped program without local debug files ever needs it (gdb links it
+ * already: there dlopen finds gdb's copy). */
+static bool debuginfod_fetch(const char *build_id, char **path_ret, char *why,
+			     size_t whylen)
+{
+	static void *lib;
+	static debuginfod_begin_fn begin;
+	static debuginfod_find_debuginfo_fn find;
+	static debuginfod_end_fn end;
+	if (!lib) {
+		void *h = dlopen("libdebuginfod.so.1", RTLD_NOW | RTLD_LOCAL);
+		if (!h) {
+			snprintf(why, whylen,
+				 "cannot load libdebuginfod.so.1 (apt install "
+				 "libdebuginfod1): %s", dlerror());
+			return false;
+		}
+		begin = (debuginfod_begin_fn)dlsym(h, "debuginfod_begin");
+		find = (debuginfod_find_debuginfo_fn)dlsym(h, "debuginfod_find_debuginfo");
+		end = (debuginfod_end_fn)dlsym(h, "debuginfod_end");
+		if (!begin || !find || !end) {
+			snprintf(why, whylen, "libdebuginfod.so.1 lacks debuginfod_begin, "
+				 "debuginfod_find_debuginfo or debuginfod_end");
+			dlclose(h);
+			return false;
+		}
+		lib = h;
+	}
+	struct debuginfod_client *client = begin();
+	if (!client) {
+		snprintf(why, whylen, "debuginfod_begin() failed");
+		return false;
+	}
+	char *path = NULL;
+	/* build_id_len 0: the id is given as a hex string */
+	int fd = find(client, (const unsigned char *)build_id, 0, &path);
+	end(client);
+	if (fd < 0) {
+		snprintf(why, whylen, "%s", fd == -ENOENT ? "no server has it"
+				: strerror(-fd));
+		free(path);
+		return false;
+	}
+	close(fd);
+	*path_ret = path;
+	return true;
+}
+
+static void add_tried(struct strbuf *tried, const char *path, const char *why)
+{
+	sb_printf(tried, "%s%s (%s)", tried->len ? "; " : "", path, why);
+}
+
+/* DIR/.build-id/xx/yyyy.debug for each debug directory. */
+static bool by_build_id(struct tscope_program *prog, const char *dirs,
+			struct strbuf *tried)
+{
+	const char *id = prog->build_id;
+	char dir[PATH_MAX], path[PATH_MAX + 160], why[512];
+	if (strlen(id) <= 2)
+		return false;
+	for (const char *l = dirs; next_dir(&l, dir, sizeof(dir));) {
+		snprintf(path, sizeof(path), "%s/.build-id/%.2s/%s.debug", dir, id,
+			 id + 2);
+		if (try_debug_file(prog, path, NULL, why, sizeof(why)))
+			return true;
+		add_tried(tried, path, why);
+	}
+	return false;
+}
+
+/* The .gnu_debuglink file, where gdb looks for it: next to the executable,
+ * in its .debug/, and under each debug directory + the executable's
+ * absolute directory (its symlinks resolved, the file name kept). */
+static bool by_debuglink(struct tscope_program *prog, const char *dirs,
+			 struct strbuf *tried)
+{
+	if (!prog->debuglink)
+		return false;
+	char exedir[PATH_MAX], dir[PATH_MAX], path[3 * PATH_MAX], why[512];
+	const char *slash = strrchr(prog->path, '/');
+	char *parent = slash == prog->path ? strdup("/")
+		       : slash ? strndup(prog->path, (size_t)(slash - prog->path))
+		       : strdup(".");
+	if (!parent || !realpath(parent, exedir))
+		snprintf(exedir, sizeof(exedir), "%s", parent ? parent : ".");
+	free(parent);
+	const char *sep = strcmp(exedir, "/") ? "/" : "";
+	const char *link = prog->debuglink;
+	char beside[2 * PATH_MAX], dotdebug[2 * PATH_MAX];
+	snprintf(beside, sizeof(beside), "%s%s%s", exedir, sep, link);
+	snprintf(dotdebug, sizeof(dotdebug), "%s%s.debug/%s", exedir, sep, link);
+	const char *local[] = {beside, dotdebug};
+	for (size_t i = 0; i < ARRAY_SIZE(local); i++) {
+		if (try_debug_file(prog, local[i], &prog->debuglink_crc, why, sizeof(why)))
+			return true;
+		add_tried(tried, local[i], why);
+	}
+	for (const char *l = dirs; next_dir(&l, dir, sizeof(dir));) {
+		snprintf(path, sizeof(path), "%s%s", strcmp(dir, "/") ? dir : "", beside);
+		if (try_debug_file(prog, path, &prog->debuglink_crc, why, sizeof(why)))
+			return true;
+		add_tried(tried, path, why);
+	}
+	return false;
+}
+
+/* By build-id from the servers of $DEBUGINFOD_URLS. */
+static bool by_debuginfod(struct tscope_program *prog, struct strbuf *tried)
+{
+	const char *id = prog->build_id, *urls = getenv("DEBUGINFOD_URLS");
+	char what[PATH_MAX + 4096], why[512], *fetched = NULL;
+	if (!id[0])
+		return false;
+	if (!urls || !urls[0]) {
+		add_tried(tried, "debuginfod", "DEBUGINFOD_URLS is not set");
+		return false;
+	}
+	if (!debuginfod_fetch(id, &fetched, why, sizeof(why))) {
+		snprintf(what, sizeof(what), "debuginfod at %s", urls);
+		add_tried(tried, what, why);
+		return false;
+	}
+	bool ok = try_debug_file(prog, fetched, NULL, why, sizeof(why));
+	if (!ok) {
+		snprintf(what, sizeof(what), "%s from debuginfod at %s", fetched, urls);
+		add_tried(tried, what, why);
+	}
+	free(fetched);
+	return ok;
+}
+
+/* The separate debug file of a stripped executable, looked up in the
+ * order of taskscope.h; NULL when found or not needed. */
+static struct tscope_error *find_debug_file(struct tscope_program *prog)
+{
+	char why[512];
+	if (prog->debug_file_opt) {
+		/* Given the executable itself (unstripped): its own DWARF. */
+		struct stat st, est;
+		if (prog->has_debug_info && stat(prog->debug_file_opt, &st) == 0 &&
+		    fstat(prog->fd, &est) == 0 && st.st_dev == est.st_dev &&
+		    st.st_ino == est.st_ino)
+			return NULL;
+		if (try_debug_file(prog, prog->debug_file_opt, NULL, why, sizeof(why)))
+			return NULL;
+		return tscope_error_create(
+			TSCOPE_ERROR_NO_DEBUG_INFO,
+			"the debug file given for %s, %s, cannot be used: %s; give the "
+			"one made from this build (objcopy --only-keep-debug), or none "
+			"to look it up", prog->path, prog->debug_file_opt, why);
+	}
+	if (prog->has_debug_info)
+		return NULL;
+	const char *dirs = prog->debug_dirs ? prog->debug_dirs : DEFAULT_DEBUG_DIRS;
+	struct strbuf tried;
+	sb_init(&tried);
+	if (by_build_id(prog, dirs, &tried) || by_debuglink(prog, dirs, &tried) ||
+	    by_debuginfod(prog, &tried)) {
+		sb_free(&tried);
+		return NULL;
+	}
+	const char *id = prog->build_id;
+	struct tscope_error *err = tscope_error_create(
+		TSCOPE_ERROR_NO_DEBUG_INFO,
+		"%s has no DWARF debug info (no .debug_info%s: stripped?) and no "
+		"separate debug file of it was found; tried: %s. To fix: give the "
+		"unstripped executable; or keep its debug info in a file of its own "
+		"(`objcopy --only-keep-debug EXE EXE.debug` before stripping, "
+		"`objcopy --add-gnu-debuglink=EXE.debug EXE`) and point "
+		"TASKSCOPE_DEBUG_FILE at it, or put it in a debug directory as "
+		".build-id/xx/rest-of-build-id.debug (TASKSCOPE_DEBUG_ROOT; in gdb "
+		"`set debug-file-directory`); install the program's debug symbols "
+		"package (Debian: PACKAGE-dbgsym)%s%s%s; or rebuild with debug = 2",
+		prog->path, prog->nsyms ? "" : " and no symbol table",
+		tried.len ? tried.s : "nothing: the executable has neither a "
+		"build-id nor a .gnu_debuglink",
+		id[0] ? "; set DEBUGINFOD_URLS to a debuginfod server that has "
+			"build-id " : "",
+		id, id[0] ? "" : " (debuginfod finds files by build-id, which "
+			"this executable lacks: link with --build-id)");
+	sb_free(&tried);
+	return err;
+}
+
+struct tscope_error *program_load_debug(struct tscope_program *prog)
+{
+	if (!prog->debug_looked_up) {
+		prog->debug_looked_up = true;
+		prog->debug_err = find_debug_file(prog);
+	}
+	if (!prog->debug_err)
+		return NULL;
+	return tscope_error_create(tscope_error_code(prog->debug_err), "%s",
+				   tscope_error_message(prog->debug_err));
 }
 
 /* ------------------------------------------------------------ indexing */
@@ -661,11 +1090,12 @@ static struct tscope_error *open_dwp(struct tscope_program *prog)
 		return err;
 	}
 	free(path);
-	/* Tied to a fresh handle on the executable: libdwarf finds a split
-	 * unit's skeleton by its dwo_id among the tied file's units as it
-	 * loads them, which the index pass over prog->dbg already did. */
+	/* Tied to a fresh handle on the executable (or its debug file: the
+	 * one with the skeleton units): libdwarf finds a split unit's
+	 * skeleton by its dwo_id among the tied file's units as it loads
+	 * them, which the index pass over prog->dbg already did. */
 	Dwarf_Debug tied = NULL;
-	if (dwarf_init_path(prog->path, NULL, 0, DW_DLC_READ, DW_GROUPNUMBER_ANY,
+	if (dwarf_init_path(program_dwarf_path(prog), NULL, 0, DW_DLC_READ, DW_GROUPNUMBER_ANY,
 			    dwarf_error_handler, NULL, &tied, NULL, 0, NULL,
 			    &derr) != DW_DLV_OK ||
 	    dwarf_set_tied_dbg(dwp, tied, NULL) != DW_DLV_OK) {
@@ -689,25 +1119,19 @@ struct tscope_error *program_ensure_index(struct tscope_program *prog)
 		return tscope_error_create(tscope_error_code(prog->index_err),
 					   "%s", tscope_error_message(prog->index_err));
 	double t0 = now_seconds();
-	struct tscope_error *err = NULL;
-	if (!prog->has_debug_info) {
-		err = tscope_error_create(
-			TSCOPE_ERROR_NO_DEBUG_INFO,
-			"%s has no DWARF debug info (.debug_info is missing: "
-			"stripped?); rebuild with debug = 2 (or debug = "
-			"\"line-tables-only\" is not enough), or point gdb at the "
-			"unstripped binary / its separate debug file",
-			prog->path);
+	/* A stripped executable's DWARF is in its separate debug file. */
+	struct tscope_error *err = program_load_debug(prog);
+	if (err)
 		goto fail;
-	}
+	const char *dwarf_path = program_dwarf_path(prog);
 	Dwarf_Error derr = NULL;
-	int r = dwarf_init_path(prog->path, NULL, 0, DW_DLC_READ,
+	int r = dwarf_init_path(dwarf_path, NULL, 0, DW_DLC_READ,
 				DW_GROUPNUMBER_ANY, dwarf_error_handler, NULL,
 				&prog->dbg, NULL, 0, NULL, &derr);
 	if (r != DW_DLV_OK) {
 		err = tscope_error_create(
 			TSCOPE_ERROR_NO_DEBUG_INFO, "libdwarf cannot read %s: %s",
-			prog->path,
+			dwarf_path,
 			r == DW_DLV_ERROR ? dwarf_errmsg(derr) : "no DWARF sections");
 		prog->dbg = NULL;
 		goto fail;

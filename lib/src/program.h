@@ -82,6 +82,20 @@ struct tscope_program {
 	struct { uint64_t vaddr, memsz; } rw[8]; /* writable PT_LOADs */
 	size_t nrw;
 
+	/* A stripped executable's separate debug file: its DWARF, and its
+	 * .symtab when the executable's is smaller.  PT_TLS, load segments and
+	 * code are always the executable's.  Looked up once, on first need,
+	 * by program_load_debug(). */
+	char *debug_file_opt;  /* tscope_program_set_debug_file() */
+	char *debug_dirs;      /* ':'-separated debug roots; NULL: default */
+	char *debuglink;       /* the executable's .gnu_debuglink name, or NULL */
+	uint32_t debuglink_crc;
+	bool debug_looked_up;
+	struct tscope_error *debug_err; /* why none could be used */
+	char *debug_path;      /* the file in use, NULL: the executable's own */
+	int debug_fd;
+	void *debug_elf;       /* Elf *, owns .symtab names when they come from it */
+
 	struct elf_sym *syms;
 	size_t nsyms;
 	/* Rust symbols by demangled path (legacy and v0 manglings, hash and
@@ -131,6 +145,17 @@ static inline Dwarf_Off die_off(uint64_t off)
 }
 
 struct tscope_error *program_ensure_index(struct tscope_program *prog);
+
+/* Find the separate debug file of a stripped executable (once; the order
+ * is in taskscope.h): NULL when found or not needed, else why not, with
+ * the paths tried and what to do. */
+struct tscope_error *program_load_debug(struct tscope_program *prog);
+
+/* The file whose DWARF is read: the debug file, or the executable. */
+static inline const char *program_dwarf_path(const struct tscope_program *prog)
+{
+	return prog->debug_path ? prog->debug_path : prog->path;
+}
 
 /* The first symbol of type @stt (-1: any) whose demangled Rust path is
  * @path, or starts with @path followed by "::" when @prefix.  Both of

@@ -82,6 +82,14 @@ tscope_session_create(struct tscope_program *prog,
 		      struct tscope_target *target,
 		      struct tscope_session **ret)
 {
+	return tscope_session_create_flags(prog, target, 0, ret);
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_create_flags(struct tscope_program *prog,
+			    struct tscope_target *target, unsigned flags,
+			    struct tscope_session **ret)
+{
 	struct tscope_session *s = calloc(1, sizeof(*s));
 	if (!s)
 		return &tscope_error_nomem;
@@ -121,13 +129,26 @@ tscope_session_create(struct tscope_program *prog,
 		s->bias_known = false;
 	}
 
-	if (s->core_build_id[0] && prog->build_id[0] &&
-	    strcmp(s->core_build_id, prog->build_id) != 0) {
+	bool mismatch = s->core_build_id[0] && prog->build_id[0] &&
+			strcmp(s->core_build_id, prog->build_id) != 0;
+	if (mismatch && (flags & TSCOPE_SESSION_FORCE)) {
+		if (asprintf(&s->forced,
+			     "FORCED past a build-id mismatch: %s was produced by "
+			     "%s (build-id %s), not by %s (build-id %s); its memory "
+			     "is decoded with the other build's DWARF, so any of "
+			     "these results may be wrong", target_describe(target),
+			     exe_path ? exe_path : "another program",
+			     s->core_build_id, prog->path, prog->build_id) < 0) {
+			free(s);
+			return &tscope_error_nomem;
+		}
+	} else if (mismatch) {
 		struct tscope_error *err = tscope_error_create(
 			TSCOPE_ERROR_MISMATCH,
 			"%s was produced by %s (build-id %s), but the executable "
 			"given is %s (build-id %s); load the executable that "
-			"produced it%s%s",
+			"produced it%s%s (or force it, knowing that the results "
+			"may be wrong: TASKSCOPE_FORCE=1)",
 			target_describe(target), exe_path ? exe_path : "another program",
 			s->core_build_id, prog->path, prog->build_id,
 			exe_path ? ": file " : "", exe_path ? exe_path : "");
@@ -224,6 +245,7 @@ TSCOPE_PUBLIC void tscope_session_destroy(struct tscope_session *s)
 		free(s->thread_futures[i].type_name);
 	free(s->thread_futures);
 	free(s->warning);
+	free(s->forced);
 	free(s);
 }
 
@@ -233,24 +255,79 @@ TSCOPE_PUBLIC void tscope_session_set_limits(struct tscope_session *s,
 	s->max_tasks = max_tasks ? max_tasks : (1u << 22);
 }
 
+/* A forced session's model (tokio_render's @model, into @out): the reason
+ * goes first into "errors" (short: the one-line INCOMPLETE note quotes it)
+ * and "warnings" (whole), and "complete" is false, so no front end
+ * presents it as a trustworthy, whole answer.  The keys are
+ * found as tokio_render writes them: unescaped quotes only occur
+ * structurally in JSON, and the top-level keys come after every task. */
+static void mark_forced(struct tscope_session *s, struct strbuf *model,
+			struct strbuf *out)
+{
+	static const char *const keys[] = {"\"complete\": ", "\"errors\": [",
+					   "\"warnings\": ["};
+	const char *p = model->s ? model->s : "";
+	for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
+		const char *at = NULL;
+		for (const char *q = p; (q = strstr(q, keys[k])); q++)
+			at = q; /* the last one: the top level's */
+		if (!at)
+			break;
+		at += strlen(keys[k]);
+		sb_append(out, p, (size_t)(at - p));
+		if (k == 0) {
+			sb_puts(out, "false");
+			at += strncmp(at, "true", 4) == 0 ? 4 : strncmp(at, "false", 5) == 0 ? 5 : 0;
+		} else {
+			char *msg = NULL;
+			if (k == 1 && asprintf(&msg, "FORCED: the core is of another "
+					       "build (build-id %s, the executable's %s): "
+					       "results may be wrong", s->core_build_id,
+					       s->prog->build_id) < 0)
+				msg = NULL;
+			sb_json_string(out, msg ? msg : s->forced);
+			free(msg);
+			if (*at != ']')
+				sb_puts(out, ", ");
+		}
+		p = at;
+	}
+	sb_puts(out, p);
+}
+
 TSCOPE_PUBLIC struct tscope_error *
 tscope_session_tasks_json(struct tscope_session *s, unsigned flags,
 			  char **ret)
 {
-	struct strbuf sb;
+	/* Symbols and DWARF of a stripped executable are in its debug file:
+	 * found (or not, and then that is the answer) before the walk. */
+	struct tscope_error *err = program_load_debug(s->prog);
+	if (err)
+		return err;
+	struct strbuf sb, model;
 	sb_init(&sb);
 	sb_puts(&sb, "{\"schema\": \"taskscope/1\", \"program\": {\"path\": ");
 	sb_json_string(&sb, s->prog->path);
 	sb_puts(&sb, ", \"build_id\": ");
 	sb_json_string(&sb, s->prog->build_id);
+	sb_puts(&sb, ", \"debug_file\": ");
+	if (s->prog->debug_path)
+		sb_json_string(&sb, s->prog->debug_path);
+	else
+		sb_puts(&sb, "null");
 	sb_puts(&sb, "}, \"target\": ");
 	sb_json_string(&sb, target_describe(s->target));
 	sb_puts(&sb, ", ");
-	struct tscope_error *err = tokio_render(s, flags, &sb);
+	sb_init(&model);
+	err = tokio_render(s, flags, s->forced ? &model : &sb);
 	if (err) {
+		sb_free(&model);
 		sb_free(&sb);
 		return err;
 	}
+	if (s->forced)
+		mark_forced(s, &model, &sb);
+	sb_free(&model);
 	sb_puts(&sb, "}\n");
 	*ret = sb_steal(&sb);
 	return *ret ? NULL : &tscope_error_nomem;

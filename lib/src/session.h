@@ -12,6 +12,8 @@ struct tscope_session {
 	char core_build_id[129];
 	uint64_t max_tasks;
 	char *warning; /* e.g. build-id could not be verified */
+	char *forced;  /* TSCOPE_SESSION_FORCE past a build-id mismatch: why no
+			* model of this session is to be trusted */
 	struct thread_future {
 		int tid;
 		uint64_t addr;
