@@ -27,6 +27,9 @@ JSON_LOCALS = 2
 JSON_GRAPH = 4
 JSON_THREADS_ONLY = 8
 
+# enum tscope_session_flags
+SESSION_FORCE = 1
+
 
 class TaskscopeError(Exception):
     """An error reported by the library: .code names its kind."""
@@ -113,8 +116,12 @@ def _declare(lib):
         "tscope_program_open": (P, [ctypes.c_char_p, PP]),
         "tscope_program_destroy": (None, [P]),
         "tscope_program_build_id": (ctypes.c_char_p, [P]),
+        "tscope_program_set_debug_file": (P, [P, ctypes.c_char_p]),
+        "tscope_program_set_debug_dirs": (P, [P, ctypes.c_char_p]),
+        "tscope_program_debug_file": (ctypes.c_char_p, [P]),
         "tscope_program_index": (P, [P]),
         "tscope_session_create": (P, [P, P, PP]),
+        "tscope_session_create_flags": (P, [P, P, ctypes.c_uint, PP]),
         "tscope_session_destroy": (None, [P]),
         "tscope_session_set_limits": (None, [P, ctypes.c_uint64]),
         "tscope_session_tasks_json": (P, [P, ctypes.c_uint, PP]),
@@ -236,16 +243,45 @@ class Target(_Handle):
         library().tscope_target_set_exe_bias(self._h, bias)
 
 
+def debug_settings(debug_file=None, debug_dirs=()):
+    """(debug file, ':'-separated debug directories or None for the
+    library's default) for a Program: @debug_file, else $TASKSCOPE_DEBUG_FILE;
+    $TASKSCOPE_DEBUG_ROOT's directories (':'-separated), then @debug_dirs
+    (gdb's debug-file-directory), without repeats."""
+    debug_file = debug_file or os.environ.get("TASKSCOPE_DEBUG_FILE") or None
+    dirs = []
+    for d in (os.environ.get("TASKSCOPE_DEBUG_ROOT") or "").split(":") + list(debug_dirs):
+        if d and d not in dirs:
+            dirs.append(d)
+    return debug_file, (":".join(dirs) if dirs else None)
+
+
 class Program(_Handle):
-    """An executable with its DWARF index (built on first use)."""
+    """An executable with its DWARF index (built on first use).  A stripped
+    one's DWARF is looked up in a separate debug file (lib/include/
+    taskscope.h): @debug_file, or found by build-id and .gnu_debuglink under
+    @debug_dirs (default /usr/lib/debug), or from debuginfod; see
+    debug_settings() for the environment variables."""
 
     DESTROY = "tscope_program_destroy"
 
-    def __init__(self, path):
+    def __init__(self, path, debug_file=None, debug_dirs=()):
         out = ctypes.c_void_p()
         _check(library().tscope_program_open(_fs(path), ctypes.byref(out)))
         self._h = out
         self.path = path
+        debug_file, dirs = debug_settings(debug_file, debug_dirs)
+        if debug_file:
+            _check(library().tscope_program_set_debug_file(self._h, _fs(debug_file)))
+        if dirs is not None:
+            _check(library().tscope_program_set_debug_dirs(self._h, _fs(dirs)))
+
+    @property
+    def debug_file(self):
+        """The separate debug file in use (None: the executable's own DWARF,
+        or not looked up yet)."""
+        p = library().tscope_program_debug_file(self._h)
+        return os.fsdecode(p) if p else None
 
     @property
     def build_id(self):
@@ -260,10 +296,14 @@ class Session(_Handle):
 
     DESTROY = "tscope_session_destroy"
 
-    def __init__(self, program, target):
+    def __init__(self, program, target, force=None):
+        """force (default: $TASKSCOPE_FORCE=1): go on past a core of another
+        build; every model is then marked incomplete, with the reason."""
+        if force is None:
+            force = os.environ.get("TASKSCOPE_FORCE", "") not in ("", "0")
         out = ctypes.c_void_p()
-        _check(library().tscope_session_create(program._h, target._h,
-                                               ctypes.byref(out)))
+        _check(library().tscope_session_create_flags(
+            program._h, target._h, SESSION_FORCE if force else 0, ctypes.byref(out)))
         self._h = out
         self.program = program  # the session borrows both
         self.target = target

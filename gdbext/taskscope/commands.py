@@ -75,11 +75,25 @@ def _file_key(path):
     return (os.path.realpath(path), st.st_mtime_ns, st.st_size)
 
 
+def _gdb_debug_dirs():
+    """gdb's own `debug-file-directory` (':'-separated): where gdb looks for
+    separate debug files, so taskscope looks there too."""
+    try:
+        value = gdb.parameter("debug-file-directory")
+    except (gdb.error, RuntimeError):
+        return []
+    return [d for d in (value or "").split(":") if d]
+
+
 def _program(path):
-    key = _file_key(path)
+    """The Program for @path, its DWARF indexed once per file and debug-file
+    settings (TASKSCOPE_DEBUG_FILE, TASKSCOPE_DEBUG_ROOT, gdb's
+    debug-file-directory)."""
+    gdb_dirs = _gdb_debug_dirs()
+    key = (_file_key(path), binding.debug_settings(None, gdb_dirs))
     prog = _programs.get(key)
     if prog is None:
-        prog = binding.Program(path)
+        prog = binding.Program(path, debug_dirs=gdb_dirs)
         _programs.clear()
         _programs[key] = prog
     return prog
