@@ -41,7 +41,8 @@ And what taskscope makes of them (the second half of this module):
               await stored in its future: its user frames are the truth's
               chain at the truth's lines, and its row in `info
               async-tasks` says "(crashed: SIG...)";
-- signature:  five bugs, five signatures; the CLI agrees on one;
+- signature:  five bugs, five signatures; the CLI agrees on one; one bug
+              built twice (panic = "unwind" and "abort") has one;
 - no crash:   cores of running processes (gcore) report none.
 
 Not yet (issue 9): both panics of double_panic (the first one's payload
@@ -416,3 +417,22 @@ def test_cores_of_running_processes_report_no_crash(scenarios):
         doc = helpers.gdb_json(sc.exe, sc.core, "async graph --json")
         assert doc.get("crash") is None, doc.get("crash")
         assert not [d for d in doc["diagnoses"] if d["kind"] == "crash"]
+
+
+def test_crash_signature_is_the_bug_not_the_build(crash, tmp_path):
+    """abort_in_task built twice, with panic = "unwind" (its profile) and
+    with panic = "abort" (landing pads and unwind tables differ: another
+    build of the same code): the same crash signature, computed from the
+    live frames each core shows at the truth's lines."""
+    sc = crash("abort_in_task")
+    env = dict(os.environ, CRASH_PROFILE="abort")
+    proc = subprocess.run([CAPTURE_CRASH, "abort_in_task", str(tmp_path)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=CAPTURE_TIMEOUT, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    other = os.path.join(str(tmp_path), "abort_in_task")
+    assert helpers.elf_build_id(os.path.join(other, "exe")) != helpers.elf_build_id(sc.exe)
+    a = helpers.gdb_json(sc.exe, sc.core, "async signature --json")
+    b = helpers.gdb_json(os.path.join(other, "exe"), os.path.join(other, "core"),
+                         "async signature --json")
+    assert a["kind"] == b["kind"] == "crash" and a["frames"], (a, b)
+    assert (a["signature"], a["frames"]) == (b["signature"], b["frames"]), (a, b)
