@@ -69,15 +69,16 @@ class Scenario:
         return "Scenario(%r)" % self.name
 
 
-def capture(name, outdir=FIXTURES):
-    """Run core-fixtures/capture NAME OUTDIR (a no-op when up to date)."""
+def capture(name, outdir=FIXTURES, script=CAPTURE, timeout=None):
+    """Run core-fixtures/capture (or another capture @script: capture-stacks,
+    capture-crash) NAME OUTDIR (a no-op when up to date)."""
     os.makedirs(outdir, exist_ok=True)
-    proc = subprocess.run([CAPTURE, name, outdir], stdout=subprocess.PIPE,
+    proc = subprocess.run([script, name, outdir], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True,
-                          timeout=CAPTURE_TIMEOUT)
+                          timeout=timeout or CAPTURE_TIMEOUT)
     if proc.returncode != 0:
-        raise RuntimeError("core-fixtures/capture %s %s failed (exit %d):\n%s"
-                           % (name, outdir, proc.returncode, proc.stderr))
+        raise RuntimeError("core-fixtures/%s %s %s failed (exit %d):\n%s"
+                           % (os.path.basename(script), name, outdir, proc.returncode, proc.stderr))
     return Scenario(name, os.path.join(outdir, name))
 
 

@@ -19,21 +19,14 @@ from . import render
 # Where a task's live frames end: the runtime polling it.
 _BOUNDARY = ("tokio::runtime::task::", "tokio::runtime::scheduler::", "tokio::runtime::blocking::",
              "tokio::runtime::park::", "tokio::runtime::context::")
-# The machinery between a panic or abort and the signal.
-_MACHINERY = ("std::panicking::", "core::panicking::", "std::sys::", "std::process::abort",
-              "std::rt::", "panic_abort::", "panic_unwind::", "core::option::expect_failed",
-              "core::option::unwrap_failed", "core::result::unwrap_failed",
-              "core::panic::", "std::panic::")
 _PANIC = ("std::panicking::", "core::panicking::")
 
 
 def _dependency(path, objfile_is_main):
-    if not objfile_is_main or not path:
-        return True
-    return (path.startswith(("/rustc/", "/usr/share/cargo/registry/", "library/"))
-            or any(s in path for s in ("/.cargo/registry/src/", "/.cargo/git/checkouts/",
-                                       "/vendor/", "/lib/rustlib/src/rust/"))
-            or re.search(r"/build/[^/]+-[0-9a-f]{16}/out/", path) is not None)
+    """A frame outside the user's code: another objfile (libc), or a
+    dependency's source (render.is_dependency_path)."""
+    return not objfile_is_main or not path or path.startswith("library/") or \
+        render.is_dependency_path(path)
 
 
 def _clean(name):
@@ -78,6 +71,14 @@ def thread_frames(tid, limit=128):
     return out, reached
 
 
+def _live(frames):
+    """thread_frames() as the "live_frames" of a task (user frames named
+    as their async fn)."""
+    return [{"kind": "live", "function": f["function"] if f["dependency"] else _clean(f["function"]),
+             "file": f["file"], "line": f["line"], "user": not f["dependency"], "level": i}
+            for i, f in enumerate(frames)]
+
+
 def crash_diagnosis(model):
     """Add the crash (kind "crash", first of the diagnoses) to a model
     whose core was written at a fatal signal; the crashing task gets
@@ -109,22 +110,14 @@ def crash_diagnosis(model):
         fn = _clean(f["function"])
         if not chain or chain[-1] != fn:
             chain.append(fn)
-    task = next((t for t in model.get("tasks", []) if c.get("task") is not None
-                 and t.get("id") == c["task"]), None)
-    live = [{"kind": "live", "function": _clean(f["function"]) if not f["dependency"] else f["function"],
-             "file": f["file"], "line": f["line"], "user": not f["dependency"], "level": i}
-            for i, f in enumerate(frames)]
+    task = render.crash_task(model)
+    live = _live(frames)
     if task is not None:
         task["crashed"] = {"signal": c["signal_name"], "kind": kind}
         task["live_frames"] = live
     c.update({"kind": kind, "location": loc, "message": message, "frames": live,
               "live_frames_complete": reached})
-    who = "thread %d" % c["thread"]
-    if task is not None:
-        who += " (task %s %s)" % (task["id"], render.future_text(task))
-    elif c.get("task") is not None:
-        # polling a task the runtime does not list: a spawn_blocking one
-        who += " (task %s, a blocking-pool task)" % c["task"]
+    who = render.crash_who(c, task)
     what = {"panic": "panicked", "double-panic": "panicked while panicking",
             "abort": "aborted", "signal": "crashed"}[kind]
     text = "%s %s with %s" % (who, what, c["signal_name"])
@@ -159,6 +152,4 @@ def live_frames_of_running(model, limit=64):
         frames, reached = thread_frames(t["thread"], limit)
         if not reached:
             continue  # the thread is not inside this task's poll (a stale CONTEXT)
-        t["live_frames"] = [{"kind": "live", "function": _clean(f["function"]) if not f["dependency"]
-                             else f["function"], "file": f["file"], "line": f["line"],
-                             "user": not f["dependency"], "level": i} for i, f in enumerate(frames)]
+        t["live_frames"] = _live(frames)

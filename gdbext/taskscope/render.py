@@ -522,21 +522,15 @@ def crash_basic(model):
     c = model.get("crash")
     if not c or any(d.get("kind") == "crash" for d in model.get("diagnoses", [])):
         return None
-    task = next((t for t in model.get("tasks", []) if c.get("task") is not None
-                 and t.get("id") == c["task"]), None)
+    task = crash_task(model)
     chain = []
     for f in (task or {}).get("frames") or []:
         if f.get("kind") in ("async fn", "async block") and f.get("file") and \
-                not _is_dependency(f.get("file")):
+                not is_dependency_path(f.get("file")):
             fn = signature_name(f.get("function"))
             if not chain or chain[-1] != fn:
                 chain.append(fn)
-    who = "thread %d" % c["thread"]
-    if task is not None:
-        who += " (task %s %s)" % (task["id"], future_text(task))
-    elif c.get("task") is not None:
-        who += " (task %s, a blocking-pool task)" % c["task"]
-    text = "%s died of %s" % (who, c["signal_name"])
+    text = "%s died of %s" % (crash_who(c, task), c["signal_name"])
     if c.get("message"):
         text += ": panicked with %r" % c["message"]
     if chain:
@@ -551,7 +545,28 @@ def crash_basic(model):
     return d
 
 
-def _is_dependency(path):
+def crash_task(model):
+    """The listed task the crashing thread was polling, or None."""
+    c = model.get("crash") or {}
+    return next((t for t in model.get("tasks", []) if c.get("task") is not None
+                 and t.get("id") == c["task"]), None)
+
+
+def crash_who(c, task):
+    """"thread 5941 (task 6 app::checkout)" for the crash @c."""
+    who = "thread %d" % c["thread"]
+    if task is not None:
+        who += " (task %s %s)" % (task["id"], future_text(task))
+    elif c.get("task") is not None:
+        # polling a task the runtime does not list: a spawn_blocking one
+        who += " (task %s, a blocking-pool task)" % c["task"]
+    return who
+
+
+def is_dependency_path(path):
+    """A dependency's source, not the user's own code: the rule of the
+    library's future_file_is_dependency() (cargo registry, git checkouts,
+    vendor trees, the standard library, a build script's OUT_DIR)."""
     return (path.startswith(("/rustc/", "/usr/share/cargo/registry/"))
             or any(s in path for s in ("/.cargo/registry/src/", "/.cargo/git/checkouts/",
                                        "/vendor/", "/lib/rustlib/src/rust/"))

@@ -50,14 +50,7 @@ class _Elf:
         for p_type, _fl, off, _va, _pa, filesz, _ms, _al in self.phdrs:
             if p_type != 4:  # PT_NOTE
                 continue
-            data = self.read(off, min(filesz, 64 << 20))
-            o = 0
-            while o + 12 <= len(data):
-                namesz, descsz, ntype = struct.unpack_from("<III", data, o)
-                d = o + 12 + ((namesz + 3) & ~3)
-                name = data[o + 12:o + 12 + namesz].rstrip(b"\0")
-                yield name, ntype, data[d:d + descsz]
-                o = d + ((descsz + 3) & ~3)
+            yield from _iter_notes(self.read(off, min(filesz, 64 << 20)))
 
     def vread(self, addr, n):
         """Bytes at virtual address @addr of a core (None if not dumped)."""

@@ -464,6 +464,23 @@ static void set_wait(struct tokio *tk, size_t ti, size_t r, enum side side,
 
 static bool find_owned_io(struct tokio *tk, struct tval v, int depth, struct tval *ret);
 
+/* The user frame of a chain: its innermost async frame outside tokio, or
+ * @fallback (the one of the chain it is a branch of). */
+static const struct fframe *innermost_user(const struct fchain *c,
+					   const struct fframe *fallback)
+{
+	for (size_t i = c->n; i-- > 0;)
+		if (c->frames[i].kind == FRAME_ASYNC && !starts(c->frames[i].function, "tokio::"))
+			return &c->frames[i];
+	return fallback;
+}
+
+/* An async state machine: discriminated by `__state`. */
+static bool is_state_machine_type(const struct ttype *t)
+{
+	return t->has_variants && t->discr.name && !strcmp(t->discr.name, "__state");
+}
+
 /* What a chain that ends in @c's leaf waits on. */
 struct wait_found {
 	size_t res;
@@ -485,14 +502,7 @@ static bool chain_wait(struct tokio *tk, size_t ti, const struct fchain *c,
 	if (c->n == 0)
 		return false;
 	const struct fframe *leaf = &c->frames[c->n - 1];
-	/* The user frame: innermost async frame outside tokio. */
-	const struct fframe *user = outer_user;
-	for (size_t i = c->n; i-- > 0;)
-		if (c->frames[i].kind == FRAME_ASYNC &&
-		    !starts(c->frames[i].function, "tokio::")) {
-			user = &c->frames[i];
-			break;
-		}
+	const struct fframe *user = innermost_user(c, outer_user);
 	if (!user)
 		user = leaf; /* no async frame at all: the waiter is the leaf */
 	if (leaf->kind == FRAME_JOIN && leaf->join_hdr) {
@@ -657,14 +667,7 @@ static void branch_waits(struct tokio *tk, size_t ti, const struct fframe *comb,
 		const struct fchain *in = top ? top : b;
 		const struct fframe *bl = b->n ? &b->frames[b->n - 1] : NULL;
 		if (bl && bl->kind == FRAME_COMBINATOR && depth < 8) {
-			const struct fframe *u = outer_user;
-			for (size_t i = b->n; i-- > 0;)
-				if (b->frames[i].kind == FRAME_ASYNC &&
-				    !starts(b->frames[i].function, "tokio::")) {
-					u = &b->frames[i];
-					break;
-				}
-			branch_waits(tk, ti, bl, u, in, depth + 1);
+			branch_waits(tk, ti, bl, innermost_user(b, outer_user), in, depth + 1);
 			continue;
 		}
 		struct wait_found w;
@@ -694,12 +697,7 @@ static void identify_wait(struct tokio *tk, size_t ti)
 	const struct fframe *leaf = &c->frames[c->n - 1];
 	struct wait_found w;
 	if (leaf->kind == FRAME_COMBINATOR) {
-		const struct fframe *user = NULL;
-		for (size_t i = c->n; i-- > 0 && !user;)
-			if (c->frames[i].kind == FRAME_ASYNC &&
-			    !starts(c->frames[i].function, "tokio::"))
-				user = &c->frames[i];
-		branch_waits(tk, ti, leaf, user, NULL, 0);
+		branch_waits(tk, ti, leaf, innermost_user(c, NULL), NULL, 0);
 		return;
 	}
 	if (chain_wait(tk, ti, c, NULL, &w))
@@ -795,7 +793,7 @@ static bool may_contain(struct tokio *tk, struct u64map *memo_map,
 		const char *n = t->name ? t->name : "";
 		if (is(n)) {
 			yes = true;
-		} else if (!(t->has_variants && t->discr.name && !strcmp(t->discr.name, "__state")) &&
+		} else if (!is_state_machine_type(t) &&
 			   !starts(n, "alloc::") && !starts(n, "std::")) {
 			/* (an async state machine is a frame of its own; a type
 			 * generic over one, tower's ResponseFuture<F>, is not) */
@@ -859,7 +857,7 @@ static bool find_owned_io(struct tokio *tk, struct tval v, int depth, struct tva
 /* A future's type, as the chain decoder sees it (its own frame). */
 static bool is_future_type(struct tscope_session *s, const struct ttype *t)
 {
-	return (t->has_variants && t->discr.name && !strcmp(t->discr.name, "__state")) ||
+	return is_state_machine_type(t) ||
 	       starts(t->name, "core::pin::Pin<") || starts(t->name, "alloc::boxed::Box<") ||
 	       program_is_future(s->prog, t->name);
 }
@@ -1071,7 +1069,7 @@ static void on_dormant_local(void *arg, const struct fframe *f, const char *name
 	}
 	/* pin!(fut) is a Pin<&mut F> local (F itself is a hidden temporary);
 	 * a future kept by value is a state machine. */
-	if (!(mt->has_variants && mt->discr.name && !strcmp(mt->discr.name, "__state")) &&
+	if (!is_state_machine_type(mt) &&
 	    !starts(mt->name, "core::pin::Pin<"))
 		return;
 	struct fchain sub;

@@ -82,15 +82,9 @@ _captured = {}
 
 
 def _capture(name):
-    """core-fixtures/capture-crash NAME FIXTURES (a no-op when up to date)."""
+    """CAPTURE_CRASH NAME FIXTURES, once per run (a no-op when up to date)."""
     if name not in _captured:
-        os.makedirs(helpers.FIXTURES, exist_ok=True)
-        proc = subprocess.run([CAPTURE_CRASH, name, helpers.FIXTURES], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, timeout=CAPTURE_TIMEOUT)
-        if proc.returncode != 0:
-            raise RuntimeError("core-fixtures/capture-crash %s %s failed (exit %d):\n%s"
-                               % (name, helpers.FIXTURES, proc.returncode, proc.stderr))
-        _captured[name] = helpers.Scenario(name, os.path.join(helpers.FIXTURES, name))
+        _captured[name] = helpers.capture(name, helpers.FIXTURES, CAPTURE_CRASH, CAPTURE_TIMEOUT)
     return _captured[name]
 
 

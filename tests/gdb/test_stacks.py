@@ -33,7 +33,6 @@ its entry."""
 
 import os
 import re
-import subprocess
 from collections import Counter
 
 import pytest
@@ -59,15 +58,9 @@ _docs = {}
 
 
 def _capture(name):
-    """core-fixtures/capture-stacks NAME FIXTURES (a no-op when up to date)."""
+    """CAPTURE_STACKS NAME FIXTURES, once per run (a no-op when up to date)."""
     if name not in _captured:
-        os.makedirs(helpers.FIXTURES, exist_ok=True)
-        proc = subprocess.run([CAPTURE_STACKS, name, helpers.FIXTURES], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, timeout=CAPTURE_TIMEOUT)
-        if proc.returncode != 0:
-            raise RuntimeError("core-fixtures/capture-stacks %s %s failed (exit %d):\n%s"
-                               % (name, helpers.FIXTURES, proc.returncode, proc.stderr))
-        _captured[name] = helpers.Scenario(name, os.path.join(helpers.FIXTURES, name))
+        _captured[name] = helpers.capture(name, helpers.FIXTURES, CAPTURE_STACKS, CAPTURE_TIMEOUT)
     return _captured[name]
 
 
