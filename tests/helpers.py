@@ -183,6 +183,27 @@ def gdb_json(exe, core=None, command="info async-tasks --json", pid=None):
     return doc
 
 
+CLI = os.path.join(REPO, "cli", "taskscope")
+
+
+def cli_json(command, exe, core, *extra):
+    """`taskscope COMMAND --json [EXTRA...] EXE CORE` (the source tree's
+    CLI, no gdb): the parsed document, validated against the schema; the
+    exit status may say "incomplete" (3), not "failed"."""
+    import sys
+    proc = subprocess.run([sys.executable, CLI, command, "--json"] + [str(a) for a in extra]
+                          + [exe, core], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, text=True, errors="replace",
+                          timeout=GDB_TIMEOUT)
+    if proc.returncode not in (0, 3):
+        raise AssertionError("taskscope %s on %s %s failed (exit %d):\n%s"
+                             % (command, exe, core, proc.returncode, proc.stderr[-4000:]))
+    doc = json.loads(proc.stdout)
+    if command != "signature":
+        assert_schema(doc, "taskscope " + command)
+    return doc
+
+
 def elf_build_id(path):
     """Hex GNU build-id of an ELF file, from its PT_NOTE segments (or
     SHT_NOTE sections), or None."""

@@ -125,6 +125,7 @@ def _declare(lib):
         "tscope_session_destroy": (None, [P]),
         "tscope_session_set_limits": (None, [P, ctypes.c_uint64]),
         "tscope_session_tasks_json": (P, [P, ctypes.c_uint, PP]),
+        "tscope_session_thread_frames_json": (P, [P, ctypes.c_int, ctypes.c_uint, PP]),
         "tscope_session_add_thread_future": (P, [P, ctypes.c_int, ctypes.c_uint64,
                                                  ctypes.c_char_p]),
         "tscope_session_add_thread_value": (P, [P, ctypes.c_int, ctypes.c_uint64,
@@ -342,6 +343,14 @@ class Session(_Handle):
                     "suspended copy is in the block_on frames' memory (the optimizer "
                     "may keep its state in registers): its await point is unknown")
         return model
+
+    def thread_frames(self, tid, limit=0):
+        """Thread tid's frames by the library's own unwinder (registers of
+        the core or stopped process, the mapped files' CFI), for hosts
+        without gdb: {"frames": [{"level", "pc", "function", "file", "line",
+        "object", "main"}], "complete", "stopped_because"}."""
+        return _json_result(lambda ret: library().tscope_session_thread_frames_json(
+            self._h, tid, limit, ret))
 
     def add_thread_future(self, tid, addr, type_name, pinned=True):
         """A future thread tid drives outside any task (block_on): decoded

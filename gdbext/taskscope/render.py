@@ -355,9 +355,9 @@ def backtrace_lines(model, tasks, group=False, thread_label=None, local_fmt=None
                 out.append("  live frames (the stack of the thread polling it%s):" % (
                     ", which crashed with %s" % t["crashed"]["signal"] if t.get("crashed") else ""))
                 for f in t["live_frames"]:
-                    out.append("#%-3d %s%s at %s:%s" % (
+                    out.append("#%-3d %s%s%s" % (
                         f["level"], "" if f.get("user") else "  ", display_name(f.get("function"), wide),
-                        short_path(f.get("file")), f.get("line")))
+                        " at %s:%s" % (short_path(f["file"]), f.get("line")) if f.get("file") else ""))
                 continue
             for f in t.get("frames") or []:
                 out.extend(frame_lines(f, "", local_fmt, wide))
@@ -512,37 +512,6 @@ def signature_lines(sig):
                          else "")]
     out.extend("  " + f for f in sig["frames"])
     return out
-
-
-def crash_basic(model):
-    """Without gdb's unwinder (the CLI): the crash from the library alone,
-    first of the diagnoses: the thread, signal, panic message and the task
-    it was polling, with that task's await chain as stored (its live frames
-    need gdb: `gdb EXE CORE -ex 'async diagnose'`)."""
-    c = model.get("crash")
-    if not c or any(d.get("kind") == "crash" for d in model.get("diagnoses", [])):
-        return None
-    task = crash_task(model)
-    chain = []
-    for f in (task or {}).get("frames") or []:
-        if f.get("kind") in ("async fn", "async block") and f.get("file") and \
-                not is_dependency_path(f.get("file")):
-            fn = signature_name(f.get("function"))
-            if not chain or chain[-1] != fn:
-                chain.append(fn)
-    text = "%s died of %s" % (crash_who(c, task), c["signal_name"])
-    if c.get("message"):
-        text += ": panicked with %r" % c["message"]
-    if chain:
-        text += "; its await chain as stored: " + " <- ".join(chain)
-    text += " (live frames and the crash line: gdb EXE CORE -ex 'async diagnose')"
-    d = {"kind": "crash", "tasks": [c["task"]] if c.get("task") is not None else [],
-         "threads": [c["thread"]], "signal": c["signal_name"], "message": c.get("message"),
-         "frames": chain, "confidence": "certain",
-         "confidence_reason": "the core was written for this thread's fatal signal (its notes)",
-         "text": text}
-    model.setdefault("diagnoses", []).insert(0, d)
-    return d
 
 
 def crash_task(model):

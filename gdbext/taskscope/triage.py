@@ -182,7 +182,7 @@ def pair(core, exes, core_paths=True):
 
 def decode_one(core, exe):
     """One dump (run in a process of its own): a JSON-able summary."""
-    from . import binding, render
+    from . import binding, crash, render
     t0 = time.monotonic()
     out = {"core": core, "exe": exe}
     try:
@@ -191,7 +191,7 @@ def decode_one(core, exe):
     except binding.TaskscopeError as e:
         out.update({"error": str(e), "seconds": round(time.monotonic() - t0, 3)})
         return out
-    render.crash_basic(model)
+    crash.crash_diagnosis(model, crash.library_frames(session))
     sig = render.signature(model)
     c = model.get("crash") or {}
     out.update({

@@ -316,6 +316,22 @@ tscope_session_find_live_future(struct tscope_session *session, uint64_t lo,
 				uint64_t hi, const char *type_name,
 				uint64_t *addr_ret);
 
+/*
+ * The frames of thread @tid as the library's own unwinder finds them (the
+ * thread's registers in the core or the stopped process, and the call
+ * frame information of the mapped files: .eh_frame or .debug_frame), for
+ * hosts without an unwinder: {"thread", "frames": [{"level", "pc",
+ * "function", "file", "line", "object", "main"}], "complete",
+ * "stopped_because"}, innermost first, at most @max frames (0: 256).
+ * "complete" is true when the walk reached the thread's outermost frame;
+ * else "stopped_because" says why it ended (no CFI for a pc, a file that
+ * cannot be opened, a stack that does not grow, the limit).
+ * TSCOPE_ERROR_NOT_FOUND if the target has no such thread.
+ */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_thread_frames_json(struct tscope_session *session, int tid,
+				  unsigned max, char **ret);
+
 #ifdef __cplusplus
 }
 #endif

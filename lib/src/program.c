@@ -1492,6 +1492,25 @@ static bool line_at(Dwarf_Debug dbg, Dwarf_Die die, uint64_t pc, char **file,
 	return ok;
 }
 
+bool program_line_at(struct tscope_program *prog, uint64_t die, uint64_t pc,
+		     const char **file_ret, uint32_t *line_ret)
+{
+	Dwarf_Debug dbg = die_dbg(prog, die);
+	Dwarf_Die d;
+	if (!dbg || dwarf_offdie_b(dbg, die_off(die), true, &d, NULL) != DW_DLV_OK)
+		return false;
+	char *f;
+	uint32_t l;
+	bool ok = line_at(dbg, d, pc, &f, &l);
+	dwarf_dealloc_die(d);
+	if (!ok)
+		return false;
+	*file_ret = strmap_intern(&prog->names, f, strlen(f));
+	*line_ret = l;
+	dwarf_dealloc(dbg, f, DW_DLA_STRING);
+	return *file_ret != NULL;
+}
+
 bool program_await_call_line(struct tscope_program *prog, const char *body,
 			     const char *awaitee, const char **file_ret,
 			     uint32_t *line_ret)

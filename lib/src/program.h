@@ -146,6 +146,11 @@ static inline Dwarf_Off die_off(uint64_t off)
 
 struct tscope_error *program_ensure_index(struct tscope_program *prog);
 
+/* The line-table row covering link-time address @pc, in the unit of the
+ * function DIE @die: its file (interned) and line. */
+bool program_line_at(struct tscope_program *prog, uint64_t die, uint64_t pc,
+		     const char **file_ret, uint32_t *line_ret);
+
 /* Find the separate debug file of a stripped executable (once; the order
  * is in taskscope.h): NULL when found or not needed, else why not, with
  * the paths tried and what to do. */

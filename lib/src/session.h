@@ -12,6 +12,7 @@ struct tscope_session {
 	char core_build_id[129];
 	uint64_t max_tasks;
 	char *warning; /* e.g. build-id could not be verified */
+	struct unwinder *unwinder; /* unwind.c, made on first need */
 	char *forced;  /* TSCOPE_SESSION_FORCE past a build-id mismatch: why no
 			* model of this session is to be trusted */
 	struct thread_future {

@@ -186,6 +186,18 @@ static void parse_nt_file(struct tscope_target *t, const unsigned char *p,
 	}
 }
 
+void thread_set_user_regs(struct tscope_thread *th, const uint64_t *ur)
+{
+	/* user_regs_struct slot of each DWARF register (see <sys/user.h>:
+	 * r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax
+	 * rip cs eflags rsp ...) */
+	static const unsigned char slot[17] = {10, 12, 11, 5, 13, 14, 4, 19, 9,
+					       8, 7, 6, 3, 2, 1, 0, 16};
+	for (int i = 0; i < 17; i++)
+		th->dwregs[i] = ur[slot[i]];
+	th->has_dwregs = true;
+}
+
 static struct tscope_error *parse_core_notes(struct tscope_target *t,
 					     const unsigned char *p, size_t n)
 {
@@ -209,6 +221,7 @@ static struct tscope_error *parse_core_notes(struct tscope_target *t,
 				return &tscope_error_nomem;
 			/* x86-64 user_regs_struct, see <sys/user.h>. */
 			th->has_regs = true;
+			thread_set_user_regs(th, (const uint64_t *)st.pr_reg);
 			th->fs_base = st.pr_reg[21];
 			th->pc = st.pr_reg[16];
 			th->sp = st.pr_reg[19];
@@ -476,6 +489,7 @@ tscope_target_stop_threads(struct tscope_target *t)
 			continue; /* thread exited meanwhile: no registers */
 		struct tscope_thread *th = &t->threads[i];
 		th->has_regs = true;
+		thread_set_user_regs(th, (const uint64_t *)&regs);
 		th->fs_base = regs.fs_base;
 		th->pc = regs.rip;
 		th->sp = regs.rsp;

@@ -14,6 +14,10 @@ struct tscope_thread {
 	int tid;
 	bool has_regs;
 	uint64_t fs_base, pc, sp;
+	/* Every general register, in DWARF's x86-64 numbering (rax, rdx, rcx,
+	 * rbx, rsi, rdi, rbp, rsp, r8..r15, rip): where the unwinder starts. */
+	bool has_dwregs;
+	uint64_t dwregs[17];
 	bool has_syscall;
 	int64_t syscall; /* orig_rax: -1 when not in a system call */
 	uint64_t arg1;   /* rsi: the futex op, for one */
@@ -31,6 +35,9 @@ struct tscope_thread {
  * when its pending signal or siginfo is one of those.  NULL otherwise (a
  * core of a running process: gcore's threads stopped by SIGSTOP). */
 const struct tscope_thread *target_crash_thread(struct tscope_target *t, int *signo);
+
+/* x86-64 user_regs_struct (NT_PRSTATUS, PTRACE_GETREGS) -> th->dwregs. */
+void thread_set_user_regs(struct tscope_thread *th, const uint64_t *user_regs);
 
 enum target_kind { TARGET_CORE, TARGET_PID, TARGET_CALLBACK };
 

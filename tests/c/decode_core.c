@@ -1,6 +1,7 @@
 /*
  * decode_core EXE CORE: decode everything the library can (tasks, frames,
- * locals, graph, diagnoses) and print the size of the JSON document.  Run
+ * locals, graph, diagnoses; every thread's frames by the library's own
+ * unwinder) and print the size of the JSON documents.  Run
  * under AddressSanitizer/UBSan/LeakSanitizer by `./dev sanitize` over every
  * fixture core: memory errors and leaks fail it.
  */
@@ -37,6 +38,24 @@ int main(int argc, char **argv)
 		tscope_error_destroy(err);
 	} else {
 		printf("%zu bytes of JSON\n", strlen(json));
+		size_t frames = 0, n = tscope_target_num_threads(target);
+		for (size_t i = 0; i < n; i++) {
+			int tid;
+			uint64_t fs, pc;
+			char *fj = NULL;
+			struct tscope_error *e = tscope_target_thread(target, i, &tid, &fs, &pc);
+			if (!e)
+				e = tscope_session_thread_frames_json(session, tid, 0, &fj);
+			if (e) {
+				printf("thread %zu: error (%d): %s\n", i, tscope_error_code(e),
+				       tscope_error_message(e));
+				tscope_error_destroy(e);
+			} else {
+				frames += strlen(fj);
+			}
+			tscope_free(fj);
+		}
+		printf("%zu threads unwound, %zu bytes of frames\n", n, frames);
 	}
 	tscope_free(json);
 	tscope_session_destroy(session);

@@ -6,6 +6,8 @@ and `$async_future`."""
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -430,18 +432,23 @@ def test_macro_awaits_show_the_users_line(scenarios, name):
     assert not probs, "%s:\n%s" % (name, "\n".join(probs))
 
 
+@pytest.mark.parametrize("host", ["gdb", "cli"])
 @pytest.mark.parametrize("name", ["blocked_worker", "starvation", "healthy_busy"])
-def test_running_task_shows_its_live_frames(scenarios, name):
+def test_running_task_shows_its_live_frames(scenarios, name, host):
     """A task polled when the core was written (a blocking call in a
     poll: Barry's std::thread::sleep) gets its thread's frames above the
     runtime's poll as "live_frames": the user frames among them are the
     truth's chain at the truth's lines (its code now, not its stale
-    await), and `async bt` prints them."""
+    await), and `async bt` prints them.  The same from the CLI, whose
+    frames come from the library's own unwinder (no gdb)."""
     sc = scenarios(name)
     running = [t for t in sc.truth["tasks"] if t.get("state") == "running" and not t.get("dynamic")]
     if not running:
         pytest.skip("no running task with a fixed line in %s" % name)
-    doc = helpers.gdb_json(sc.exe, sc.core, "async bt all --json")
+    if host == "cli":
+        doc = helpers.cli_json("bt", sc.exe, sc.core)
+    else:
+        doc = helpers.gdb_json(sc.exe, sc.core, "async bt all --json")
     found = {t["id"]: t for t in doc["tasks"]}
     for t in running:
         live = found[t["id"]].get("live_frames") or []
@@ -449,5 +456,11 @@ def test_running_task_shows_its_live_frames(scenarios, name):
         exp = [(c["function"], c["line"]) for c in reversed(t["chain"])]
         assert len(user) == len(exp) and all(helpers.function_matches(ef, gf) and gl == el
                                              for (gf, gl), (ef, el) in zip(user, exp)), (t["id"], user, exp)
-    rc, text, out, err = helpers.gdb_text(sc.exe, sc.core, "async bt %d" % running[0]["id"])
+    if host == "cli":
+        proc = subprocess.run([sys.executable, helpers.CLI, "bt", str(running[0]["id"]), sc.exe,
+                               sc.core], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, timeout=helpers.GDB_TIMEOUT)
+        text = proc.stdout
+    else:
+        rc, text, out, err = helpers.gdb_text(sc.exe, sc.core, "async bt %d" % running[0]["id"])
     assert "live frames" in text and "%s:%d" % (running[0]["file"], running[0]["chain"][0]["line"]) in text, text
