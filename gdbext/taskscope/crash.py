@@ -136,6 +136,13 @@ def crash_diagnosis(model, frames_of=gdb_frames):
         loc["function"] = _clean(loc["function"])
         loc.pop("dependency", None)
     message = c.get("message")  # the library reads it from the payload on the stack
+    # panics still unwinding (the library finds panic_unwind's exceptions):
+    # a destructor that panicked while the outer panic unwound
+    in_flight = [p.get("message") for p in c.get("panics") or []]
+    if len(in_flight) > 1:
+        kind = "double-panic"
+    if message is None and in_flight:
+        message = in_flight[0]
     chain = []
     for f in user:
         fn = _clean(f["function"])
@@ -169,6 +176,9 @@ def crash_diagnosis(model, frames_of=gdb_frames):
         text += " (fault address %s)" % c["fault_address"]
     if message:
         text += ": %r" % message
+    if len(in_flight) > 1:
+        text += ", and while it unwound, a destructor panicked: " + ", then ".join(
+            "%r" % m if m is not None else "(message unreadable)" for m in in_flight[1:])
     if stored:
         text += "; its await chain as stored (no live frame of its code was unwound): " + \
             " <- ".join(chain)
@@ -177,6 +187,7 @@ def crash_diagnosis(model, frames_of=gdb_frames):
     d = {"kind": "crash", "crash_kind": kind,
          "tasks": [c["task"]] if c.get("task") is not None else [],
          "threads": [c["thread"]], "signal": c["signal_name"], "message": message,
+         "panics": in_flight,
          "location": loc, "frames": ([loc["function"]] if loc else []) + chain[1:] if not stored
          else chain,
          "confidence": "certain",

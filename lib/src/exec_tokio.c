@@ -727,6 +727,129 @@ static char *panic_message(struct tokio *tk, uint64_t sp)
 	return msg;
 }
 
+/* The panics still unwinding on the crashing thread (a destructor that
+ * panicked during unwinding: a double panic).  panic_unwind boxes each
+ * panic as Exception { _uwe: _Unwind_Exception, canary: &CANARY, cause:
+ * Box<dyn Any + Send> } (no DWARF: its layout is panic_unwind's repr(C)):
+ * the exception class "MOZ\0RUST" at offset 0 (malloc overwrites it when
+ * the box is freed), the address of panic_unwind::imp::CANARY at 32, the
+ * payload at 40 (data, vtable: drop, size, align).  The unwinder keeps the
+ * CFA of the frame that will handle each exception in private_2 (offset
+ * 24), on the stack of the thread it runs on: that says whose it is and
+ * orders them (the outer panic's handler is the older frame, higher on the
+ * stack).  The payload's message: a String (size 24) or a &str (16).
+ * Cores only (their segments are searched whole).  Appends ", \"panics\":
+ * [{"message"}...]" outermost first, or nothing. */
+static void render_unwinding_panics(struct tokio *tk, const struct tscope_thread *th,
+				    struct strbuf *out)
+{
+	struct tscope_session *s = tk->s;
+	const struct elf_sym *canary_sym =
+		program_find_rust_symbol(s->prog, "panic_unwind::imp::CANARY", false, -1);
+	if (!canary_sym || !th->sp)
+		return;
+	uint64_t canary = canary_sym->value + s->bias;
+	/* the crashing thread's stack: the core segment holding its sp */
+	uint64_t stk_lo = 0, stk_hi = 0;
+	size_t nseg = target_num_segments(s->target);
+	for (size_t i = 0; i < nseg; i++) {
+		uint64_t va, len;
+		uint32_t fl;
+		const unsigned char *d;
+		if (target_segment(s->target, i, &va, &len, &fl, &d) && th->sp >= va &&
+		    th->sp < va + len) {
+			stk_lo = va;
+			stk_hi = va + len;
+		}
+	}
+	if (!stk_hi)
+		return;
+	struct exc { uint64_t handler_cfa; char *msg; } exc[8];
+	size_t nexc = 0;
+	static const unsigned char cls[8] = {'M', 'O', 'Z', 0, 'R', 'U', 'S', 'T'};
+	for (size_t i = 0; i < nseg && nexc < 8; i++) {
+		uint64_t va, len;
+		uint32_t fl;
+		const unsigned char *d;
+		if (!target_segment(s->target, i, &va, &len, &fl, &d) || !(fl & PF_W) || !d)
+			continue;
+		for (uint64_t o = 0; o + 56 <= len && nexc < 8;) {
+			const unsigned char *hit = memmem(d + o, len - o, cls, 8);
+			if (!hit)
+				break;
+			o = (uint64_t)(hit - d);
+			uint64_t w[7];
+			if (o % 16 || o + 56 > len) {
+				o += 8;
+				continue;
+			}
+			memcpy(w, hit, sizeof(w));
+			o += 16;
+			if (w[4] != canary || w[3] < stk_lo || w[3] >= stk_hi)
+				continue;
+			/* the payload: (data, vtable [drop, size, align]) */
+			uint64_t size = 0, pl[3];
+			char *msg = NULL;
+			if (val_ok(target_read_u64(s->target, w[6] + 8, &size)) &&
+			    (size == 24 || size == 16) &&
+			    val_ok(tscope_target_read(s->target, w[5], pl, size))) {
+				uint64_t ptr, n;
+				if (size == 16) {
+					ptr = pl[0];
+					n = pl[1];
+				} else {
+					/* String { vec: { buf: {cap, ptr}, len } }: the
+					 * pointer is the one of the three the length is
+					 * not (cap >= len) */
+					struct tval lenv, ptrv;
+					uint64_t st;
+					if (!val_ok(tscope_program_find_type(s->prog, "alloc::string::String", &st)) ||
+					    !val_ok(val_find(s, (struct tval){0, st}, "len", 2, &lenv)) ||
+					    (!val_ok(val_find(s, (struct tval){0, st}, "pointer", 8, &ptrv)) &&
+					     !val_ok(val_find(s, (struct tval){0, st}, "ptr", 6, &ptrv))) ||
+					    lenv.addr > 16 || ptrv.addr > 16)
+						goto next;
+					n = pl[lenv.addr / 8];
+					ptr = pl[ptrv.addr / 8];
+				}
+				if (n && n <= 65536) {
+					char *text = malloc(n + 1);
+					if (text && val_ok(tscope_target_read(s->target, ptr, text, n)) &&
+					    utf8_text((unsigned char *)text, n)) {
+						text[n] = '\0';
+						msg = text;
+					} else {
+						free(text);
+					}
+				}
+			}
+		next:
+			exc[nexc].handler_cfa = w[3];
+			exc[nexc++].msg = msg;
+		}
+	}
+	if (!nexc)
+		return;
+	/* outermost first: the higher handler frame */
+	for (size_t i = 1; i < nexc; i++)
+		for (size_t j = i; j > 0 && exc[j].handler_cfa > exc[j - 1].handler_cfa; j--) {
+			struct exc x = exc[j];
+			exc[j] = exc[j - 1];
+			exc[j - 1] = x;
+		}
+	sb_puts(out, ", \"panics\": [");
+	for (size_t i = 0; i < nexc; i++) {
+		sb_puts(out, i ? ", {\"message\": " : "{\"message\": ");
+		if (exc[i].msg)
+			sb_json_string(out, exc[i].msg);
+		else
+			sb_puts(out, "null");
+		sb_puts(out, "}");
+		free(exc[i].msg);
+	}
+	sb_puts(out, "]");
+}
+
 /* "crash": the thread a core was written for when it died of a fatal
  * signal, the signal, and the task that thread was polling (null: none,
  * a blocking-pool or plain thread); null for other cores and processes. */
@@ -753,6 +876,7 @@ static void render_crash(struct tokio *tk, struct strbuf *out)
 			sb_json_string(out, msg);
 			free(msg);
 		}
+		render_unwinding_panics(tk, th, out);
 	}
 	sb_printf(out, ", \"pc\": \"0x%llx\", \"task\": ", (unsigned long long)th->pc);
 	bool found = false;

@@ -35,7 +35,8 @@ And what taskscope makes of them (the second half of this module):
               thread, task (the blocking job's id for blocking_panic),
               signal, file:line and function of the crash (segv_ffi: the C
               function; double_panic: the cleanup in import_batch, where
-              the live stack is, and no message), and the panic message
+              the live stack is, with both panics' messages from the
+              exceptions still unwinding, outer first), and the panic message
               read from the payload on the stack;
 - live frames: the crashing task's frames are its thread's stack, not the
               await stored in its future: its user frames are the truth's
@@ -49,9 +50,9 @@ The taskscope checks run twice: in gdb (gdb's unwinder) and with the CLI
 (the library's own unwinder: the core's registers and the mapped files'
 CFI).
 
-Not yet (issue 9): both panics of double_panic (the first one's payload
-is in the unwinding exception, not on the stack); the same answers checked
-on gcore cores (CRASH_CORE=gdb)."""
+Not yet (issue 9): where each of double_panic's two panics was raised
+(their frames are unwound; the exceptions keep only the payloads); the
+same answers checked on gcore cores (CRASH_CORE=gdb)."""
 
 import json
 import os
@@ -365,9 +366,15 @@ def test_diagnose_reports_the_crash_first(crash, name, host):
         assert d["tasks"] == [c["task"]], (d["tasks"], c["task"])
     if name == "double_panic":
         # the live stack is the cleanup of the first panic: what it shows
-        # is where the destructor ran (import_batch), and no message
-        assert d["crash_kind"] == "double-panic" and d["message"] is None, d
+        # is where the destructor ran (import_batch); both panics are still
+        # unwinding (panic_unwind's exceptions): the outer one's message,
+        # then the destructor's
+        assert d["crash_kind"] == "double-panic", d
         assert (d["location"] or {}).get("function") == c["function"], d
+        assert d["message"] == c["message"], (d["message"], c["message"])
+        assert d["panics"] == [c["message"], c["second"]["message"]], (d["panics"], c)
+        if "crash" in doc:  # the CLI's document is the whole model
+            assert doc["crash"]["panics"] == [{"message": m} for m in d["panics"]], doc["crash"]
         return
     loc = d.get("location") or {}
     if name == "segv_ffi":
