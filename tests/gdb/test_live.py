@@ -146,3 +146,45 @@ def test_cli_pid_stops_the_process_briefly(live):
     with open("/proc/%d/stat" % pid) as f:
         state = f.read().rsplit(")", 1)[1].split()[0]
     assert state not in ("T", "t", "Z"), state
+
+
+@pytest.fixture
+def live_blocked(scenarios, tmp_path):
+    """blocked_worker running: a task stuck in std::thread::sleep inside
+    its poll (Barry's story), with its truth."""
+    sc = scenarios("blocked_worker")
+    truth_path = str(tmp_path / "truth.json")
+    proc = subprocess.Popen([sc.exe, truth_path], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        _wait_ready(proc, READY_TIMEOUT)
+        with open(truth_path) as f:
+            yield sc, proc.pid, json.load(f)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+
+
+def test_cli_pid_shows_a_running_tasks_live_frames(live_blocked):
+    """`taskscope bt --json --pid PID EXE` on a live process: the running
+    task's live frames come from the library's own unwinder over the
+    stopped threads' registers (PTRACE_GETREGS) and the mapped files'
+    CFI; its user frames are the truth's chain at the truth's lines, and
+    the std::thread::sleep it is blocked in is above them."""
+    sc, pid, truth = live_blocked
+    running = [t for t in truth["tasks"] if t.get("state") == "running"]
+    assert running, truth["tasks"]
+    proc = subprocess.run([sys.executable, helpers.CLI, "bt", "--json", "--pid", str(pid), sc.exe],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=helpers.GDB_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    found = {t["id"]: t for t in json.loads(proc.stdout)["tasks"]}
+    for t in running:
+        live = found[t["id"]].get("live_frames") or []
+        user = [(f["function"], f["line"]) for f in live if f.get("user")]
+        exp = [(c["function"], c["line"]) for c in reversed(t["chain"])]
+        assert len(user) == len(exp) and all(helpers.function_matches(ef, gf) and gl == el
+                                             for (gf, gl), (ef, el) in zip(user, exp)), (user, exp)
+        assert any("sleep" in (f.get("function") or "") for f in live if not f.get("user")), live
