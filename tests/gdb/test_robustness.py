@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import subprocess
+import struct
 import sys
 
 import pytest
@@ -239,3 +240,99 @@ def test_gdb_on_a_corrupted_core_exits_0_or_1(scenarios, name, index, tmp_path):
             % (cmd, index, plan[index]["what"], name, rc, err[-3000:]))
         if rc == 1:
             assert "taskscope: " in err and "internal error" not in err, err[-3000:]
+
+
+UNWIND_WORKER = r'''
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from taskscope import binding
+exe, core, plan = sys.argv[2], sys.argv[3], json.load(open(sys.argv[4]))
+with open(core, "rb") as f:
+    orig = f.read()
+for i, patches in enumerate(plan):
+    with open(core, "r+b") as f:
+        for off, data in patches:
+            f.seek(off); f.write(bytes.fromhex(data))
+    print("BEGIN %d" % i, flush=True)
+    try:
+        s = binding.Session(binding.Program(exe), binding.Target.core(core))
+        n = 0
+        for th in s.threads().get("threads", []):
+            r = s.thread_frames(th["tid"])
+            assert len(r["frames"]) <= 256 and (r["complete"] or r["stopped_because"]), r
+            n += len(r["frames"])
+        print("OK %d frames" % n, flush=True)
+    except binding.TaskscopeError as e:
+        print("ERR %s" % e, flush=True)
+    with open(core, "r+b") as f:
+        for off, data in patches:
+            f.seek(off); f.write(orig[off:off + len(data) // 2])
+'''
+
+
+def _first_prstatus_regs_offset(core):
+    """File offset of pr_reg of the core's first NT_PRSTATUS (the crashing
+    thread's registers), and its rsp."""
+    with open(core, "rb") as f:
+        data = f.read(1 << 20)
+    e_phoff = struct.unpack_from("<Q", data, 0x20)[0]
+    e_phentsize, e_phnum = struct.unpack_from("<HH", data, 0x36)
+    for i in range(e_phnum):
+        p_type, _fl, p_offset, _va, _pa, p_filesz = struct.unpack_from("<IIQQQQ", data,
+                                                                        e_phoff + i * e_phentsize)
+        if p_type != 4:
+            continue
+        off = p_offset
+        while off + 12 <= p_offset + p_filesz:
+            namesz, descsz, ntype = struct.unpack_from("<III", data, off)
+            desc = off + 12 + ((namesz + 3) & ~3)
+            if ntype == 1:  # NT_PRSTATUS: pr_reg at 112 of struct elf_prstatus
+                regs = desc + 112
+                return regs, struct.unpack_from("<Q", data, regs + 19 * 8)[0]
+            off = desc + ((descsz + 3) & ~3)
+    raise AssertionError("no NT_PRSTATUS in %s" % core)
+
+
+def test_corrupted_stacks_never_crash_the_unwinder(tmp_path):
+    """The library's unwinder on a crash core whose crashing thread's stack
+    and registers are overwritten (random words, zeros, pointers back into
+    the stack that would make the walk loop, a garbage rsp/rip/rbp): every
+    thread's walk ends, within 256 frames, saying why, and the process
+    lives (each variant in one worker; a dead worker names its variant)."""
+    h = helpers
+    sc = h.capture("panic_abort_deep", h.FIXTURES, script=os.path.join(
+        h.REPO, "core-fixtures", "capture-crash"))
+    regs, sp = _first_prstatus_regs_offset(sc.core)
+    load = h.elf_load_map(sc.core)
+    rng = random.Random(9)
+    plan = []
+    for v in range(40):
+        patches = []
+        for _ in range(rng.choice((1, 4, 32))):
+            addr = sp + 8 * rng.randrange(0, 4096)
+            off = h.core_offset(load, addr, 8)
+            if off is None:
+                continue
+            val = rng.choice((0, rng.getrandbits(64), sp + 8 * rng.randrange(-64, 4096),
+                              addr, addr - 8))
+            patches.append((off, struct.pack("<Q", val & (2**64 - 1)).hex()))
+        if v % 5 == 0:  # the registers: rip (16), rsp (19), rbp (4)
+            slot = rng.choice((16, 19, 4))
+            patches.append((regs + slot * 8, struct.pack("<Q", rng.getrandbits(64)).hex()))
+        plan.append(patches)
+    work = str(tmp_path / "core")
+    shutil.copyfile(sc.core, work)
+    plan_path = str(tmp_path / "plan.json")
+    with open(plan_path, "w") as f:
+        json.dump(plan, f)
+    proc = subprocess.run([sys.executable, "-c", UNWIND_WORKER, os.path.join(h.REPO, "gdbext"),
+                           sc.exe, work, plan_path], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=WORKER_TIMEOUT)
+    lines = proc.stdout.splitlines()
+    begun = [l for l in lines if l.startswith("BEGIN ")]
+    assert proc.returncode == 0, "worker died at %s (exit %d):\n%s" % (
+        begun[-1] if begun else "start", proc.returncode, proc.stderr[-3000:])
+    done = [l for l in lines if l.startswith(("OK ", "ERR "))]
+    assert len(done) == len(plan), (len(done), len(plan), proc.stderr[-2000:])
+    # the corruption reached the walk: not every variant unwinds alike
+    assert len(set(done)) > 1, done[:5]
