@@ -20,7 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "exec_tokio.h"
+#include "exec/exec.h"
+#include "model.h"
 #include "reach.h"
 
 #define RES_KINDS(X)                 \
@@ -419,7 +420,7 @@ static bool classify_prim(struct tscope_session *s, struct tval p,
 	return false;
 }
 
-static void shared_state(struct tokio *tk, size_t ri, struct tval shared);
+static void shared_state(struct model *model, size_t ri, struct tval shared);
 
 /* The descriptor inside a tokio IO object (PollEvented -> mio -> std ->
  * OwnedFd { fd }). */
@@ -444,10 +445,10 @@ static bool frame_local(struct tscope_session *s, const struct fframe *f,
 	return member_addr(s, f->locals, name, ret);
 }
 
-static void set_wait(struct tokio *tk, size_t ti, size_t r, enum side side,
+static void set_wait(struct model *model, size_t ti, size_t r, enum side side,
 		     const struct fframe *user)
 {
-	struct graph *g = tk->graph;
+	struct graph *g = model->graph;
 	if (r == SIZE_MAX)
 		return;
 	struct waiter w = {ti, side, NULL, NULL, 0};
@@ -462,7 +463,7 @@ static void set_wait(struct tokio *tk, size_t ti, size_t r, enum side side,
 	PUSH(g->res[r].waiters, g->res[r].nwaiters, w);
 }
 
-static bool find_owned_io(struct tokio *tk, struct tval v, int depth, struct tval *ret);
+static bool find_owned_io(struct model *model, struct tval v, int depth, struct tval *ret);
 
 /* The user frame of a chain: its innermost async frame outside tokio, or
  * @fallback (the one of the chain it is a branch of). */
@@ -493,11 +494,11 @@ struct wait_found {
 
 /* The resource the chain @c (root first; a task's, or a branch's below
  * @outer_user) waits on at its leaf.  False if it is not one we know. */
-static bool chain_wait(struct tokio *tk, size_t ti, const struct fchain *c,
+static bool chain_wait(struct model *model, size_t ti, const struct fchain *c,
 		       const struct fframe *outer_user, struct wait_found *w)
 {
-	struct tscope_session *s = tk->s;
-	struct graph *g = tk->graph;
+	struct tscope_session *s = model->s;
+	struct graph *g = model->graph;
 	w->res = SIZE_MAX;
 	if (c->n == 0)
 		return false;
@@ -513,7 +514,7 @@ static bool chain_wait(struct tokio *tk, size_t ti, const struct fchain *c,
 		uint64_t j;
 		if (u64map_get(&g->by_hdr, leaf->join_hdr, &j))
 			g->res[r].join_task = j;
-		set_wait(tk, ti, r, SIDE_JOIN, user);
+		set_wait(model, ti, r, SIDE_JOIN, user);
 		return true;
 	}
 	if (leaf->kind == FRAME_COMBINATOR)
@@ -538,7 +539,7 @@ static bool chain_wait(struct tokio *tk, size_t ti, const struct fchain *c,
 			continue;
 		size_t r = get_res(g, kind, key, p.addr, type_name_of(s, p.type));
 		if (r != SIZE_MAX && shared.type)
-			shared_state(tk, r, shared);
+			shared_state(model, r, shared);
 		if (r != SIZE_MAX && kind == RES_IO) {
 			io_fd(s, p, &g->res[r]);
 			/* Registration::readiness(interest) below the API frame
@@ -550,7 +551,7 @@ static bool chain_wait(struct tokio *tk, size_t ti, const struct fchain *c,
 				    val_ok(val_uint(s, in, &bits)) && bits)
 					g->res[r].interest |= bits;
 		}
-		set_wait(tk, ti, r, side, user);
+		set_wait(model, ti, r, side, user);
 		return r != SIZE_MAX;
 	}
 	/* No API frame: classify by the leaf itself. */
@@ -561,21 +562,21 @@ static bool chain_wait(struct tokio *tk, size_t ti, const struct fchain *c,
 		uint64_t sem;
 		struct tscope_error *err = target_read_u64(s->target, p.addr, &sem);
 		if (!err)
-			set_wait(tk, ti, get_res(g, RES_SEMAPHORE, sem, sem, NULL),
+			set_wait(model, ti, get_res(g, RES_SEMAPHORE, sem, sem, NULL),
 				 SIDE_ACQUIRE, user);
 		tscope_error_destroy(err);
 	} else if (starts(ln, "tokio::sync::oneshot::Receiver<") &&
 		   oneshot_inner(s, v, &p)) {
 		size_t r = get_res(g, RES_ONESHOT, p.addr, p.addr, ln);
 		if (r != SIZE_MAX)
-			shared_state(tk, r, p);
-		set_wait(tk, ti, r, SIDE_RECV, user);
+			shared_state(model, r, p);
+		set_wait(model, ti, r, SIDE_RECV, user);
 	} else if (starts(ln, "tokio::sync::notify::Notified") &&
 		   member_addr(s, v, "notify", &p)) {
 		uint64_t n;
 		struct tscope_error *err = target_read_u64(s->target, p.addr, &n);
 		if (!err)
-			set_wait(tk, ti, get_res(g, RES_NOTIFY, n, n,
+			set_wait(model, ti, get_res(g, RES_NOTIFY, n, n,
 						 "tokio::sync::notify::Notify"),
 				 SIDE_WAIT, user);
 		tscope_error_destroy(err);
@@ -606,25 +607,25 @@ static bool chain_wait(struct tokio *tk, size_t ti, const struct fchain *c,
 					 strstr(ln, "::shutdown"))
 					g->res[r].interest |= 2;
 			}
-			set_wait(tk, ti, r, SIDE_WAIT, user);
+			set_wait(model, ti, r, SIDE_WAIT, user);
 			return r != SIZE_MAX;
 		}
 	} else if (starts(ln, "tokio::time::sleep::Sleep")) {
 		size_t r = get_res(g, RES_SLEEP, v.addr, v.addr, ln);
 		if (r != SIZE_MAX && member_addr(s, v, "deadline", &p)) {
 			read_instant_ns(s, p, &g->res[r].deadline_ns);
-			g->res[r].now_ns = tk->rt[tk->tasks[ti].rt].timer_now_ns;
+			g->res[r].now_ns = model->rt[model->tasks[ti].rt].timer_now_ns;
 		}
-		set_wait(tk, ti, r, SIDE_WAIT, user);
+		set_wait(model, ti, r, SIDE_WAIT, user);
 	}
 	struct tval io;
-	if (w->res == SIZE_MAX && leaf->kind == FRAME_LEAF && find_owned_io(tk, v, 0, &io)) {
+	if (w->res == SIZE_MAX && leaf->kind == FRAME_LEAF && find_owned_io(model, v, 0, &io)) {
 		/* A connection driver (h2's Connection, a codec): it waits
 		 * for its socket, whatever protocol state it is in. */
 		size_t r = get_res(g, RES_IO, io.addr, io.addr, type_name_of(s, io.type));
 		if (r != SIZE_MAX)
 			io_fd(s, io, &g->res[r]);
-		set_wait(tk, ti, r, SIDE_WAIT, user);
+		set_wait(model, ti, r, SIDE_WAIT, user);
 	}
 	return w->res != SIZE_MAX;
 }
@@ -655,11 +656,11 @@ static bool branch_borrowed(const struct fchain *b)
 
 /* A wait per pending branch of the combinator @comb (nested combinators
  * flattened; @top is the outermost branch they are in). */
-static void branch_waits(struct tokio *tk, size_t ti, const struct fframe *comb,
+static void branch_waits(struct model *model, size_t ti, const struct fframe *comb,
 			 const struct fframe *outer_user, const struct fchain *top,
 			 int depth)
 {
-	struct graph *g = tk->graph;
+	struct graph *g = model->graph;
 	for (size_t k = 0; k < comb->nbranches; k++) {
 		const struct fchain *b = &comb->branches[k];
 		if (b->state && strcmp(b->state, "pending") != 0)
@@ -667,13 +668,13 @@ static void branch_waits(struct tokio *tk, size_t ti, const struct fframe *comb,
 		const struct fchain *in = top ? top : b;
 		const struct fframe *bl = b->n ? &b->frames[b->n - 1] : NULL;
 		if (bl && bl->kind == FRAME_COMBINATOR && depth < 8) {
-			branch_waits(tk, ti, bl, innermost_user(b, outer_user), in, depth + 1);
+			branch_waits(model, ti, bl, innermost_user(b, outer_user), in, depth + 1);
 			continue;
 		}
 		struct wait_found w;
 		struct bwait bw = {SIZE_MAX, SIDE_WAIT, {ti, SIDE_WAIT, NULL, NULL, 0},
 				   in, b, branch_borrowed(in), false};
-		if (chain_wait(tk, ti, b, outer_user, &w)) {
+		if (chain_wait(model, ti, b, outer_user, &w)) {
 			bw.res = w.res;
 			bw.side = w.side;
 			bw.at.side = w.side;
@@ -688,26 +689,26 @@ static void branch_waits(struct tokio *tk, size_t ti, const struct fframe *comb,
 	}
 }
 
-static void identify_wait(struct tokio *tk, size_t ti)
+static void identify_wait(struct model *model, size_t ti)
 {
-	struct task_rec *t = &tk->tasks[ti];
+	struct task_rec *t = &model->tasks[ti];
 	const struct fchain *c = &t->chain;
-	if (c->n == 0 || (t->state & 0x3))
+	if (c->n == 0 || (t->st & (TS_RUNNING | TS_COMPLETE)))
 		return; /* running or complete: waits on nothing */
 	const struct fframe *leaf = &c->frames[c->n - 1];
 	struct wait_found w;
 	if (leaf->kind == FRAME_COMBINATOR) {
-		branch_waits(tk, ti, leaf, innermost_user(c, NULL), NULL, 0);
+		branch_waits(model, ti, leaf, innermost_user(c, NULL), NULL, 0);
 		return;
 	}
-	if (chain_wait(tk, ti, c, NULL, &w))
-		set_wait(tk, ti, w.res, w.side, w.user);
+	if (chain_wait(model, ti, c, NULL, &w))
+		set_wait(model, ti, w.res, w.side, w.user);
 }
 
 /* ------------------------------------------------------------ holders */
 
 struct hold_ctx {
-	struct tokio *tk;
+	struct model *model;
 	size_t task;
 	const struct fframe *frame;
 	const char *local;
@@ -719,12 +720,12 @@ static void add_holder_shared(struct hold_ctx *h, enum res_kind kind,
 			      uint64_t key, uint64_t addr, const char *type_name,
 			      enum side how, struct tval shared)
 {
-	struct graph *g = h->tk->graph;
+	struct graph *g = h->model->graph;
 	size_t r = get_res(g, kind, key, addr, type_name);
 	if (r == SIZE_MAX)
 		return;
 	if (shared.type)
-		shared_state(h->tk, r, shared);
+		shared_state(h->model, r, shared);
 	struct resource *res = &g->res[r];
 	for (size_t i = 0; i < res->nholders; i++)
 		if (res->holders[i].task == h->task && res->holders[i].how == how)
@@ -735,7 +736,7 @@ static void add_holder_shared(struct hold_ctx *h, enum res_kind kind,
 	 * machine's body, "crate::f::{async_fn#0}". */
 	char fn[1024];
 	if (future_body_name(h->frame->type_name, fn, sizeof(fn)))
-		program_local_line(h->tk->s->prog, fn, h->local, &ho.taken_line);
+		program_local_line(h->model->s->prog, fn, h->local, &ho.taken_line);
 	PUSH(res->holders, res->nholders, ho);
 }
 
@@ -772,7 +773,7 @@ static bool is_holder_type(const char *n)
  * (scan_value) only.  Memoized; a type being computed counts as "no". */
 /* @cut: the answer "no" was limited by depth (not memoized, nor are the
  * answers of the types above it). */
-static bool may_contain(struct tokio *tk, struct u64map *memo_map,
+static bool may_contain(struct model *model, struct u64map *memo_map,
 			bool (*is)(const char *), uint64_t type, int depth, bool *cut)
 {
 	uint64_t memo;
@@ -783,7 +784,7 @@ static bool may_contain(struct tokio *tk, struct u64map *memo_map,
 		return false;
 	}
 	const struct ttype *t;
-	struct tscope_error *err = type_strip(tk->s->prog, type, &t);
+	struct tscope_error *err = type_strip(model->s->prog, type, &t);
 	if (err) {
 		tscope_error_destroy(err);
 		return false;
@@ -798,9 +799,9 @@ static bool may_contain(struct tokio *tk, struct u64map *memo_map,
 			/* (an async state machine is a frame of its own; a type
 			 * generic over one, tower's ResponseFuture<F>, is not) */
 			for (size_t i = 0; !yes && i < t->nmembers; i++)
-				yes = may_contain(tk, memo_map, is, t->members[i].type, depth + 1, &mine);
+				yes = may_contain(model, memo_map, is, t->members[i].type, depth + 1, &mine);
 			for (size_t i = 0; !yes && i < t->nvariants; i++)
-				yes = may_contain(tk, memo_map, is, t->variants[i].member.type,
+				yes = may_contain(model, memo_map, is, t->variants[i].member.type,
 						  depth + 1, &mine);
 		}
 	}
@@ -810,16 +811,16 @@ static bool may_contain(struct tokio *tk, struct u64map *memo_map,
 	return yes;
 }
 
-static bool type_may_contain(struct tokio *tk, struct u64map *memo_map,
+static bool type_may_contain(struct model *model, struct u64map *memo_map,
 			     bool (*is)(const char *), uint64_t type, int depth)
 {
 	bool cut = false;
-	return may_contain(tk, memo_map, is, type, depth, &cut);
+	return may_contain(model, memo_map, is, type, depth, &cut);
 }
 
-static bool type_may_hold(struct tokio *tk, uint64_t type, int depth)
+static bool type_may_hold(struct model *model, uint64_t type, int depth)
 {
-	return type_may_contain(tk, &tk->graph->may_hold, is_holder_type, type, depth);
+	return type_may_contain(model, &model->graph->may_hold, is_holder_type, type, depth);
 }
 
 /* tokio's IO objects: what a connection driver owns and waits on. */
@@ -831,11 +832,11 @@ static bool is_io_type(const char *n)
 /* The tokio IO object a hand-written future owns by value (h2's
  * Connection: Codec -> FramedRead -> FramedWrite -> TokioIo<TcpStream>),
  * through members and the active variant of enums. */
-static bool find_owned_io(struct tokio *tk, struct tval v, int depth, struct tval *ret)
+static bool find_owned_io(struct model *model, struct tval v, int depth, struct tval *ret)
 {
-	struct tscope_session *s = tk->s;
+	struct tscope_session *s = model->s;
 	const struct ttype *t;
-	if (depth > 32 || !type_may_contain(tk, &tk->graph->may_io, is_io_type, v.type, 0) ||
+	if (depth > 32 || !type_may_contain(model, &model->graph->may_io, is_io_type, v.type, 0) ||
 	    type_strip(s->prog, v.type, &t))
 		return false;
 	if (is_io_type(t->name)) {
@@ -845,10 +846,10 @@ static bool find_owned_io(struct tokio *tk, struct tval v, int depth, struct tva
 	if (t->has_variants) {
 		const struct tmember *m;
 		struct tval p;
-		return val_ok(val_variant(s, v, &m, &p)) && find_owned_io(tk, p, depth + 1, ret);
+		return val_ok(val_variant(s, v, &m, &p)) && find_owned_io(model, p, depth + 1, ret);
 	}
 	for (size_t i = 0; i < t->nmembers; i++)
-		if (find_owned_io(tk, (struct tval){v.addr + t->members[i].offset,
+		if (find_owned_io(model, (struct tval){v.addr + t->members[i].offset,
 						    t->members[i].type}, depth + 1, ret))
 			return true;
 	return false;
@@ -864,7 +865,7 @@ static bool is_future_type(struct tscope_session *s, const struct ttype *t)
 
 static void scan_value(struct hold_ctx *h, struct tval v, int depth)
 {
-	struct tscope_session *s = h->tk->s;
+	struct tscope_session *s = h->model->s;
 	const struct ttype *t;
 	struct tscope_error *err = type_strip(s->prog, v.type, &t);
 	if (err) {
@@ -962,7 +963,7 @@ static void scan_value(struct hold_ctx *h, struct tval v, int depth)
 	/* Look inside plain structs and enums (a pipeline stage holding its
 	 * channel ends, hyper's request callback in an Option), not behind
 	 * pointers: what a task owns. */
-	if (depth >= 12 || !type_may_hold(h->tk, v.type, 0))
+	if (depth >= 12 || !type_may_hold(h->model, v.type, 0))
 		return;
 	if (t->has_variants) {
 		const struct tmember *m;
@@ -991,7 +992,7 @@ static void on_local(void *arg, const struct fframe *frame, const char *name,
  * named by the field they are in. */
 static void scan_combinators(struct hold_ctx *h, const struct fchain *c, int depth)
 {
-	struct tscope_session *s = h->tk->s;
+	struct tscope_session *s = h->model->s;
 	for (size_t i = 0; i < c->n && depth < 8; i++) {
 		const struct fframe *f = &c->frames[i];
 		for (size_t b = 0; b < f->nbranches; b++)
@@ -1002,7 +1003,7 @@ static void scan_combinators(struct hold_ctx *h, const struct fchain *c, int dep
 		if ((f->kind != FRAME_COMBINATOR &&
 		     (f->kind != FRAME_LEAF || starts(f->type_name, "tokio::"))) ||
 		    type_strip(s->prog, f->v.type, &t) ||
-		    t->tag != DW_TAG_structure_type || !type_may_hold(h->tk, f->v.type, 0))
+		    t->tag != DW_TAG_structure_type || !type_may_hold(h->model, f->v.type, 0))
 			continue;
 		struct tval v = f->v;
 		if (t->has_variants) {
@@ -1025,7 +1026,7 @@ static void scan_combinators(struct hold_ctx *h, const struct fchain *c, int dep
 }
 
 struct dormant_ctx {
-	struct tokio *tk;
+	struct model *model;
 	size_t ti;
 	/* the leaves the task polls now (its own, each pending branch's) */
 	uint64_t polled[64];
@@ -1059,8 +1060,8 @@ static void on_dormant_local(void *arg, const struct fframe *f, const char *name
 			     struct tval value)
 {
 	struct dormant_ctx *dc = arg;
-	struct tokio *tk = dc->tk;
-	struct tscope_session *s = tk->s;
+	struct model *model = dc->model;
+	struct tscope_session *s = model->s;
 	const struct ttype *mt;
 	struct tscope_error *err = type_strip(s->prog, value.type, &mt);
 	if (err) {
@@ -1073,7 +1074,7 @@ static void on_dormant_local(void *arg, const struct fframe *f, const char *name
 	    !starts(mt->name, "core::pin::Pin<"))
 		return;
 	struct fchain sub;
-	future_decode(s, &tk->hooks, value, &sub);
+	future_decode(s, &model->hooks, value, &sub);
 	const struct fframe *leaf = sub.n ? &sub.frames[sub.n - 1] : NULL;
 	struct tval semp;
 	uint64_t sem, idx;
@@ -1081,8 +1082,8 @@ static void on_dormant_local(void *arg, const struct fframe *f, const char *name
 	    starts(leaf->type_name, "tokio::sync::batch_semaphore::Acquire") &&
 	    member_addr(s, leaf->v, "semaphore", &semp) &&
 	    !target_read_u64(s->target, semp.addr, &sem) &&
-	    u64map_get(&tk->graph->by_key, sem, &idx)) {
-		struct resource *r = &tk->graph->res[idx - 1];
+	    u64map_get(&model->graph->by_key, sem, &idx)) {
+		struct resource *r = &model->graph->res[idx - 1];
 		bool seen = false;
 		for (size_t k = 0; k < r->ndormant; k++)
 			seen |= r->dormant[k] == dc->ti;
@@ -1112,20 +1113,20 @@ static void on_dormant_local(void *arg, const struct fframe *f, const char *name
  * an Acquire in them still holds its place in the semaphore's queue, or
  * the permits the semaphore already assigned to it.  Named locals come
  * before rustc's temporaries, so the report can name the variable. */
-static void dormant_acquires(struct tokio *tk, size_t ti)
+static void dormant_acquires(struct model *model, size_t ti)
 {
-	const struct fchain *c = &tk->tasks[ti].chain;
-	struct dormant_ctx dc = {.tk = tk, .ti = ti};
+	const struct fchain *c = &model->tasks[ti].chain;
+	struct dormant_ctx dc = {.model = model, .ti = ti};
 	polled_leaves(c, &dc, 0);
-	future_each_local(tk->s, c, EACH_TEMPORARIES, on_dormant_local, &dc);
+	future_each_local(model->s, c, EACH_TEMPORARIES, on_dormant_local, &dc);
 }
 
 /* ------------------------------------------------------------ state */
 
-static void resource_state(struct tokio *tk, struct resource *r)
+static void resource_state(struct model *model, struct resource *r)
 {
-	struct tscope_session *s = tk->s;
-	struct graph *g = tk->graph;
+	struct tscope_session *s = model->s;
+	struct graph *g = model->graph;
 	uint64_t v;
 	if ((r->kind == RES_MUTEX || r->kind == RES_RWLOCK ||
 	     r->kind == RES_SEMAPHORE) && g->sem_ok) {
@@ -1143,10 +1144,10 @@ static void resource_state(struct tokio *tk, struct resource *r)
 }
 
 /* mpsc and oneshot state from a typed value of the shared object. */
-static void shared_state(struct tokio *tk, size_t ri, struct tval shared)
+static void shared_state(struct model *model, size_t ri, struct tval shared)
 {
-	struct tscope_session *s = tk->s;
-	struct resource *r = &tk->graph->res[ri];
+	struct tscope_session *s = model->s;
+	struct resource *r = &model->graph->res[ri];
 	struct tval v, b;
 	uint64_t x;
 	struct tscope_error *err;
@@ -1197,7 +1198,7 @@ static void shared_state(struct tokio *tk, size_t ri, struct tval shared)
 /* Tasks that could wake task @ti waiting on @r by @side, appended to
  * out[*n..cap); false if they cannot all be known (then the task is never
  * called stuck). */
-static bool res_wakers(struct tokio *tk, size_t ti, struct resource *r,
+static bool res_wakers(struct model *model, size_t ti, struct resource *r,
 		       enum side side, size_t *out, size_t *n, size_t cap)
 {
 	size_t base = *n;
@@ -1252,7 +1253,7 @@ static bool res_wakers(struct tokio *tk, size_t ti, struct resource *r,
 	case RES_JOIN:
 		if (!r->join_task)
 			return false;
-		if (tk->tasks[r->join_task - 1].state & 2)
+		if (model->tasks[r->join_task - 1].st & TS_COMPLETE)
 			return false;
 		if (*n < cap)
 			out[(*n)++] = r->join_task - 1;
@@ -1268,13 +1269,13 @@ static bool res_wakers(struct tokio *tk, size_t ti, struct resource *r,
  * it holds, in place). */
 enum wake_mode { WAKE_STRICT, WAKE_BINDING };
 
-static bool wakers_of(struct tokio *tk, size_t ti, size_t *out, size_t *n,
+static bool wakers_of(struct model *model, size_t ti, size_t *out, size_t *n,
 		      size_t cap, enum wake_mode mode)
 {
-	struct graph *g = tk->graph;
+	struct graph *g = model->graph;
 	*n = 0;
 	if (g->wait_res[ti])
-		return res_wakers(tk, ti, &g->res[g->wait_res[ti] - 1],
+		return res_wakers(model, ti, &g->res[g->wait_res[ti] - 1],
 				  g->wait_side[ti], out, n, cap);
 	if (!g->nbw || !g->nbw[ti])
 		return false;
@@ -1286,7 +1287,7 @@ static bool wakers_of(struct tokio *tk, size_t ti, size_t *out, size_t *n,
 		if (binding && !b->binding)
 			continue;
 		if (b->res == SIZE_MAX ||
-		    !res_wakers(tk, ti, &g->res[b->res], b->side, out, n, cap))
+		    !res_wakers(model, ti, &g->res[b->res], b->side, out, n, cap))
 			return false;
 	}
 	return *n > 0;
@@ -1294,10 +1295,10 @@ static bool wakers_of(struct tokio *tk, size_t ti, size_t *out, size_t *n,
 
 /* The wait of @ti that @next could end: its one wait, or the branch wait
  * whose wakers include @next. */
-static bool cycle_wait(struct tokio *tk, size_t ti, size_t next, size_t *res,
+static bool cycle_wait(struct model *model, size_t ti, size_t next, size_t *res,
 		       enum side *side, const struct waiter **at)
 {
-	struct graph *g = tk->graph;
+	struct graph *g = model->graph;
 	if (g->wait_res[ti]) {
 		*res = g->wait_res[ti] - 1;
 		*side = g->wait_side[ti];
@@ -1309,7 +1310,7 @@ static bool cycle_wait(struct tokio *tk, size_t ti, size_t next, size_t *res,
 		size_t wk[64], cnt = 0;
 		if (b->res == SIZE_MAX)
 			continue;
-		res_wakers(tk, ti, &g->res[b->res], b->side, wk, &cnt, 64);
+		res_wakers(model, ti, &g->res[b->res], b->side, wk, &cnt, 64);
 		for (size_t j = 0; j < cnt; j++)
 			if (wk[j] == next) {
 				*res = b->res;
@@ -1324,9 +1325,9 @@ static bool cycle_wait(struct tokio *tk, size_t ti, size_t next, size_t *res,
 /* How a story names a task: its root async fn, or when that is a
  * dependency's (hyper's connection task) the user's function it waits in
  * (the handler). */
-static const char *task_fn(struct tokio *tk, size_t ti)
+static const char *task_fn(struct model *model, size_t ti)
 {
-	struct task_rec *t = &tk->tasks[ti];
+	struct task_rec *t = &model->tasks[ti];
 	for (size_t i = 0; i < t->chain.n; i++)
 		if (t->chain.frames[i].kind == FRAME_ASYNC) {
 			const struct fframe *u;
@@ -1335,7 +1336,7 @@ static const char *task_fn(struct tokio *tk, size_t ti)
 				return u->function;
 			return t->chain.frames[i].function;
 		}
-	return t->vi && t->vi->future_name ? t->vi->future_name : "?";
+	return t->future_name ? t->future_name : "?";
 }
 
 /* "a::b::Mutex<alloc::vec::Vec<(alloc::string::String, i64)>>" ->
@@ -1374,15 +1375,15 @@ static void short_type(const char *tn, char *out, size_t n)
 
 /* "task 3 app::checkout", or for a thread's block_on future
  * "thread 1234 (block_on app::main::{async_block#0})". */
-static void sb_who(struct strbuf *o, struct tokio *tk, size_t ti)
+static void sb_who(struct strbuf *o, struct model *model, size_t ti)
 {
-	const struct task_rec *t = &tk->tasks[ti];
+	const struct task_rec *t = &model->tasks[ti];
 	if (t->pseudo && t->has_future)
-		sb_printf(o, "thread %d (block_on %s)", t->thread, task_fn(tk, ti));
+		sb_printf(o, "thread %d (block_on %s)", t->thread, task_fn(model, ti));
 	else if (t->pseudo)
 		sb_printf(o, "thread %d", t->thread);
 	else
-		sb_printf(o, "task %llu %s", (unsigned long long)t->id, task_fn(tk, ti));
+		sb_printf(o, "task %llu %s", (unsigned long long)t->id, task_fn(model, ti));
 }
 
 /* The other ways to name a task or a thread-bound pseudo-task. */
@@ -1392,7 +1393,7 @@ enum who_form {
 	WHO_NODE,  /* graph nodes: "task:3", "thread:1234" */
 };
 
-static void sb_who_as(struct strbuf *o, struct tokio *tk, size_t ti,
+static void sb_who_as(struct strbuf *o, struct model *model, size_t ti,
 		      enum who_form form)
 {
 	static const struct {
@@ -1402,14 +1403,14 @@ static void sb_who_as(struct strbuf *o, struct tokio *tk, size_t ti,
 		[WHO_JSON] = {"\"task\": null, \"thread\": %d", "\"task\": %llu"},
 		[WHO_NODE] = {"thread:%d", "task:%llu"},
 	};
-	const struct task_rec *t = &tk->tasks[ti];
+	const struct task_rec *t = &model->tasks[ti];
 	if (t->pseudo)
 		sb_printf(o, forms[form].thread, t->thread);
 	else
 		sb_printf(o, forms[form].task, (unsigned long long)t->id);
 }
 
-static void describe_res(struct tokio *tk, struct resource *r, struct strbuf *o)
+static void describe_res(struct model *model, struct resource *r, struct strbuf *o)
 {
 	char buf[512];
 	if (r->type_name)
@@ -1420,7 +1421,7 @@ static void describe_res(struct tokio *tk, struct resource *r, struct strbuf *o)
 		sb_printf(o, "the oneshot channel@0x%llx", (unsigned long long)r->addr);
 	else if (r->kind == RES_JOIN)
 		sb_printf(o, "the JoinHandle of task %llu",
-			  (unsigned long long)(r->join_task ? tk->tasks[r->join_task - 1].id : 0));
+			  (unsigned long long)(r->join_task ? model->tasks[r->join_task - 1].id : 0));
 	else
 		sb_printf(o, "%s@0x%llx", r->type_name ? buf : res_names[r->kind],
 			  (unsigned long long)r->addr);
@@ -1442,24 +1443,24 @@ static const char *const side_verbs[] = {
  * "task 3 app::checkout waits at src/main.rs:25 to lock Mutex<Vec<..>>@0x..,
  *  held by task 4 app::refund (guard `ledger` taken at src/main.rs:40);
  *  task 4 app::refund waits at ... held by task 3 ... . Cycle: 3 -> 4 -> 3." */
-static void narrate_cycle(struct tokio *tk, size_t *cyc, size_t n,
+static void narrate_cycle(struct model *model, size_t *cyc, size_t n,
 			  struct strbuf *o)
 {
-	struct graph *g = tk->graph;
+	struct graph *g = model->graph;
 	for (size_t k = 0; k < n; k++) {
 		size_t ti = cyc[k], next = cyc[(k + 1) % n], ri;
 		enum side side;
 		const struct waiter *w;
-		if (!cycle_wait(tk, ti, next, &ri, &side, &w))
+		if (!cycle_wait(model, ti, next, &ri, &side, &w))
 			continue;
 		struct resource *r = &g->res[ri];
 		if (k)
 			sb_puts(o, "; ");
-		sb_who(o, tk, ti);
+		sb_who(o, model, ti);
 		sb_printf(o, " waits at %s:%u %s ", short_file(w->file), w->line,
 			  r->kind == RES_SEMAPHORE && side == SIDE_ACQUIRE
 				  ? "for a permit of" : side_verbs[side]);
-		describe_res(tk, r, o);
+		describe_res(model, r, o);
 		const struct holder *h = NULL;
 		for (size_t i = 0; i < r->nholders; i++)
 			if (r->holders[i].task == next)
@@ -1468,17 +1469,17 @@ static void narrate_cycle(struct tokio *tk, size_t *cyc, size_t n,
 			sb_printf(o, ", which cannot finish");
 		} else if (h && (h->how == HOLD_RECEIVER || h->how == HOLD_SENDER)) {
 			sb_puts(o, ", which only ");
-			sb_who(o, tk, next);
+			sb_who(o, model, next);
 			sb_printf(o, " can %s (it holds the %s `%s`",
 				  h->how == HOLD_RECEIVER ? "drain" : "fill",
 				  side_names[h->how], h->local ? h->local : "?");
 		} else if (h) {
 			sb_puts(o, ", held by ");
-			sb_who(o, tk, next);
+			sb_who(o, model, next);
 			sb_printf(o, " (%s `%s`", side_names[h->how], h->local ? h->local : "?");
 		} else {
 			sb_puts(o, ", reserved by ");
-			sb_who(o, tk, next);
+			sb_who(o, model, next);
 			sb_puts(o, " in a future it no longer polls");
 		}
 		if (h && r->kind != RES_JOIN) {
@@ -1496,7 +1497,7 @@ static void narrate_cycle(struct tokio *tk, size_t *cyc, size_t n,
 	for (size_t k = 0; k <= n; k++) {
 		if (k)
 			sb_puts(o, " -> ");
-		sb_who_as(o, tk, cyc[k % n], WHO_SHORT);
+		sb_who_as(o, model, cyc[k % n], WHO_SHORT);
 	}
 	sb_puts(o, ".");
 }
@@ -1516,9 +1517,9 @@ static struct diag *new_diag(struct graph *g, const char *kind,
 
 /* Another branch @ti waits in, besides the one in its cycle (@res), as
  * "on Notified at watch.rs:1347". */
-static void other_branch(struct tokio *tk, size_t ti, size_t res, struct strbuf *o)
+static void other_branch(struct model *model, size_t ti, size_t res, struct strbuf *o)
 {
-	struct graph *g = tk->graph;
+	struct graph *g = model->graph;
 	for (size_t k = 0; k < g->nbw[ti]; k++) {
 		const struct bwait *b = &g->bw[ti][k];
 		if (b->binding || b->res == res)
@@ -1534,7 +1535,7 @@ static void other_branch(struct tokio *tk, size_t ti, size_t res, struct strbuf 
 			sb_printf(o, "on %s", buf);
 		} else {
 			sb_puts(o, "on ");
-			describe_res(tk, &g->res[b->res], o);
+			describe_res(model, &g->res[b->res], o);
 		}
 		if (in)
 			sb_printf(o, " in %s at %s:%u", in->function, short_file(in->file), in->line);
@@ -1545,18 +1546,18 @@ static void other_branch(struct tokio *tk, size_t ti, size_t res, struct strbuf 
 	sb_puts(o, "on something else");
 }
 
-static void find_deadlocks_mode(struct tokio *tk, enum wake_mode mode,
+static void find_deadlocks_mode(struct model *model, enum wake_mode mode,
 				bool *reported)
 {
-	struct graph *g = tk->graph;
-	size_t n = tk->ntasks;
+	struct graph *g = model->graph;
+	size_t n = model->ntasks;
 	bool *in = calloc(n ? n : 1, sizeof(bool));
 	size_t *wk = malloc(64 * sizeof(size_t));
 	if (!in || !wk)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		size_t cnt;
-		in[i] = !(tk->tasks[i].state & 0x7) && wakers_of(tk, i, wk, &cnt, 64, mode);
+		in[i] = !(model->tasks[i].st & (TS_RUNNING | TS_COMPLETE | TS_NOTIFIED)) && wakers_of(model, i, wk, &cnt, 64, mode);
 	}
 	/* Fixpoint: drop every task one of whose wakers may still run. */
 	for (bool changed = true; changed;) {
@@ -1565,7 +1566,7 @@ static void find_deadlocks_mode(struct tokio *tk, enum wake_mode mode,
 			if (!in[i])
 				continue;
 			size_t cnt;
-			wakers_of(tk, i, wk, &cnt, 64, mode);
+			wakers_of(model, i, wk, &cnt, 64, mode);
 			for (size_t j = 0; j < cnt; j++)
 				if (!in[wk[j]]) {
 					in[i] = false;
@@ -1591,7 +1592,7 @@ static void find_deadlocks_mode(struct tokio *tk, enum wake_mode mode,
 			pos[cur] = (long)len;
 			path[len++] = cur;
 			size_t cnt;
-			wakers_of(tk, cur, wk, &cnt, 64, mode);
+			wakers_of(model, cur, wk, &cnt, 64, mode);
 			size_t nx = SIZE_MAX;
 			for (size_t j = 0; j < cnt && nx == SIZE_MAX; j++)
 				if (in[wk[j]])
@@ -1609,7 +1610,7 @@ static void find_deadlocks_mode(struct tokio *tk, enum wake_mode mode,
 			size_t ri, nx = path[k + 1 < len ? k + 1 : from];
 			enum side sd;
 			const struct waiter *w;
-			if (!cycle_wait(tk, path[k], nx, &ri, &sd, &w) || !g->res[ri].ndormant)
+			if (!cycle_wait(model, path[k], nx, &ri, &sd, &w) || !g->res[ri].ndormant)
 				futurelocked = false;
 			seen |= reported[path[k]];
 			relaxed |= !g->wait_res[path[k]];
@@ -1631,8 +1632,8 @@ static void find_deadlocks_mode(struct tokio *tk, enum wake_mode mode,
 				/* Start the story at the lowest task id. */
 				size_t m = len - from, rot = 0;
 				for (size_t k = 1; k < m; k++)
-					if (tk->tasks[path[from + k]].id <
-					    tk->tasks[path[from + rot]].id)
+					if (model->tasks[path[from + k]].id <
+					    model->tasks[path[from + rot]].id)
 						rot = k;
 				size_t *cyc = malloc(m * sizeof(size_t));
 				if (cyc) {
@@ -1645,21 +1646,21 @@ static void find_deadlocks_mode(struct tokio *tk, enum wake_mode mode,
 						PUSH(d->tasks, d->ntasks, cyc[k]);
 						PUSH(d->cycle, d->ncycle, cyc[k]);
 						reported[cyc[k]] = true;
-						if (cycle_wait(tk, cyc[k], cyc[(k + 1) % m], &ri, &sd, &w))
+						if (cycle_wait(model, cyc[k], cyc[(k + 1) % m], &ri, &sd, &w))
 							PUSH(d->res, d->nres, ri);
 					}
-					narrate_cycle(tk, cyc, m, &d->text);
+					narrate_cycle(model, cyc, m, &d->text);
 					for (size_t k = 0; mode == WAKE_BINDING && k < m; k++) {
 						size_t ti = cyc[k], ri;
 						enum side sd;
 						const struct waiter *w;
 						if (g->wait_res[ti] ||
-						    !cycle_wait(tk, ti, cyc[(k + 1) % m], &ri, &sd, &w))
+						    !cycle_wait(model, ti, cyc[(k + 1) % m], &ri, &sd, &w))
 							continue;
 						sb_puts(&d->text, " ");
-						sb_who(&d->text, tk, ti);
+						sb_who(&d->text, model, ti);
 						sb_puts(&d->text, " also waits ");
-						other_branch(tk, ti, ri, &d->text);
+						other_branch(model, ti, ri, &d->text);
 						sb_puts(&d->text, " in another branch; if that one "
 								  "finishes, the future holding its guard "
 								  "stays borrowed, not dropped.");
@@ -1682,7 +1683,7 @@ static void find_deadlocks_mode(struct tokio *tk, enum wake_mode mode,
 		size_t cur = i, waits_for = SIZE_MAX;
 		for (size_t hop = 0; hop < n && !d; hop++) {
 			size_t cnt, nx = SIZE_MAX;
-			wakers_of(tk, cur, wk, &cnt, 64, mode);
+			wakers_of(model, cur, wk, &cnt, 64, mode);
 			for (size_t j = 0; j < cnt && nx == SIZE_MAX; j++)
 				if (in[wk[j]])
 					nx = wk[j];
@@ -1704,11 +1705,11 @@ static void find_deadlocks_mode(struct tokio *tk, enum wake_mode mode,
 			const struct waiter *w = g->wait_res[i] ? &g->wait_at[i]
 				: g->nbw[i] ? &g->bw[i][0].at : NULL;
 			sb_puts(&d->text, " ");
-			sb_who(&d->text, tk, i);
+			sb_who(&d->text, model, i);
 			sb_printf(&d->text, " waits at %s:%u for %s",
 				  short_file(w ? w->file : NULL), w ? w->line : 0,
-				  tk->tasks[waits_for].pseudo ? "" : "task ");
-			sb_who_as(&d->text, tk, waits_for, WHO_SHORT);
+				  model->tasks[waits_for].pseudo ? "" : "task ");
+			sb_who_as(&d->text, model, waits_for, WHO_SHORT);
 			sb_puts(&d->text, ", behind the cycle.");
 		}
 	}
@@ -1723,13 +1724,13 @@ out:
 
 /* Branch waits bind when their borrowed future holds one of the task's
  * guards or channel ends. */
-static void mark_binding(struct tokio *tk)
+static void mark_binding(struct model *model)
 {
-	struct graph *g = tk->graph;
+	struct graph *g = model->graph;
 	for (size_t ri = 0; ri < g->nres; ri++)
 		for (size_t h = 0; h < g->res[ri].nholders; h++) {
 			const struct holder *ho = &g->res[ri].holders[h];
-			if (!ho->frame || ho->task >= tk->ntasks)
+			if (!ho->frame || ho->task >= model->ntasks)
 				continue;
 			for (size_t k = 0; k < g->nbw[ho->task]; k++) {
 				struct bwait *b = &g->bw[ho->task][k];
@@ -1740,21 +1741,21 @@ static void mark_binding(struct tokio *tk)
 		}
 }
 
-static void find_deadlocks(struct tokio *tk)
+static void find_deadlocks(struct model *model)
 {
-	size_t n = tk->ntasks;
+	size_t n = model->ntasks;
 	bool *reported = calloc(n ? n : 1, sizeof(bool));
 	if (!reported)
 		return;
-	mark_binding(tk);
-	find_deadlocks_mode(tk, WAKE_STRICT, reported);
-	find_deadlocks_mode(tk, WAKE_BINDING, reported);
+	mark_binding(model);
+	find_deadlocks_mode(model, WAKE_STRICT, reported);
+	find_deadlocks_mode(model, WAKE_BINDING, reported);
 	free(reported);
 }
 
-static void find_futurelocks(struct tokio *tk)
+static void find_futurelocks(struct model *model)
 {
-	struct graph *g = tk->graph;
+	struct graph *g = model->graph;
 	for (size_t ri = 0; ri < g->nres; ri++) {
 		struct resource *r = &g->res[ri];
 		if (!r->ndormant || !r->nwaiters)
@@ -1777,10 +1778,10 @@ static void find_futurelocks(struct tokio *tk)
 				return;
 			PUSH(d->tasks, d->ntasks, ti);
 			PUSH(d->res, d->nres, ri);
-			sb_who(&d->text, tk, ti);
+			sb_who(&d->text, model, ti);
 			sb_printf(&d->text, " owns a future that %s ",
 				  r->dormant_assigned ? "was granted" : "is queued for");
-			describe_res(tk, r, &d->text);
+			describe_res(model, r, &d->text);
 			if (r->dormant_local && r->dormant_line)
 				sb_printf(&d->text, " but no longer polls it (the future in `%s`, "
 						    "pinned at %s:%u: a select! branch that lost?); ",
@@ -1797,7 +1798,7 @@ static void find_futurelocks(struct tokio *tk)
 					PUSH(d->tasks, d->ntasks, wt);
 				if (w)
 					sb_puts(&d->text, ", ");
-				sb_who(&d->text, tk, wt);
+				sb_who(&d->text, model, wt);
 				sb_printf(&d->text, " waits for it at %s:%u",
 					  short_file(r->waiters[w].file), r->waiters[w].line);
 			}
@@ -1853,18 +1854,18 @@ static bool syscall_blocks(int64_t nr, uint64_t arg1)
 /* A task RUNNING on a worker whose thread stopped outside the program's
  * code (in a libc call: sleep, a std Mutex, blocking IO): the worker is
  * blocked inside the task's poll. */
-static void find_blocked_workers(struct tokio *tk)
+static void find_blocked_workers(struct model *model)
 {
-	struct graph *g = tk->graph;
-	struct tscope_program *prog = tk->s->prog;
-	for (size_t i = 0; i < tk->ntasks; i++) {
-		struct task_rec *t = &tk->tasks[i];
-		if (!(t->state & 1) || (t->state & 2) || !t->thread || t->pseudo)
+	struct graph *g = model->graph;
+	struct tscope_program *prog = model->s->prog;
+	for (size_t i = 0; i < model->ntasks; i++) {
+		struct task_rec *t = &model->tasks[i];
+		if (!(t->st & TS_RUNNING) || (t->st & TS_COMPLETE) || !t->thread || t->pseudo)
 			continue;
 		const struct thread_info *thr = NULL;
-		for (size_t j = 0; j < tk->nthreads; j++)
-			if (tk->threads[j].tid == t->thread)
-				thr = &tk->threads[j];
+		for (size_t j = 0; j < model->nthreads; j++)
+			if (model->threads[j].tid == t->thread)
+				thr = &model->threads[j];
 		if (!thr)
 			continue;
 		/* Blocked = inside a system call (orig_rax >= 0).  Without that
@@ -1877,7 +1878,7 @@ static void find_blocked_workers(struct tokio *tk)
 			const char *fn;
 			uint64_t die;
 			struct tscope_error *err = tscope_program_function_at(
-				prog, thr->pc - tk->s->bias, &fn, &die);
+				prog, thr->pc - model->s->bias, &fn, &die);
 			blocked = err != NULL;
 			tscope_error_destroy(err);
 		}
@@ -1908,7 +1909,7 @@ static void find_blocked_workers(struct tokio *tk)
 				loc = &t->chain.frames[k];
 		sb_printf(&d->text, "task %llu %s blocks worker thread %d inside its "
 				    "poll: the thread is in a blocking call",
-			  (unsigned long long)t->id, task_fn(tk, i), t->thread);
+			  (unsigned long long)t->id, task_fn(model, i), t->thread);
 		if (thr->has_syscall && thr->syscall >= 0)
 			sb_printf(&d->text, " (%s)", syscall_name(thr->syscall));
 		sb_printf(&d->text, " (LWP %d, pc 0x%llx)", t->thread,
@@ -1926,14 +1927,14 @@ static void find_blocked_workers(struct tokio *tk)
 	 * machine has never suspended (it has not yielded once since it
 	 * started).  A hog that yielded earlier and then spins is missed. */
 	size_t notified = 0, running = 0, hogs = 0, workers = 0;
-	for (size_t i = 0; i < tk->ntasks; i++) {
-		if (tk->tasks[i].pseudo)
+	for (size_t i = 0; i < model->ntasks; i++) {
+		if (model->tasks[i].pseudo)
 			continue;
-		if ((tk->tasks[i].state & 0x7) == 0x4)
+		if ((model->tasks[i].st & (TS_RUNNING | TS_COMPLETE | TS_NOTIFIED)) == TS_NOTIFIED)
 			notified++;
-		if (tk->tasks[i].state & 1) {
+		if (model->tasks[i].st & TS_RUNNING) {
 			running++;
-			const struct fchain *c = &tk->tasks[i].chain;
+			const struct fchain *c = &model->tasks[i].chain;
 			for (size_t k = 0; k < c->n; k++)
 				if (c->frames[k].kind == FRAME_ASYNC) {
 					hogs += c->frames[k].state &&
@@ -1942,8 +1943,8 @@ static void find_blocked_workers(struct tokio *tk)
 				}
 		}
 	}
-	for (size_t j = 0; j < tk->nthreads; j++)
-		if (tk->threads[j].runtime >= 0)
+	for (size_t j = 0; j < model->nthreads; j++)
+		if (model->threads[j].runtime >= 0)
 			workers++;
 	if (notified && hogs && running >= workers - (workers > 1 ? 1 : 0)) {
 		struct diag *d = new_diag(g, "starvation", LIKELY,
@@ -1952,38 +1953,38 @@ static void find_blocked_workers(struct tokio *tk)
 			"one instant, so the poll's length is inferred, not measured");
 		if (!d)
 			return;
-		for (size_t i = 0; i < tk->ntasks; i++)
-			if ((tk->tasks[i].state & 1) && !tk->tasks[i].pseudo)
+		for (size_t i = 0; i < model->ntasks; i++)
+			if ((model->tasks[i].st & TS_RUNNING) && !model->tasks[i].pseudo)
 				PUSH(d->tasks, d->ntasks, i);
 		for (size_t k = 0; k < d->ntasks; k++)
 			sb_printf(&d->text, "%stask %llu %s", k ? ", " : "",
-				  (unsigned long long)tk->tasks[d->tasks[k]].id,
-				  task_fn(tk, d->tasks[k]));
+				  (unsigned long long)model->tasks[d->tasks[k]].id,
+				  task_fn(model, d->tasks[k]));
 		sb_printf(&d->text, " %s every worker of the runtime in %s poll, while "
 				    "%zu notified task%s wait%s to run (",
 			  d->ntasks == 1 ? "occupies" : "occupy",
 			  d->ntasks == 1 ? "a single" : "long", notified,
 			  notified == 1 ? "" : "s", notified == 1 ? "s" : "");
 		size_t shown = 0;
-		for (size_t i = 0; i < tk->ntasks && shown < 8; i++)
-			if ((tk->tasks[i].state & 0x7) == 0x4)
+		for (size_t i = 0; i < model->ntasks && shown < 8; i++)
+			if ((model->tasks[i].st & (TS_RUNNING | TS_COMPLETE | TS_NOTIFIED)) == TS_NOTIFIED)
 				sb_printf(&d->text, "%s%llu", shown++ ? ", " : "",
-					  (unsigned long long)tk->tasks[i].id);
+					  (unsigned long long)model->tasks[i].id);
 		sb_puts(&d->text, notified > shown ? ", ...)" : ")");
 	}
 }
 
 /* Memory a task owns: its cell and every future of its chain (boxed
  * futures live outside the cell). */
-static size_t task_ranges(struct tokio *tk, size_t ti, struct addr_range **arr,
+static size_t task_ranges(struct model *model, size_t ti, struct addr_range **arr,
 			  size_t *n)
 {
-	struct tscope_session *s = tk->s;
-	struct task_rec *t = &tk->tasks[ti];
+	struct tscope_session *s = model->s;
+	struct task_rec *t = &model->tasks[ti];
 	uint64_t size = 0;
 	size_t before = *n;
-	if (t->vi && t->vi->cell_type && !type_size(s, t->vi->cell_type, &size) && size) {
-		struct addr_range r = {t->hdr, t->hdr + size};
+	if (t->cell.type && !type_size(s, t->cell.type, &size) && size) {
+		struct addr_range r = {t->cell.addr, t->cell.addr + size};
 		PUSH(*arr, *n, r);
 	}
 	for (size_t i = 0; i < t->chain.n; i++) {
@@ -2007,10 +2008,10 @@ static size_t task_ranges(struct tokio *tk, size_t ti, struct addr_range **arr,
  * enum (a state machine's other variants and an Option's None payload hold
  * stale bytes from earlier uses of the memory), whole words for the rest.
  * Bounded by @depth and *@budget; what is not decomposed is taken whole. */
-static void live_ranges(struct tokio *tk, struct tval v, int depth,
+static void live_ranges(struct model *model, struct tval v, int depth,
 			struct addr_range **arr, size_t *n, size_t *budget)
 {
-	struct tscope_session *s = tk->s;
+	struct tscope_session *s = model->s;
 	const struct ttype *t;
 	struct tscope_error *err = type_strip(s->prog, v.type, &t);
 	if (err) {
@@ -2035,11 +2036,11 @@ static void live_ranges(struct tokio *tk, struct tval v, int depth,
 			PUSH(*arr, *n, whole);
 			return;
 		}
-		live_ranges(tk, inner, depth - 1, arr, n, budget);
+		live_ranges(model, inner, depth - 1, arr, n, budget);
 		return;
 	}
 	for (size_t i = 0; i < t->nmembers; i++)
-		live_ranges(tk, (struct tval){v.addr + t->members[i].offset,
+		live_ranges(model, (struct tval){v.addr + t->members[i].offset,
 					      t->members[i].type},
 			    depth - 1, arr, n, budget);
 }
@@ -2047,13 +2048,13 @@ static void live_ranges(struct tokio *tk, struct tval v, int depth,
 /* A task's live memory as roots: its cell (header, scheduler, id, the
  * running future, trailer) and the futures of its chain outside the cell
  * (boxed ones), each decomposed by live_ranges. */
-static size_t task_live_ranges(struct tokio *tk, size_t ti,
+static size_t task_live_ranges(struct model *model, size_t ti,
 			       struct addr_range **arr, size_t *n)
 {
-	struct task_rec *t = &tk->tasks[ti];
+	struct task_rec *t = &model->tasks[ti];
 	size_t before = *n, budget = 4096;
-	if (t->vi && t->vi->cell_type)
-		live_ranges(tk, (struct tval){t->hdr, t->vi->cell_type}, 24, arr, n,
+	if (t->cell.type)
+		live_ranges(model, t->cell, 24, arr, n,
 			    &budget);
 	for (size_t i = 0; i < t->chain.n; i++) {
 		const struct fframe *f = &t->chain.frames[i];
@@ -2063,7 +2064,7 @@ static size_t task_live_ranges(struct tokio *tk, size_t ti,
 		for (size_t k = before; k < *n && !inside; k++)
 			inside = f->v.addr >= (*arr)[k].lo && f->v.addr < (*arr)[k].hi;
 		if (!inside)
-			live_ranges(tk, f->v, 24, arr, n, &budget);
+			live_ranges(model, f->v, 24, arr, n, &budget);
 	}
 	return *n - before;
 }
@@ -2077,18 +2078,18 @@ static int cmp_range(const void *a, const void *b)
 /* Where a word lives, for evidence: a task's memory (@ranges[i] belongs
  * to task @owner[i], i < @nranges), a thread's stack, the program's
  * static data, or a heap block. */
-static void describe_place(struct tokio *tk, uint64_t addr,
+static void describe_place(struct model *model, uint64_t addr,
 			   const struct addr_range *ranges, const size_t *owner,
 			   size_t nranges, const struct tscope_thread *th,
 			   size_t nth, struct strbuf *o)
 {
-	struct tscope_session *s = tk->s;
+	struct tscope_session *s = model->s;
 	sb_printf(o, "0x%llx", (unsigned long long)addr);
 	for (size_t k = 0; k < nranges; k++)
 		if (addr >= ranges[k].lo && addr < ranges[k].hi &&
-		    !tk->tasks[owner[k]].pseudo) {
+		    !model->tasks[owner[k]].pseudo) {
 			sb_printf(o, " (inside task %llu)",
-				  (unsigned long long)tk->tasks[owner[k]].id);
+				  (unsigned long long)model->tasks[owner[k]].id);
 			return;
 		}
 	/* A thread's stack: the core segment holding its sp. */
@@ -2118,23 +2119,23 @@ static void describe_place(struct tokio *tk, uint64_t addr,
 /* A task waiting for a signal nothing can send: a Notify inside its own
  * future; a channel whose sending side no task holds and nothing reachable
  * in memory references (leaked, or lost with a thread). */
-static void find_lost_wakeups(struct tokio *tk)
+static void find_lost_wakeups(struct model *model)
 {
-	struct tscope_session *s = tk->s;
-	struct graph *g = tk->graph;
+	struct tscope_session *s = model->s;
+	struct graph *g = model->graph;
 	size_t *cand = NULL, ncand = 0, *owner = NULL, nowner = 0;
 	uint64_t *targets = NULL;
 	size_t ntargets = 0;
 	struct addr_range *ex = NULL, *roots = NULL;
 	size_t nex = 0, nroots = 0;
-	for (size_t ti = 0; ti < tk->ntasks; ti++) {
-		if (!g->wait_res[ti] || (tk->tasks[ti].state & 0x7))
+	for (size_t ti = 0; ti < model->ntasks; ti++) {
+		if (!g->wait_res[ti] || (model->tasks[ti].st & (TS_RUNNING | TS_COMPLETE | TS_NOTIFIED)))
 			continue;
 		struct resource *r = &g->res[g->wait_res[ti] - 1];
 		if (r->kind == RES_NOTIFY) {
 			struct addr_range *own = NULL;
 			size_t nown = 0;
-			task_ranges(tk, ti, &own, &nown);
+			task_ranges(model, ti, &own, &nown);
 			bool inside = false;
 			for (size_t k = 0; k < nown; k++)
 				inside |= r->addr >= own[k].lo && r->addr < own[k].hi;
@@ -2148,7 +2149,7 @@ static void find_lost_wakeups(struct tokio *tk)
 				break;
 			PUSH(d->tasks, d->ntasks, ti);
 			PUSH(d->res, d->nres, g->wait_res[ti] - 1);
-			sb_who(&d->text, tk, ti);
+			sb_who(&d->text, model, ti);
 			sb_printf(&d->text, " waits at %s:%u on a Notify@0x%llx "
 					    "that lives inside its own future: nothing else can "
 					    "reach it to notify it",
@@ -2171,7 +2172,7 @@ static void find_lost_wakeups(struct tokio *tk)
 			continue;
 		PUSH(cand, ncand, ti);
 		PUSH(targets, ntargets, r->arc);
-		task_ranges(tk, ti, &ex, &nex);
+		task_ranges(model, ti, &ex, &nex);
 	}
 	if (!ncand || ncand != ntargets)
 		goto out;
@@ -2180,8 +2181,8 @@ static void find_lost_wakeups(struct tokio *tk)
 	 * which ends at the thread pointer, and the thread control block
 	 * after it.  Not libc's TLS below it: its tcache pointer leads into
 	 * freed chunks, whose stale contents are no references. */
-	for (size_t ti = 0; ti < tk->ntasks; ti++) {
-		size_t added = task_live_ranges(tk, ti, &roots, &nroots);
+	for (size_t ti = 0; ti < model->ntasks; ti++) {
+		size_t added = task_live_ranges(model, ti, &roots, &nroots);
 		for (size_t k = 0; k < added; k++)
 			PUSH(owner, nowner, ti);
 	}
@@ -2205,8 +2206,8 @@ static void find_lost_wakeups(struct tokio *tk)
 	 * roots above, their dead bytes must not be scanned as heap. */
 	struct addr_range *opaque = NULL;
 	size_t nopaque = 0;
-	for (size_t ti = 0; ti < tk->ntasks; ti++)
-		task_ranges(tk, ti, &opaque, &nopaque);
+	for (size_t ti = 0; ti < model->ntasks; ti++)
+		task_ranges(model, ti, &opaque, &nopaque);
 	bool ok = reach_find(s, roots, nroots, ex, nex, opaque, nopaque, targets,
 			     ntargets, found);
 	free(opaque);
@@ -2229,10 +2230,10 @@ static void find_lost_wakeups(struct tokio *tk)
 				break;
 			PUSH(d->tasks, d->ntasks, ti);
 			PUSH(d->res, d->nres, g->wait_res[ti] - 1);
-			sb_who(&d->text, tk, ti);
+			sb_who(&d->text, model, ti);
 			sb_printf(&d->text, " waits at %s:%u to receive from ",
 				  short_file(g->wait_at[ti].file), g->wait_at[ti].line);
-			describe_res(tk, r, &d->text);
+			describe_res(model, r, &d->text);
 			sb_puts(&d->text, ", whose sending side no task holds and "
 					  "nothing reachable references (a leaked or "
 					  "forgotten sender): it will never be woken");
@@ -2264,12 +2265,12 @@ static void find_lost_wakeups(struct tokio *tk)
 					    "still references each channel (the first: ",
 				  npossible);
 		}
-		sb_who(&d->text, tk, ti);
+		sb_who(&d->text, model, ti);
 		sb_printf(&d->text, " waits at %s:%u to receive from ",
 			  short_file(g->wait_at[ti].file), g->wait_at[ti].line);
-		describe_res(tk, r, &d->text);
+		describe_res(model, r, &d->text);
 		sb_puts(&d->text, ", referenced at ");
-		describe_place(tk, found[k], roots, owner, ntask_roots, th, nth,
+		describe_place(model, found[k], roots, owner, ntask_roots, th, nth,
 			       &d->text);
 		sb_puts(&d->text, npossible > 4
 			? "): if those references are stale copies, the senders were "
@@ -2291,29 +2292,43 @@ out:
  * next to its header) is stored anywhere in memory.  A future returned
  * Pending without registering its waker (a hand-written poll_fn, a
  * forgotten wake-up path). */
-static void find_unregistered_wakers(struct tokio *tk)
+static void find_unregistered_wakers_of(struct model *model, int exec, uint64_t vtable);
+
+static void find_unregistered_wakers(struct model *model)
 {
-	struct tscope_session *s = tk->s;
-	struct graph *g = tk->graph;
-	const struct elf_sym *sym = program_find_rust_symbol(
-		s->prog, "tokio::runtime::task::waker::WAKER_VTABLE", false, -1);
-	if (!sym || !tk->ntasks)
-		return; /* tokio < 1.23: one vtable per task type */
-	uint64_t *hdrs = malloc(tk->ntasks * sizeof(*hdrs));
-	size_t *idx = malloc(tk->ntasks * sizeof(*idx));
-	bool *found = calloc(tk->ntasks, sizeof(bool));
+	for (size_t e = 0; e < model->nexecs; e++) {
+		uint64_t vt = model->execs[e]->waker_vtable
+				      ? model->execs[e]->waker_vtable(model, model->exec_state[e])
+				      : 0;
+		if (vt)
+			find_unregistered_wakers_of(model, (int)e, vt);
+	}
+}
+
+/* ...of the tasks of executor @exec, whose wakers all use @vtable. */
+static void find_unregistered_wakers_of(struct model *model, int exec, uint64_t vtable)
+{
+	struct tscope_session *s = model->s;
+	struct graph *g = model->graph;
+	const char *ename = model->execs[exec]->name;
+	if (!model->ntasks)
+		return;
+	uint64_t *hdrs = malloc(model->ntasks * sizeof(*hdrs));
+	size_t *idx = malloc(model->ntasks * sizeof(*idx));
+	bool *found = calloc(model->ntasks, sizeof(bool));
 	size_t n = 0;
 	if (!hdrs || !idx || !found)
 		goto out;
-	for (size_t i = 0; i < tk->ntasks; i++) {
-		const struct task_rec *t = &tk->tasks[i];
+	for (size_t i = 0; i < model->ntasks; i++) {
+		const struct task_rec *t = &model->tasks[i];
 		/* idle (not running, notified, complete), a future to show */
-		if (t->pseudo || (t->state & 0x7) || !t->has_future || !t->chain.n)
+		if (t->pseudo || t->exec != exec || (t->st & (TS_RUNNING | TS_COMPLETE | TS_NOTIFIED)) ||
+		    !t->has_future || !t->chain.n)
 			continue;
 		hdrs[n] = t->hdr;
 		idx[n++] = i;
 	}
-	if (!n || !reach_find_wakers(s, sym->value + s->bias, hdrs, n, found))
+	if (!n || !reach_find_wakers(s, vtable, hdrs, n, found))
 		goto out;
 	for (size_t k = 0; k < n; k++) {
 		if (found[k])
@@ -2325,19 +2340,22 @@ static void find_unregistered_wakers(struct tokio *tk)
 				reported |= g->diags[d].tasks[j] == ti;
 		if (reported)
 			continue;
+		char why[256];
+		snprintf(why, sizeof(why), "no pair of words anywhere in memory is a %s waker "
+			 "for the task; a waker kept in another shape (a wrapped or custom "
+			 "waker) would not be seen", ename);
+		/* the reason outlives this frame: interned */
 		struct diag *d = new_diag(g, "lost-wakeup", LIKELY,
-			"no pair of words anywhere in memory is a tokio waker for the "
-			"task; a waker kept in another shape (a wrapped or custom "
-			"waker) would not be seen");
+					  strmap_intern(&s->prog->names, why, strlen(why)));
 		if (!d)
 			break;
 		PUSH(d->tasks, d->ntasks, ti);
-		const struct fchain *c = &tk->tasks[ti].chain;
+		const struct fchain *c = &model->tasks[ti].chain;
 		const struct fframe *leaf = &c->frames[c->n - 1], *user = NULL;
 		for (size_t i = c->n; i-- > 0 && !user;)
 			if (c->frames[i].kind == FRAME_ASYNC)
 				user = &c->frames[i];
-		sb_who(&d->text, tk, ti);
+		sb_who(&d->text, model, ti);
 		if (user)
 			sb_printf(&d->text, " waits at %s:%u", short_file(user->file), user->line);
 		sb_printf(&d->text, " on %s, but no waker for it is stored anywhere in "
@@ -2353,14 +2371,14 @@ out:
 
 /* ------------------------------------------------------------ build */
 
-void graph_build(struct tokio *tk)
+void graph_build(struct model *model)
 {
-	struct tscope_session *s = tk->s;
+	struct tscope_session *s = model->s;
 	struct graph *g = calloc(1, sizeof(*g));
 	if (!g)
 		return;
-	tk->graph = g;
-	size_t n = tk->ntasks;
+	model->graph = g;
+	size_t n = model->ntasks;
 	g->wait_res = calloc(n ? n : 1, sizeof(*g->wait_res));
 	g->wait_side = calloc(n ? n : 1, sizeof(*g->wait_side));
 	g->wait_at = calloc(n ? n : 1, sizeof(*g->wait_at));
@@ -2380,25 +2398,25 @@ void graph_build(struct tokio *tk)
 	}
 	tscope_error_destroy(err);
 	for (size_t i = 0; i < n; i++)
-		if (!tk->tasks[i].pseudo)
-			u64map_put(&g->by_hdr, tk->tasks[i].hdr, i + 1);
+		if (!model->tasks[i].pseudo)
+			u64map_put(&g->by_hdr, model->tasks[i].hdr, i + 1);
 	for (size_t i = 0; i < n; i++)
-		identify_wait(tk, i);
+		identify_wait(model, i);
 	/* The task list only shows what each task waits on; holders, state
 	 * and diagnoses are for the graph. */
-	if (!(tk->flags & TSCOPE_JSON_GRAPH))
+	if (!(model->flags & TSCOPE_JSON_GRAPH))
 		return;
 	for (size_t i = 0; i < n; i++) {
-		struct hold_ctx h = {tk, i, NULL, NULL, false, false};
-		future_each_local(s, &tk->tasks[i].chain, 0, on_local, &h);
-		scan_combinators(&h, &tk->tasks[i].chain, 0);
+		struct hold_ctx h = {model, i, NULL, NULL, false, false};
+		future_each_local(s, &model->tasks[i].chain, 0, on_local, &h);
+		scan_combinators(&h, &model->tasks[i].chain, 0);
 	}
 	/* Values the host found in synchronous frames of threads. */
 	for (size_t k = 0; k < s->nthread_values; k++) {
 		const struct thread_value *tv = &s->thread_values[k];
 		size_t ti = SIZE_MAX;
 		for (size_t i = 0; i < n && ti == SIZE_MAX; i++)
-			if (tk->tasks[i].pseudo && tk->tasks[i].thread == tv->tid)
+			if (model->tasks[i].pseudo && model->tasks[i].thread == tv->tid)
 				ti = i;
 		if (ti == SIZE_MAX)
 			continue;
@@ -2406,7 +2424,7 @@ void graph_build(struct tokio *tk)
 		fr.function = tv->function;
 		fr.file = tv->file;
 		fr.line = tv->line;
-		struct hold_ctx h = {tk, ti, &fr, tv->name, true, false};
+		struct hold_ctx h = {model, ti, &fr, tv->name, true, false};
 		scan_value(&h, (struct tval){tv->addr, tv->type}, 0);
 		/* The frame gives where the local was declared. */
 		for (size_t r = 0; r < g->nres; r++)
@@ -2417,23 +2435,23 @@ void graph_build(struct tokio *tk)
 			}
 	}
 	for (size_t i = 0; i < n; i++)
-		dormant_acquires(tk, i);
+		dormant_acquires(model, i);
 	for (size_t ri = 0; ri < g->nres; ri++)
-		resource_state(tk, &g->res[ri]);
-	find_futurelocks(tk);
-	find_deadlocks(tk);
-	find_lost_wakeups(tk);
-	find_unregistered_wakers(tk);
-	find_blocked_workers(tk);
+		resource_state(model, &g->res[ri]);
+	find_futurelocks(model);
+	find_deadlocks(model);
+	find_lost_wakeups(model);
+	find_unregistered_wakers(model);
+	find_blocked_workers(model);
 }
 
 /* ------------------------------------------------------------ render */
 
-void graph_render_task_wait(struct tokio *tk, const struct task_rec *t,
+void graph_render_task_wait(struct model *model, const struct task_rec *t,
 			    struct strbuf *o)
 {
-	struct graph *g = tk->graph;
-	size_t ti = (size_t)(t - tk->tasks);
+	struct graph *g = model->graph;
+	size_t ti = (size_t)(t - model->tasks);
 	if (!g || !g->wait_res || !g->wait_res[ti]) {
 		sb_puts(o, ", \"waits_on\": null");
 		return;
@@ -2445,7 +2463,7 @@ void graph_render_task_wait(struct tokio *tk, const struct task_rec *t,
 		  (unsigned long long)r->addr);
 	if (r->kind == RES_JOIN && r->join_task)
 		sb_printf(o, ", \"task\": %llu",
-			  (unsigned long long)tk->tasks[r->join_task - 1].id);
+			  (unsigned long long)model->tasks[r->join_task - 1].id);
 	struct waiter *w = &g->wait_at[ti];
 	if (w->file) {
 		sb_puts(o, ", \"at\": {\"function\": ");
@@ -2458,34 +2476,34 @@ void graph_render_task_wait(struct tokio *tk, const struct task_rec *t,
 }
 
 /* Task ids of @ids (thread-bound futures are listed by render_threads). */
-static void render_task_ids(struct tokio *tk, const size_t *ids, size_t n,
+static void render_task_ids(struct model *model, const size_t *ids, size_t n,
 			    struct strbuf *o)
 {
 	sb_puts(o, "[");
 	bool first = true;
 	for (size_t i = 0; i < n; i++) {
-		if (tk->tasks[ids[i]].pseudo)
+		if (model->tasks[ids[i]].pseudo)
 			continue;
 		sb_printf(o, "%s%llu", first ? "" : ", ",
-			  (unsigned long long)tk->tasks[ids[i]].id);
+			  (unsigned long long)model->tasks[ids[i]].id);
 		first = false;
 	}
 	sb_puts(o, "]");
 }
 
-static void render_threads(struct tokio *tk, const size_t *ids, size_t n,
+static void render_threads(struct model *model, const size_t *ids, size_t n,
 			   struct strbuf *o)
 {
 	bool any = false;
 	for (size_t i = 0; i < n; i++)
-		any |= tk->tasks[ids[i]].pseudo;
+		any |= model->tasks[ids[i]].pseudo;
 	if (!any)
 		return;
 	sb_puts(o, ", \"threads\": [");
 	bool first = true;
 	for (size_t i = 0; i < n; i++)
-		if (tk->tasks[ids[i]].pseudo) {
-			sb_printf(o, "%s%d", first ? "" : ", ", tk->tasks[ids[i]].thread);
+		if (model->tasks[ids[i]].pseudo) {
+			sb_printf(o, "%s%d", first ? "" : ", ", model->tasks[ids[i]].thread);
 			first = false;
 		}
 	sb_puts(o, "]");
@@ -2504,18 +2522,18 @@ static void render_at(const struct waiter *w, struct strbuf *o)
  * steps (task -> the resource it waits on -> the task holding it, which
  * is the next step's task), and "blocked", the tasks stuck behind it,
  * each with the task it waits for. */
-static void render_structure(struct tokio *tk, const struct diag *d, struct strbuf *o)
+static void render_structure(struct model *model, const struct diag *d, struct strbuf *o)
 {
-	struct graph *g = tk->graph;
+	struct graph *g = model->graph;
 	if (d->ncycle) {
 		sb_puts(o, ", \"cycle\": [");
 		for (size_t k = 0; k < d->ncycle; k++) {
 			size_t ti = d->cycle[k], next = d->cycle[(k + 1) % d->ncycle], ri = 0;
 			enum side side = SIDE_WAIT;
 			const struct waiter *w = NULL;
-			bool ok = cycle_wait(tk, ti, next, &ri, &side, &w);
+			bool ok = cycle_wait(model, ti, next, &ri, &side, &w);
 			sb_puts(o, k ? ", {" : "{");
-			sb_who_as(o, tk, ti, WHO_JSON);
+			sb_who_as(o, model, ti, WHO_JSON);
 			sb_puts(o, ", \"waits_at\": ");
 			render_at(w, o);
 			if (!ok) {
@@ -2530,7 +2548,7 @@ static void render_structure(struct tokio *tk, const struct diag *d, struct strb
 				if (r->holders[i].task == next)
 					h = &r->holders[i];
 			sb_puts(o, "{");
-			sb_who_as(o, tk, next, WHO_JSON);
+			sb_who_as(o, model, next, WHO_JSON);
 			if (r->kind == RES_JOIN) {
 				sb_puts(o, ", \"how\": \"completion\"}}");
 				continue;
@@ -2556,14 +2574,14 @@ static void render_structure(struct tokio *tk, const struct diag *d, struct strb
 		for (size_t k = 0; k < d->nblocked; k++) {
 			const struct blocked_rec *b = &d->blocked[k];
 			sb_puts(o, k ? ", {" : "{");
-			sb_who_as(o, tk, b->task, WHO_JSON);
+			sb_who_as(o, model, b->task, WHO_JSON);
 			const struct waiter *w = g->wait_res[b->task] ? &g->wait_at[b->task]
 				: g->nbw[b->task] ? &g->bw[b->task][0].at : NULL;
 			sb_puts(o, ", \"waits_at\": ");
 			render_at(w, o);
 			if (b->waits_for != SIZE_MAX) {
 				sb_puts(o, ", \"waits_for\": {");
-				sb_who_as(o, tk, b->waits_for, WHO_JSON);
+				sb_who_as(o, model, b->waits_for, WHO_JSON);
 				sb_puts(o, "}");
 			}
 			sb_puts(o, "}");
@@ -2572,9 +2590,9 @@ static void render_structure(struct tokio *tk, const struct diag *d, struct strb
 	}
 }
 
-void graph_render(struct tokio *tk, struct strbuf *o)
+void graph_render(struct model *model, struct strbuf *o)
 {
-	struct graph *g = tk->graph;
+	struct graph *g = model->graph;
 	if (!g)
 		return;
 	sb_puts(o, "\"resources\": [");
@@ -2618,7 +2636,7 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 		for (size_t i = 0; i < r->nholders; i++) {
 			struct holder *h = &r->holders[i];
 			sb_puts(o, i ? ", {" : "{");
-			sb_who_as(o, tk, h->task, WHO_JSON);
+			sb_who_as(o, model, h->task, WHO_JSON);
 			sb_printf(o, ", \"how\": \"%s\", \"local\": ", side_names[h->how]);
 			sb_json_string(o, h->local);
 			sb_puts(o, ", \"function\": ");
@@ -2634,7 +2652,7 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 		for (size_t i = 0; i < r->nwaiters; i++) {
 			struct waiter *w = &r->waiters[i];
 			sb_puts(o, i ? ", {" : "{");
-			sb_who_as(o, tk, w->task, WHO_JSON);
+			sb_who_as(o, model, w->task, WHO_JSON);
 			sb_printf(o, ", \"side\": \"%s\", \"file\": ", side_names[w->side]);
 			sb_json_string(o, w->file);
 			sb_printf(o, ", \"line\": %u}", w->line);
@@ -2642,7 +2660,7 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 		sb_puts(o, "]");
 		if (r->ndormant) {
 			sb_puts(o, ", \"dormant_acquires\": ");
-			render_task_ids(tk, r->dormant, r->ndormant, o);
+			render_task_ids(model, r->dormant, r->ndormant, o);
 		}
 		sb_puts(o, "}");
 	}
@@ -2653,7 +2671,7 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 		for (size_t i = 0; i < r->nwaiters; i++) {
 			sb_printf(o, "%s\n  {\"kind\": \"%s\", \"from\": \"",
 				  first ? "" : ",", r->kind == RES_JOIN ? "joins" : "waits-on");
-			sb_who_as(o, tk, r->waiters[i].task, WHO_NODE);
+			sb_who_as(o, model, r->waiters[i].task, WHO_NODE);
 			sb_printf(o, "\", \"to\": \"resource:%zu\"}", ri);
 			first = false;
 		}
@@ -2665,14 +2683,14 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 				  first ? "" : ",",
 				  how == HOLD_SENDER || how == HOLD_RECEIVER ? "can-wake" : "held-by",
 				  ri);
-			sb_who_as(o, tk, r->holders[i].task, WHO_NODE);
+			sb_who_as(o, model, r->holders[i].task, WHO_NODE);
 			sb_printf(o, "\", \"how\": \"%s\"}", side_names[how]);
 			first = false;
 		}
 		if (r->kind == RES_JOIN && r->join_task) {
 			sb_printf(o, "%s\n  {\"kind\": \"can-wake\", \"from\": \"resource:%zu\", \"to\": \"task:%llu\", \"how\": \"completion\"}",
 				  first ? "" : ",", ri,
-				  (unsigned long long)tk->tasks[r->join_task - 1].id);
+				  (unsigned long long)model->tasks[r->join_task - 1].id);
 			first = false;
 		}
 	}
@@ -2680,13 +2698,13 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 	for (size_t i = 0; i < g->ndiags; i++) {
 		struct diag *d = &g->diags[i];
 		sb_printf(o, "%s\n  {\"kind\": \"%s\", \"tasks\": ", i ? "," : "", d->kind);
-		render_task_ids(tk, d->tasks, d->ntasks, o);
-		render_threads(tk, d->tasks, d->ntasks, o);
+		render_task_ids(model, d->tasks, d->ntasks, o);
+		render_threads(model, d->tasks, d->ntasks, o);
 		sb_puts(o, ", \"resources\": [");
 		for (size_t k = 0; k < d->nres; k++)
 			sb_printf(o, "%s%zu", k ? ", " : "", d->res[k]);
 		sb_puts(o, "]");
-		render_structure(tk, d, o);
+		render_structure(model, d, o);
 		sb_printf(o, ", \"confidence\": \"%s\", \"confidence_reason\": ",
 			  confidence_names[d->conf]);
 		sb_json_string(o, d->reason);
@@ -2697,9 +2715,9 @@ void graph_render(struct tokio *tk, struct strbuf *o)
 	sb_puts(o, "],\n");
 }
 
-void graph_free(struct tokio *tk)
+void graph_free(struct model *model)
 {
-	struct graph *g = tk->graph;
+	struct graph *g = model->graph;
 	if (!g)
 		return;
 	for (size_t i = 0; i < g->nres; i++) {
@@ -2723,10 +2741,10 @@ void graph_free(struct tokio *tk)
 	free(g->wait_res);
 	free(g->wait_side);
 	free(g->wait_at);
-	for (size_t i = 0; g->bw && i < tk->ntasks; i++)
+	for (size_t i = 0; g->bw && i < model->ntasks; i++)
 		free(g->bw[i]);
 	free(g->bw);
 	free(g->nbw);
 	free(g);
-	tk->graph = NULL;
+	model->graph = NULL;
 }

@@ -257,46 +257,6 @@ TSCOPE_PUBLIC void tscope_session_set_limits(struct tscope_session *s,
 	s->max_tasks = max_tasks ? max_tasks : (1u << 22);
 }
 
-/* A forced session's model (tokio_render's @model, into @out): the reason
- * goes first into "errors" (short: the one-line INCOMPLETE note quotes it)
- * and "warnings" (whole), and "complete" is false, so no front end
- * presents it as a trustworthy, whole answer.  The keys are
- * found as tokio_render writes them: unescaped quotes only occur
- * structurally in JSON, and the top-level keys come after every task. */
-static void mark_forced(struct tscope_session *s, struct strbuf *model,
-			struct strbuf *out)
-{
-	static const char *const keys[] = {"\"complete\": ", "\"errors\": [",
-					   "\"warnings\": ["};
-	const char *p = model->s ? model->s : "";
-	for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
-		const char *at = NULL;
-		for (const char *q = p; (q = strstr(q, keys[k])); q++)
-			at = q; /* the last one: the top level's */
-		if (!at)
-			break;
-		at += strlen(keys[k]);
-		sb_append(out, p, (size_t)(at - p));
-		if (k == 0) {
-			sb_puts(out, "false");
-			at += strncmp(at, "true", 4) == 0 ? 4 : strncmp(at, "false", 5) == 0 ? 5 : 0;
-		} else {
-			char *msg = NULL;
-			if (k == 1 && asprintf(&msg, "FORCED: the core is of another "
-					       "build (build-id %s, the executable's %s): "
-					       "results may be wrong", s->core_build_id,
-					       s->prog->build_id) < 0)
-				msg = NULL;
-			sb_json_string(out, msg ? msg : s->forced);
-			free(msg);
-			if (*at != ']')
-				sb_puts(out, ", ");
-		}
-		p = at;
-	}
-	sb_puts(out, p);
-}
-
 TSCOPE_PUBLIC struct tscope_error *
 tscope_session_tasks_json(struct tscope_session *s, unsigned flags,
 			  char **ret)
@@ -306,7 +266,7 @@ tscope_session_tasks_json(struct tscope_session *s, unsigned flags,
 	struct tscope_error *err = program_load_debug(s->prog);
 	if (err)
 		return err;
-	struct strbuf sb, model;
+	struct strbuf sb;
 	sb_init(&sb);
 	sb_puts(&sb, "{\"schema\": \"taskscope/1\", \"program\": {\"path\": ");
 	sb_json_string(&sb, s->prog->path);
@@ -320,16 +280,11 @@ tscope_session_tasks_json(struct tscope_session *s, unsigned flags,
 	sb_puts(&sb, "}, \"target\": ");
 	sb_json_string(&sb, target_describe(s->target));
 	sb_puts(&sb, ", ");
-	sb_init(&model);
-	err = tokio_render(s, flags, s->forced ? &model : &sb);
+	err = model_render(s, flags, &sb);
 	if (err) {
-		sb_free(&model);
 		sb_free(&sb);
 		return err;
 	}
-	if (s->forced)
-		mark_forced(s, &model, &sb);
-	sb_free(&model);
 	sb_puts(&sb, "}\n");
 	*ret = sb_steal(&sb);
 	return *ret ? NULL : &tscope_error_nomem;

@@ -80,8 +80,16 @@ struct tscope_error *val_elements(struct tscope_session *s, struct tval v,
 struct tscope_error *type_size(struct tscope_session *s, uint64_t type,
 			       uint64_t *ret);
 
-/* The tokio executor: renders its part of the JSON document. */
-struct tscope_error *tokio_render(struct tscope_session *s, unsigned flags,
+/* model.c: decode the model (every executor, the graph) and render its
+ * part of the JSON document (after the program and target keys). */
+struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 				  struct strbuf *out);
+
+/* Descend single-purpose wrappers (UnsafeCell, RefCell value, Cell) to the
+ * first type with a variant part. */
+struct tscope_error *val_enum(struct tscope_session *s, struct tval v,
+			      struct tval *ret);
+/* A std::time::Instant (or tokio's) as CLOCK_MONOTONIC nanoseconds. */
+bool read_instant_ns(struct tscope_session *s, struct tval v, uint64_t *ret);
 
 #endif

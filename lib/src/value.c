@@ -280,3 +280,48 @@ struct tscope_error *val_elements(struct tscope_session *s, struct tval v,
 	return tscope_error_create(TSCOPE_ERROR_UNSUPPORTED, "%s is not a sequence",
 				   t->name ? t->name : "type");
 }
+
+/* Descend single-purpose wrappers (UnsafeCell, RefCell value, Cell) to the
+ * first type with a variant part. */
+struct tscope_error *val_enum(struct tscope_session *s, struct tval v,
+				     struct tval *ret)
+{
+	for (int i = 0; i < 6; i++) {
+		const struct ttype *t;
+		struct tscope_error *err = type_strip(s->prog, v.type, &t);
+		if (err)
+			return err;
+		if (t->has_variants) {
+			*ret = v;
+			return NULL;
+		}
+		const struct tmember *m = type_member(t, "value");
+		if (!m && t->nmembers >= 1)
+			m = &t->members[t->nmembers - 1];
+		if (!m)
+			break;
+		v.addr += m->offset;
+		v.type = m->type;
+	}
+	return tscope_error_create(TSCOPE_ERROR_UNSUPPORTED,
+				   "expected an enum behind a wrapper type");
+}
+
+bool read_instant_ns(struct tscope_session *s, struct tval v, uint64_t *ret)
+{
+	struct tval sec, nsec;
+	uint64_t a, b;
+	struct tscope_error *err = val_find(s, v, "tv_sec", 4, &sec);
+	if (!err)
+		err = val_find(s, v, "tv_nsec", 4, &nsec);
+	if (!err)
+		err = val_uint(s, sec, &a);
+	if (!err)
+		err = val_uint(s, nsec, &b);
+	if (err) {
+		tscope_error_destroy(err);
+		return false;
+	}
+	*ret = a * 1000000000ull + b;
+	return true;
+}

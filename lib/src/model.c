@@ -1,0 +1,471 @@
+/*
+ * The model driver: every registered executor finds its runtimes and walks
+ * its tasks into one model (exec/exec.h), the host's block_on futures join
+ * it, the graph stage reads it, and this file renders it as the
+ * "taskscope/1" JSON document (docs/schema.json).  Nothing here knows an
+ * executor's layout: its own fields come from its render hooks.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec/exec.h"
+#include "model.h"
+
+/* The executors, probed in this order. */
+static const struct exec_ops *const executors[] = {
+	&tokio_exec,
+};
+
+void note_error(struct model *model, struct tscope_error *err,
+		       const char *fmt, ...)
+{
+	if (model->nerrors >= MAX_ERRORS) {
+		model->errors_dropped++;
+		tscope_error_destroy(err);
+		return;
+	}
+	char *prefix = NULL, *msg = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&prefix, fmt, ap) < 0)
+		prefix = NULL;
+	va_end(ap);
+	if (asprintf(&msg, "%s: %s", prefix ? prefix : "error",
+		     tscope_error_message(err)) < 0)
+		msg = NULL;
+	free(prefix);
+	tscope_error_destroy(err);
+	if (msg)
+		model->errors[model->nerrors++] = msg;
+}
+
+static void render_loc(const struct fframe *loc, struct strbuf *o)
+{
+	sb_puts(o, "{\"function\": ");
+	sb_json_string(o, loc->function);
+	sb_puts(o, ", \"kind\": ");
+	sb_json_string(o, loc->kind_name);
+	sb_puts(o, ", \"file\": ");
+	sb_json_string(o, loc->file);
+	sb_printf(o, ", \"line\": %u, \"state\": ", loc->line);
+	sb_json_string(o, loc->state);
+	if (loc->await_index >= 0)
+		sb_printf(o, ", \"await_index\": %ld", loc->await_index);
+	sb_puts(o, "}");
+}
+
+/* "location": the user location, the innermost frame of the user's own
+ * code the task waits in (a handler inside hyper's connection task), else
+ * the root's; "root_location": the root future's await point, the
+ * outermost async frame (the root may be a Pin<Box<F>> wrapper). */
+static void render_location_of(struct model *model, const struct task_rec *t,
+			       struct strbuf *o)
+{
+	(void)model;
+	const struct fframe *root = NULL;
+	for (size_t i = 0; i < t->chain.n && !root; i++)
+		if (t->chain.frames[i].kind == FRAME_ASYNC && t->chain.frames[i].state)
+			root = &t->chain.frames[i];
+	const struct fframe *user = fchain_user_frame(&t->chain);
+	/* "root_future": what the task runs, past Pin/Box wrappers (a
+	 * Pin<Box<dyn Future>> names its concrete type) */
+	for (size_t i = 0; i < t->chain.n; i++) {
+		const struct fframe *f = &t->chain.frames[i];
+		if (f->kind == FRAME_WRAPPER || f->kind == FRAME_BOX_DYN)
+			continue;
+		if (f->kind != FRAME_ERROR && f->function) {
+			sb_puts(o, ", \"root_future\": ");
+			sb_json_string(o, f->function);
+		}
+		break;
+	}
+	sb_puts(o, ", \"location\": ");
+	if (root) {
+		render_loc(user ? user : root, o);
+		sb_puts(o, ", \"root_location\": ");
+		render_loc(root, o);
+	} else {
+		sb_puts(o, "null, \"root_location\": null");
+		if (t->has_future && !t->error) {
+			/* a hand-written future all the way down (h2's client
+			 * Connection): no source line, but what it waits in */
+			const struct fframe *leaf = t->chain.n ? &t->chain.frames[t->chain.n - 1] : NULL;
+			char buf[1024];
+			if (leaf && leaf->kind == FRAME_LEAF && leaf->function) {
+				int n = (int)strcspn(leaf->function, "<");
+				snprintf(buf, sizeof(buf), "no async fn in this future; it waits in %.*s",
+					 n, leaf->function);
+			}
+			else
+				snprintf(buf, sizeof(buf), "no async state machine in the future");
+			sb_puts(o, ", \"location_error\": ");
+			sb_json_string(o, t->chain.n && t->chain.frames[0].error
+						  ? t->chain.frames[0].error : buf);
+		}
+	}
+}
+
+static const char *state_name(unsigned st)
+{
+	if (st & TS_COMPLETE)
+		return "complete";
+	if (st & TS_RUNNING)
+		return "running";
+	if (st & TS_CANCELLED)
+		return "cancelled";
+	if (st & TS_NOTIFIED)
+		return "notified";
+	return "idle";
+}
+
+static void render_task(struct model *model, const struct task_rec *t)
+{
+	struct tscope_session *s = model->s;
+	struct strbuf *o = model->out;
+	if (t->pseudo) {
+		sb_printf(o, "{\"thread\": %d, \"runtime\": %zu, \"state\": \"%s\", "
+			     "\"future\": ", t->thread, t->rt,
+			  t->st & TS_RUNNING ? "running" : "blocked");
+		sb_json_string(o, type_name(s->prog, t->future.type));
+		sb_printf(o, ", \"future_address\": \"0x%llx\"",
+			  (unsigned long long)t->future.addr);
+		render_location_of(model, t, o);
+		graph_render_task_wait(model, t, o);
+		if (model->flags & TSCOPE_JSON_FRAMES) {
+			sb_puts(o, ", \"frames\": ");
+			future_render_json(s, &t->chain,
+					   model->flags & TSCOPE_JSON_LOCALS ? CHAIN_LOCALS : 0, o);
+		}
+		sb_puts(o, "}");
+		return;
+	}
+	const struct exec_ops *ex = model->execs[t->exec];
+	if (t->has_id)
+		sb_printf(o, "{\"id\": %llu", (unsigned long long)t->id);
+	else
+		sb_puts(o, "{\"id\": null");
+	sb_printf(o, ", \"executor\": \"%s\", \"address\": \"0x%llx\", \"runtime\": %zu, "
+		     "\"state\": \"%s\"",
+		  ex->name, (unsigned long long)t->hdr, t->rt, state_name(t->st));
+	if (ex->render_task)
+		ex->render_task(model, model->exec_state[t->exec], t, o);
+	if (t->thread)
+		sb_printf(o, ", \"thread\": %d", t->thread);
+	else
+		sb_puts(o, ", \"thread\": null");
+	sb_puts(o, ", \"future\": ");
+	sb_json_string(o, t->future_name);
+	if (t->stage) {
+		sb_puts(o, ", \"stage\": ");
+		sb_json_string(o, t->stage);
+	}
+	if (t->has_future)
+		sb_printf(o, ", \"future_address\": \"0x%llx\"",
+			  (unsigned long long)t->future.addr);
+	render_location_of(model, t, o);
+	graph_render_task_wait(model, t, o);
+	if (t->has_future && (model->flags & TSCOPE_JSON_FRAMES)) {
+		sb_puts(o, ", \"frames\": ");
+		future_render_json(s, &t->chain,
+				   model->flags & TSCOPE_JSON_LOCALS ? CHAIN_LOCALS : 0, o);
+	}
+	if (t->error) {
+		sb_puts(o, ", \"error\": ");
+		sb_json_string(o, t->error);
+	}
+	sb_puts(o, "}");
+}
+
+/* The block_on futures the host found: pseudo-tasks bound to a thread. */
+static void add_thread_futures(struct model *model)
+{
+	struct tscope_session *s = model->s;
+	for (size_t i = 0; i < s->nthread_futures; i++) {
+		const struct thread_future *f = &s->thread_futures[i];
+		uint64_t type;
+		if (!strmap_lookup(&s->prog->types, f->type_name, &type))
+			continue;
+		struct task_rec *t = task_push(model);
+		if (!t)
+			return;
+		t->pseudo = true;
+		t->thread = f->tid;
+		for (size_t j = 0; j < model->nthreads; j++)
+			if (model->threads[j].tid == f->tid) {
+				if (model->threads[j].runtime >= 0)
+					t->rt = (size_t)model->threads[j].runtime;
+				/* Parked in a system call: blocked.  Otherwise it
+				 * may be running user code: not a graph member. */
+				if (!(model->threads[j].has_syscall && model->threads[j].syscall >= 0))
+					t->st = TS_RUNNING;
+			}
+		t->has_future = true;
+		t->future = (struct tval){f->addr, type};
+		future_decode(s, &model->hooks, t->future, &t->chain);
+	}
+	/* Threads that only hold values (synchronous frames): a pseudo-task
+	 * without a future, so holders can name the thread. */
+	for (size_t i = 0; i < s->nthread_values; i++) {
+		int tid = s->thread_values[i].tid;
+		bool have = false;
+		for (size_t j = 0; j < model->ntasks && !have; j++)
+			have = model->tasks[j].pseudo && model->tasks[j].thread == tid;
+		if (have)
+			continue;
+		struct task_rec *t = task_push(model);
+		if (!t)
+			return;
+		t->pseudo = true;
+		t->thread = tid;
+		t->st = TS_RUNNING; /* not a waiter the graph knows of */
+	}
+}
+
+struct runtime *runtime_push(struct model *model, int exec)
+{
+	if (model->nrt == MAX_RUNTIMES)
+		return NULL;
+	struct runtime *r = &model->rt[model->nrt++];
+	memset(r, 0, sizeof(*r));
+	r->exec = exec;
+	return r;
+}
+
+struct thread_info *model_thread(struct model *model, int tid)
+{
+	for (size_t i = 0; i < model->nthreads; i++)
+		if (model->threads[i].tid == tid)
+			return &model->threads[i];
+	return NULL;
+}
+
+/* JoinHandle targets, through whichever executor knows the header. */
+static bool task_brief(void *arg, uint64_t hdr, uint64_t *id_ret, uint64_t *state_ret)
+{
+	struct model *model = arg;
+	for (size_t i = 0; i < model->nexecs; i++)
+		if (model->execs[i]->task_brief &&
+		    model->execs[i]->task_brief(model, model->exec_state[i], hdr, id_ret,
+						state_ret))
+			return true;
+	return false;
+}
+
+static void render_runtimes(struct model *model, struct strbuf *out)
+{
+	sb_puts(out, "\"runtimes\": [");
+	for (size_t i = 0; i < model->nrt; i++) {
+		struct runtime *r = &model->rt[i];
+		const struct exec_ops *ex = model->execs[r->exec];
+		sb_printf(out, "%s{\"index\": %zu, \"executor\": \"%s\", \"flavor\": \"%s\", "
+			       "\"handle\": \"0x%llx\", \"task_count\": %llu, \"truncated\": %s",
+			  i ? ", " : "", i, ex->name, r->flavor, (unsigned long long)r->handle,
+			  (unsigned long long)r->ntasks, r->truncated ? "true" : "false");
+		if (ex->render_runtime)
+			ex->render_runtime(model, model->exec_state[r->exec], r, out);
+		sb_puts(out, ", \"threads\": [");
+		bool first = true;
+		for (size_t j = 0; j < model->nthreads; j++)
+			if (model->threads[j].runtime == (int)i) {
+				sb_printf(out, "%s%d", first ? "" : ", ", model->threads[j].tid);
+				first = false;
+			}
+		sb_puts(out, "]}");
+	}
+	sb_puts(out, "],\n\"threads\": [");
+	for (size_t j = 0; j < model->nthreads; j++) {
+		struct thread_info *ti = &model->threads[j];
+		sb_printf(out, "%s{\"tid\": %d, \"runtime\": ", j ? ", " : "", ti->tid);
+		if (ti->runtime >= 0)
+			sb_printf(out, "%d", ti->runtime);
+		else
+			sb_puts(out, "null");
+		if (ti->has_task)
+			sb_printf(out, ", \"current_task\": %llu}",
+				  (unsigned long long)ti->task_id);
+		else
+			sb_puts(out, ", \"current_task\": null}");
+	}
+	sb_puts(out, "],\n");
+}
+
+/* Find every executor's runtimes.  An error of an executor the program
+ * uses fails the decode; when none is found, the first executor's reason
+ * (tokio's: the most detailed) is the answer. */
+static struct tscope_error *find_executors(struct model *model)
+{
+	struct tscope_error *why_none = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(executors); i++) {
+		bool found = false;
+		void *state = NULL;
+		int idx = (int)model->nexecs;
+		model->execs[idx] = executors[i];
+		struct tscope_error *err = executors[i]->find(model, &found, &state);
+		if (found) {
+			model->exec_state[idx] = state;
+			model->nexecs++;
+			if (err) {
+				tscope_error_destroy(why_none);
+				return err;
+			}
+			continue;
+		}
+		if (state && executors[i]->destroy)
+			executors[i]->destroy(state);
+		if (!why_none)
+			why_none = err;
+		else
+			tscope_error_destroy(err);
+	}
+	if (model->nexecs) {
+		tscope_error_destroy(why_none);
+		return NULL;
+	}
+	return why_none ? why_none : tscope_error_create(TSCOPE_ERROR_NO_RUNTIME,
+							 "no async runtime found");
+}
+
+struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
+				  struct strbuf *out)
+{
+	struct model *model = calloc(1, sizeof(*model));
+	if (!model)
+		return &tscope_error_nomem;
+	model->s = s;
+	model->out = out;
+	model->flags = flags;
+	model->hooks.arg = model;
+	model->hooks.task_brief = task_brief;
+	struct tscope_error *err = NULL;
+	size_t nth;
+	struct tscope_thread *th = target_threads(s->target, &nth);
+	model->threads = calloc(nth ? nth : 1, sizeof(*model->threads));
+	if (!model->threads) {
+		err = &tscope_error_nomem;
+		goto out;
+	}
+	for (size_t i = 0; i < nth; i++) {
+		struct thread_info *ti = &model->threads[model->nthreads++];
+		ti->tid = th[i].tid;
+		ti->pc = th[i].pc;
+		ti->fs_base = th[i].fs_base;
+		ti->has_regs = th[i].has_regs;
+		ti->has_syscall = th[i].has_syscall;
+		ti->syscall = th[i].syscall;
+		ti->arg1 = th[i].arg1;
+		ti->runtime = -1;
+	}
+	if (s->forced)
+		/* past a build-id mismatch: first of the errors, so no front
+		 * end presents the model as a whole, trustworthy answer */
+		note_error(model, tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
+			"the core is of another build (build-id %s, the executable's %s): "
+			"results may be wrong", s->core_build_id, s->prog->build_id), "FORCED");
+	if ((err = find_executors(model)))
+		goto out;
+	if (!(flags & TSCOPE_JSON_THREADS_ONLY)) {
+		for (size_t i = 0; i < model->nexecs; i++) {
+			size_t first = model->ntasks;
+			model->execs[i]->walk(model, model->exec_state[i]);
+			for (size_t k = first; k < model->ntasks; k++)
+				model->tasks[k].exec = (int)i;
+		}
+		add_thread_futures(model);
+	}
+	/* A task listed but not decoded (unreadable cell, unknown future
+	 * type) leaves the model incomplete as surely as a cut list. */
+	size_t bad = 0, listed = 0;
+	const char *first_bad = NULL;
+	for (size_t i = 0; i < model->ntasks; i++) {
+		if (model->tasks[i].pseudo)
+			continue;
+		listed++;
+		if (model->tasks[i].error && !bad++)
+			first_bad = model->tasks[i].error;
+	}
+	if (bad)
+		note_error(model, tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
+			   "%zu of %zu tasks could not be decoded; the first: %s",
+			   bad, listed, first_bad), "tasks");
+	graph_build(model);
+	sb_puts(out, "\"tasks\": [");
+	size_t shown = 0;
+	for (size_t i = 0; i < model->ntasks; i++) {
+		if (model->tasks[i].pseudo)
+			continue;
+		sb_puts(out, shown++ ? ",\n  " : "\n  ");
+		render_task(model, &model->tasks[i]);
+	}
+	sb_puts(out, shown ? "\n],\n" : "],\n");
+	sb_puts(out, "\"block_on\": [");
+	shown = 0;
+	for (size_t i = 0; i < model->ntasks; i++) {
+		if (!model->tasks[i].pseudo || !model->tasks[i].has_future)
+			continue;
+		sb_puts(out, shown++ ? ",\n  " : "\n  ");
+		render_task(model, &model->tasks[i]);
+	}
+	sb_puts(out, "],\n");
+	if (model->flags & TSCOPE_JSON_GRAPH)
+		graph_render(model, out);
+	render_runtimes(model, out);
+	crash_render(model, out);
+	/* complete: every runtime found was walked to its end without an
+	 * error.  Front ends say so before any verdict when it is false. */
+	sb_printf(out, "\"truncated\": %s, \"complete\": %s, ",
+		  model->errors_dropped || model->nerrors ? "true" : "false",
+		  model->errors_dropped || model->nerrors ? "false" : "true");
+	sb_puts(out, "\"errors\": [");
+	for (size_t i = 0; i < model->nerrors; i++) {
+		if (i)
+			sb_puts(out, ", ");
+		sb_json_string(out, model->errors[i]);
+	}
+	if (model->errors_dropped)
+		sb_printf(out, "%s\"... and %zu more errors\"",
+			  model->nerrors ? ", " : "", model->errors_dropped);
+	sb_puts(out, "], \"warnings\": [");
+	bool w = false;
+	if (s->forced) {
+		sb_json_string(out, s->forced);
+		w = true;
+	}
+	if (s->warning) {
+		if (w)
+			sb_puts(out, ", ");
+		sb_json_string(out, s->warning);
+	}
+	sb_puts(out, "]");
+out:
+	graph_free(model);
+	for (size_t i = 0; i < model->ntasks; i++) {
+		fchain_free(&model->tasks[i].chain);
+		free(model->tasks[i].error);
+	}
+	free(model->tasks);
+	for (size_t i = 0; i < model->nerrors; i++)
+		free(model->errors[i]);
+	for (size_t i = 0; i < model->nexecs; i++)
+		if (model->execs[i]->destroy)
+			model->execs[i]->destroy(model->exec_state[i]);
+	free(model->threads);
+	free(model);
+	return err;
+}
+
+struct task_rec *task_push(struct model *model)
+{
+	if (model->ntasks == model->tasks_cap) {
+		size_t cap = model->tasks_cap ? model->tasks_cap * 2 : 64;
+		struct task_rec *t = realloc(model->tasks, cap * sizeof(*t));
+		if (!t)
+			return NULL;
+		model->tasks = t;
+		model->tasks_cap = cap;
+	}
+	struct task_rec *t = &model->tasks[model->ntasks++];
+	memset(t, 0, sizeof(*t));
+	return t;
+}

@@ -1,0 +1,118 @@
+/* The model every stage after the executors works on: runtimes, threads
+ * and tasks (with their decoded futures), whichever executor found them.
+ * Filled by the executors (exec/), read by the graph (graph.c), rendered
+ * by model.c.  Data flows one way: target -> program -> executors ->
+ * futures -> graph -> render. */
+#ifndef TSCOPE_MODEL_H
+#define TSCOPE_MODEL_H
+
+#include "future.h"
+#include "session.h"
+
+#define MAX_RUNTIMES 16
+#define MAX_ERRORS 32
+#define MAX_EXECUTORS 8
+
+struct exec_ops;
+
+struct runtime {
+	int exec;           /* index into model.execs */
+	uint64_t handle;    /* the executor's own address for it */
+	uint64_t handle_type;
+	const char *flavor; /* "multi_thread", "current_thread", "executor", ... */
+	uint64_t ntasks;    /* tasks walked */
+	bool truncated;
+	/* tokio: OwnedTasks (id, shards, its own count), the timer wheel's
+	 * clock: start_time + elapsed ms, in CLOCK_MONOTONIC nanoseconds (0:
+	 * no time driver found) */
+	uint64_t owned_id;
+	uint64_t nshards;
+	bool has_count;
+	uint64_t count;
+	uint64_t timer_now_ns;
+};
+
+struct thread_info {
+	int tid;
+	uint64_t pc;
+	uint64_t fs_base;
+	bool has_regs;
+	bool has_syscall;
+	int64_t syscall;
+	uint64_t arg1;
+	int runtime; /* -1 none */
+	bool has_task;
+	uint64_t task_id;
+};
+
+/* A task's state in the executor's own terms, as flags every executor
+ * maps its state word to (the graph reads only these). */
+enum {
+	TS_RUNNING = 1,   /* being polled by a thread */
+	TS_COMPLETE = 2,  /* finished: its output is stored or was taken */
+	TS_NOTIFIED = 4,  /* woken, waiting to be polled */
+	TS_CANCELLED = 8, /* aborted, to be dropped */
+};
+
+struct vinfo;
+
+struct task_rec {
+	int exec;           /* index into model.execs */
+	uint64_t hdr;       /* the task's address (tokio: its Header) */
+	uint64_t id;
+	bool has_id;
+	unsigned st;        /* TS_* */
+	uint64_t state;     /* the executor's own state word */
+	size_t rt;
+	int thread;         /* tid polling it, 0 if none */
+	const char *future_name; /* the root future's type (NULL unknown) */
+	struct tval cell;   /* the task's whole allocation as a typed value
+			     * (type 0: unknown), the graph's memory of it */
+	bool has_future;
+	struct tval future;
+	struct fchain chain;
+	char *error;
+	bool pseudo;  /* a thread's block_on future, not an executor's task */
+	/* tokio */
+	uint64_t owner;
+	const char *stage;
+	struct vinfo *vi;
+};
+
+struct model {
+	struct tscope_session *s;
+	struct strbuf *out;
+	unsigned flags;
+	struct future_hooks hooks;
+	const struct exec_ops *execs[MAX_EXECUTORS];
+	void *exec_state[MAX_EXECUTORS];
+	size_t nexecs;
+	struct runtime rt[MAX_RUNTIMES];
+	size_t nrt;
+	struct thread_info *threads;
+	size_t nthreads;
+	char *errors[MAX_ERRORS];
+	size_t nerrors, errors_dropped;
+	struct task_rec *tasks;
+	size_t ntasks, tasks_cap;
+	struct graph *graph;
+};
+
+struct task_rec *task_push(struct model *model);
+void note_error(struct model *model, struct tscope_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* A runtime slot of executor @exec, zeroed; NULL when MAX_RUNTIMES are in use. */
+struct runtime *runtime_push(struct model *model, int exec);
+struct thread_info *model_thread(struct model *model, int tid);
+
+/* crash.c: "crash" of a core written at a fatal signal, else null. */
+void crash_render(struct model *model, struct strbuf *out);
+
+/* graph.c */
+void graph_build(struct model *model);
+void graph_render_task_wait(struct model *model, const struct task_rec *t,
+			    struct strbuf *o);
+void graph_render(struct model *model, struct strbuf *o);
+void graph_free(struct model *model);
+
+#endif
