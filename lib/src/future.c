@@ -825,8 +825,12 @@ static void render_frame(struct tscope_session *s, const struct fframe *f,
 	sb_json_string(o, f->function);
 	sb_printf(o, ", \"address\": \"0x%llx\"", (unsigned long long)f->v.addr);
 	if (f->kind == FRAME_ASYNC) {
+		uint64_t size;
 		sb_puts(o, ", \"type\": ");
 		sb_json_string(o, f->type_name);
+		/* the state machine's bytes: what the task's memory holds */
+		if (val_ok(type_size(s, f->v.type, &size)))
+			sb_printf(o, ", \"size\": %llu", (unsigned long long)size);
 	}
 	if (f->kind == FRAME_ASYNC && f->state) {
 		if (f->await_index >= 0)

@@ -422,6 +422,143 @@ static bool classify_prim(struct tscope_session *s, struct tval p,
 
 static void shared_state(struct model *model, size_t ri, struct tval shared);
 
+/* ------------------------------------------------------------ other crates' primitives */
+
+/*
+ * The synchronization primitives of the runtime-agnostic crates (what
+ * smol, async-std, futures' executors and in-house executors use), as
+ * data: the type (a prefix of its DWARF name), what it is, how a task
+ * waiting in it (a future of the chain) or holding it (a local, a field)
+ * relates to it, and the members that lead to the primitive itself, whose
+ * address is the resource's key (a Mutex; the Channel or Inner behind an
+ * Arc, shared by every end).  @senders: the primitive's count of senders
+ * (a receive is stuck only when every sender is accounted for).
+ */
+#define NO_SIDE ((enum side) - 1)
+static const struct foreign_prim {
+	const char *type;
+	enum res_kind kind;
+	enum side wait, hold;
+	const char *path[3];
+	const char *senders;
+} foreign_prims[] = {
+	/* async-lock 3 (smol::lock, async_std::sync) */
+	{"async_lock::mutex::Lock<", RES_MUTEX, SIDE_ACQUIRE, NO_SIDE, {"mutex"}, NULL},
+	{"async_lock::mutex::LockArc<", RES_MUTEX, SIDE_ACQUIRE, NO_SIDE, {"mutex"}, NULL},
+	{"async_lock::mutex::MutexGuard<", RES_MUTEX, NO_SIDE, HOLD_GUARD, {"__0"}, NULL},
+	{"async_lock::mutex::MutexGuardArc<", RES_MUTEX, NO_SIDE, HOLD_GUARD, {"__0"}, NULL},
+	/* async-channel 1 and 2 (smol::channel, async_std::channel) */
+	{"async_channel::Recv<", RES_MPSC, SIDE_RECV, NO_SIDE, {"receiver", "channel"}, "sender_count"},
+	{"async_channel::Send<", RES_MPSC, SIDE_SEND, NO_SIDE, {"sender", "channel"}, "sender_count"},
+	{"async_channel::Sender<", RES_MPSC, NO_SIDE, HOLD_SENDER, {"channel"}, "sender_count"},
+	{"async_channel::Receiver<", RES_MPSC, NO_SIDE, HOLD_RECEIVER, {"channel"}, "sender_count"},
+	/* futures-util's Mutex */
+	{"futures_util::lock::mutex::MutexLockFuture<", RES_MUTEX, SIDE_ACQUIRE, NO_SIDE, {"mutex"}, NULL},
+	{"futures_util::lock::mutex::MutexGuard<", RES_MUTEX, NO_SIDE, HOLD_GUARD, {"mutex"}, NULL},
+	{"futures_util::lock::mutex::OwnedMutexGuard<", RES_MUTEX, NO_SIDE, HOLD_GUARD, {"mutex"}, NULL},
+	/* futures-channel */
+	{"futures_channel::oneshot::Receiver<", RES_ONESHOT, SIDE_RECV, HOLD_RECEIVER, {"inner"}, NULL},
+	{"futures_channel::oneshot::Sender<", RES_ONESHOT, NO_SIDE, HOLD_SENDER, {"inner"}, NULL},
+	{"futures_channel::mpsc::Receiver<", RES_MPSC, SIDE_RECV, HOLD_RECEIVER, {"inner"}, "num_senders"},
+	{"futures_channel::mpsc::UnboundedReceiver<", RES_MPSC, SIDE_RECV, HOLD_RECEIVER, {"inner"}, "num_senders"},
+	{"futures_channel::mpsc::Sender<", RES_MPSC, NO_SIDE, HOLD_SENDER, {"inner"}, "num_senders"},
+	{"futures_channel::mpsc::UnboundedSender<", RES_MPSC, NO_SIDE, HOLD_SENDER, {"inner"}, "num_senders"},
+	/* `rx.next().await`: the stream it polls */
+	{"futures_util::stream::stream::next::Next<", RES_OTHER, SIDE_RECV, NO_SIDE, {"stream"}, NULL},
+};
+
+/* Past a reference, Box, Arc (its data), NonNull or Option (Some) to the
+ * value behind; @v itself if it is none of those. */
+static bool through(struct tscope_session *s, struct tval v, struct tval *ret)
+{
+	for (int i = 0; i < 6; i++) {
+		const struct ttype *t;
+		struct tscope_error *err = type_strip(s->prog, v.type, &t);
+		if (err) {
+			tscope_error_destroy(err);
+			return false;
+		}
+		const struct tmember *m;
+		struct tval next;
+		if (t->tag == DW_TAG_pointer_type || t->tag == DW_TAG_reference_type) {
+			if (!deref_ptr(s, v, &next))
+				return false;
+		} else if (starts(t->name, "alloc::sync::Arc<")) {
+			if (!arc_data(s, v, &next))
+				return false;
+		} else if (starts(t->name, "core::option::Option<")) {
+			if (!val_ok(val_variant(s, v, &m, &next)) || !m->name ||
+			    strcmp(m->name, "Some") || !member_addr(s, next, "__0", &next))
+				return false;
+		} else if (starts(t->name, "core::ptr::non_null::NonNull<") ||
+			   starts(t->name, "alloc::boxed::Box<")) {
+			if (!deref_ptr(s, v, &next))
+				return false;
+		} else {
+			*ret = v;
+			return true;
+		}
+		v = next;
+	}
+	return false;
+}
+
+static const struct foreign_prim *foreign_prim(const char *type_name)
+{
+	for (size_t i = 0; type_name && i < ARRAY_SIZE(foreign_prims); i++)
+		if (starts(type_name, foreign_prims[i].type))
+			return &foreign_prims[i];
+	return NULL;
+}
+
+/* The primitive behind @v (of descriptor @fp's type): follow its path. */
+static bool foreign_target(struct tscope_session *s, const struct foreign_prim *fp,
+			   struct tval v, struct tval *ret)
+{
+	for (size_t k = 0; k < ARRAY_SIZE(fp->path) && fp->path[k]; k++) {
+		struct tval m;
+		if (!val_ok(val_find(s, v, fp->path[k], 4, &m)) || !through(s, m, &v))
+			return false;
+	}
+	/* Next<'_, St>: the stream is itself a receiver of a known crate */
+	if (fp->kind == RES_OTHER) {
+		const struct foreign_prim *inner = foreign_prim(type_name_of(s, v.type));
+		return inner && inner->kind != RES_OTHER && foreign_target(s, inner, v, ret);
+	}
+	*ret = v;
+	return true;
+}
+
+/* The resource of a foreign primitive value @v, with what its state says
+ * (a channel's sender count). */
+static size_t foreign_res(struct model *model, const struct foreign_prim *fp, struct tval v,
+			  enum res_kind *kind_ret)
+{
+	struct tscope_session *s = model->s;
+	struct tval prim;
+	if (fp->kind == RES_OTHER) {
+		struct tval m;
+		const struct foreign_prim *inner;
+		if (!val_ok(val_find(s, v, fp->path[0], 4, &m)) || !through(s, m, &m) ||
+		    !(inner = foreign_prim(type_name_of(s, m.type))) || inner->kind == RES_OTHER)
+			return SIZE_MAX;
+		fp = inner;
+		v = m;
+	}
+	if (!foreign_target(s, fp, v, &prim))
+		return SIZE_MAX;
+	size_t r = get_res(model->graph, fp->kind, prim.addr, prim.addr, type_name_of(s, prim.type));
+	struct tval c;
+	uint64_t n;
+	if (r != SIZE_MAX && fp->senders && val_ok(val_find(s, prim, fp->senders, 3, &c)) &&
+	    val_ok(val_uint(s, c, &n))) {
+		model->graph->res[r].has_tx = true;
+		model->graph->res[r].tx_count = n;
+	}
+	*kind_ret = fp->kind;
+	return r;
+}
+
 /* The descriptor inside a tokio IO object (PollEvented -> mio -> std ->
  * OwnedFd { fd }). */
 static void io_fd(struct tscope_session *s, struct tval obj, struct resource *r)
@@ -553,6 +690,22 @@ static bool chain_wait(struct model *model, size_t ti, const struct fchain *c,
 		}
 		set_wait(model, ti, r, side, user);
 		return r != SIZE_MAX;
+	}
+	/* A hand-written future of another crate's primitive (async-lock's
+	 * Lock, async-channel's Recv, futures' MutexLockFuture): the
+	 * outermost such frame is the API the task called. */
+	for (size_t i = 0; i < c->n; i++) {
+		const struct fframe *f = &c->frames[i];
+		const struct foreign_prim *fp;
+		if ((f->kind != FRAME_COMBINATOR && f->kind != FRAME_LEAF) ||
+		    !(fp = foreign_prim(f->type_name)) || fp->wait == NO_SIDE)
+			continue;
+		enum res_kind kind;
+		size_t r = foreign_res(model, fp, f->v, &kind);
+		if (r == SIZE_MAX)
+			continue;
+		set_wait(model, ti, r, fp->wait, user);
+		return true;
 	}
 	/* No API frame: classify by the leaf itself. */
 	const char *ln = leaf->type_name;
@@ -762,7 +915,8 @@ static bool is_holder_type(const char *n)
 	for (size_t i = 0; n && i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
 		if (starts(n, prefixes[i]))
 			return true;
-	return false;
+	const struct foreign_prim *fp = foreign_prim(n);
+	return fp && fp->hold != NO_SIDE;
 }
 
 /* Whether a value of @type can hold a guard or channel end by value (in a
@@ -940,6 +1094,16 @@ static void scan_value(struct hold_ctx *h, struct tval v, int depth)
 		if (oneshot_inner(s, v, &inner))
 			add_holder_shared(h, RES_ONESHOT, inner.addr, inner.addr, n,
 					  otx ? HOLD_SENDER : HOLD_RECEIVER, inner);
+		return;
+	}
+	const struct foreign_prim *fp = foreign_prim(n);
+	if (fp && fp->hold != NO_SIDE) {
+		enum res_kind kind;
+		size_t r = foreign_res(h->model, fp, v, &kind);
+		if (r != SIZE_MAX) {
+			struct resource *res = &h->model->graph->res[r];
+			add_holder(h, kind, res->key, res->addr, res->type_name, fp->hold);
+		}
 		return;
 	}
 	/* A Vec of guards or channel ends (a fan-out keeping its senders). */

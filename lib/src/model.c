@@ -16,6 +16,7 @@
 /* The executors, probed in this order. */
 static const struct exec_ops *const executors[] = {
 	&tokio_exec,
+	&async_task_exec,
 };
 
 void note_error(struct model *model, struct tscope_error *err,
@@ -71,7 +72,7 @@ static void render_location_of(struct model *model, const struct task_rec *t,
 	const struct fframe *user = fchain_user_frame(&t->chain);
 	/* "root_future": what the task runs, past Pin/Box wrappers (a
 	 * Pin<Box<dyn Future>> names its concrete type) */
-	for (size_t i = 0; i < t->chain.n; i++) {
+	for (size_t i = t->wrapper_frames; i < t->chain.n; i++) {
 		const struct fframe *f = &t->chain.frames[i];
 		if (f->kind == FRAME_WRAPPER || f->kind == FRAME_BOX_DYN)
 			continue;
@@ -292,11 +293,13 @@ static void render_runtimes(struct model *model, struct strbuf *out)
 }
 
 /* Find every executor's runtimes.  An error of an executor the program
- * uses fails the decode; when none is found, the first executor's reason
- * (tokio's: the most detailed) is the answer. */
+ * uses fails the decode; when none is found, the answer is every
+ * executor's reason, tokio's (the most detailed) first. */
 static struct tscope_error *find_executors(struct model *model)
 {
-	struct tscope_error *why_none = NULL;
+	struct strbuf why;
+	sb_init(&why);
+	enum tscope_error_code code = TSCOPE_ERROR_NO_RUNTIME;
 	for (size_t i = 0; i < ARRAY_SIZE(executors); i++) {
 		bool found = false;
 		void *state = NULL;
@@ -307,24 +310,29 @@ static struct tscope_error *find_executors(struct model *model)
 			model->exec_state[idx] = state;
 			model->nexecs++;
 			if (err) {
-				tscope_error_destroy(why_none);
+				sb_free(&why);
 				return err;
 			}
 			continue;
 		}
 		if (state && executors[i]->destroy)
 			executors[i]->destroy(state);
-		if (!why_none)
-			why_none = err;
-		else
+		if (err) {
+			if (!why.len)
+				code = tscope_error_code(err);
+			sb_puts(&why, why.len ? "; " : "");
+			sb_puts(&why, tscope_error_message(err));
 			tscope_error_destroy(err);
+		}
 	}
 	if (model->nexecs) {
-		tscope_error_destroy(why_none);
+		sb_free(&why);
 		return NULL;
 	}
-	return why_none ? why_none : tscope_error_create(TSCOPE_ERROR_NO_RUNTIME,
-							 "no async runtime found");
+	struct tscope_error *err = tscope_error_create(code, "%s",
+						       why.len ? why.s : "no async runtime found");
+	sb_free(&why);
+	return err;
 }
 
 struct tscope_error *model_render(struct tscope_session *s, unsigned flags,

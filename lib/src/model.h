@@ -73,6 +73,9 @@ struct task_rec {
 	struct fchain chain;
 	char *error;
 	bool pseudo;  /* a thread's block_on future, not an executor's task */
+	size_t wrapper_frames; /* leading frames that are the executor's own
+				* wrappers of the spawned future (not what
+				* the task runs: root_future skips them) */
 	/* tokio */
 	uint64_t owner;
 	const char *stage;

@@ -1319,6 +1319,50 @@ static bool find_local(Dwarf_Debug dbg, Dwarf_Die parent, const char *local,
 	return found;
 }
 
+/* The DW_AT_type of the variable or parameter @local of the function DIE
+ * @fn_die (lexical blocks too). */
+static bool find_local_type(Dwarf_Debug dbg, Dwarf_Die parent, const char *local,
+			    Dwarf_Off *type_ret, int depth)
+{
+	Dwarf_Die c;
+	if (depth > 16 || dwarf_child(parent, &c, NULL) != DW_DLV_OK)
+		return false;
+	bool found = false;
+	for (int guard = 0; guard < 100000 && !found; guard++) {
+		Dwarf_Half tag;
+		char *name;
+		dwarf_tag(c, &tag, NULL);
+		if ((tag == DW_TAG_variable || tag == DW_TAG_formal_parameter) &&
+		    dwarf_diename(c, &name, NULL) == DW_DLV_OK && strcmp(name, local) == 0)
+			found = dwarf_dietype_offset(c, type_ret, NULL) == DW_DLV_OK;
+		else if (tag == DW_TAG_lexical_block)
+			found = find_local_type(dbg, c, local, type_ret, depth + 1);
+		Dwarf_Die s;
+		int r = dwarf_siblingof_b(dbg, c, true, &s, NULL);
+		dwarf_dealloc_die(c);
+		if (r != DW_DLV_OK)
+			return found;
+		c = s;
+	}
+	dwarf_dealloc_die(c);
+	return found;
+}
+
+bool program_local_type(struct tscope_program *prog, uint64_t fn_die,
+			const char *local, uint64_t *type_ret)
+{
+	Dwarf_Die die;
+	Dwarf_Off t;
+	if (dwarf_offdie_b(die_dbg(prog, fn_die), die_off(fn_die), true, &die, NULL) !=
+	    DW_DLV_OK)
+		return false;
+	bool ok = find_local_type(die_dbg(prog, fn_die), die, local, &t, 0);
+	dwarf_dealloc_die(die);
+	if (ok)
+		*type_ret = t | (fn_die & DIE_DWP);
+	return ok;
+}
+
 bool program_local_line(struct tscope_program *prog, const char *fn,
 			const char *local, uint32_t *line_ret)
 {

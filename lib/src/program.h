@@ -146,6 +146,11 @@ static inline Dwarf_Off die_off(uint64_t off)
 
 struct tscope_error *program_ensure_index(struct tscope_program *prog);
 
+/* The type (DIE offset) of the variable or parameter @local of the
+ * function DIE @fn_die: false if it has none. */
+bool program_local_type(struct tscope_program *prog, uint64_t fn_die,
+			const char *local, uint64_t *type_ret);
+
 /* The line-table row covering link-time address @pc, in the unit of the
  * function DIE @die: its file (interned) and line. */
 bool program_line_at(struct tscope_program *prog, uint64_t die, uint64_t pc,

@@ -43,5 +43,6 @@ struct exec_ops {
 };
 
 extern const struct exec_ops tokio_exec;
+extern const struct exec_ops async_task_exec;
 
 #endif
