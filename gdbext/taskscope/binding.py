@@ -339,9 +339,11 @@ class Session(_Handle):
                 b["frames"] = []
                 b["location_error"] = (
                     "only a moved-from copy of this future is described by the "
-                    "DWARF of this optimized build (it reads unresumed), and no "
-                    "suspended copy is in the block_on frames' memory (the optimizer "
-                    "may keep its state in registers): its await point is unknown")
+                    "DWARF (the block_on parameter taken by value; it reads "
+                    "unresumed), and no suspended copy of it was found in the "
+                    "block_on frames' memory (it was pinned elsewhere, or an "
+                    "optimized build keeps its state in registers): its await "
+                    "point is unknown")
         return model
 
     def thread_frames(self, tid, limit=0):
