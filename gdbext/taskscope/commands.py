@@ -492,7 +492,7 @@ the tested toolchains and builds are in docs/supported.md).
     parser = _ArgParser(prog="info async-tasks", add_help=True)
     add_json_args(parser)
     parser.add_argument("--wide", action="store_true", help="keep names whole (generic arguments)")
-    parser.add_argument("--state", help="only tasks in this state (idle, notified, running, cancelled, complete)")
+    parser.add_argument("--state", help="only tasks in this state (idle, notified, running, cancelled, complete, unknown)")
     parser.add_argument("--match", metavar="REGEX", help="only tasks whose future or location matches REGEX")
     parser.add_argument("--limit", type=int, default=0, help="stop walking task lists after N tasks")
 

@@ -516,8 +516,13 @@ static bool foreign_target(struct tscope_session *s, const struct foreign_prim *
 			   struct tval v, struct tval *ret)
 {
 	for (size_t k = 0; k < ARRAY_SIZE(fp->path) && fp->path[k]; k++) {
+		/* through enums too (futures' Sender(Option<SenderInner>)): a
+		 * variant that is not the live one ends in a null pointer,
+		 * which through() refuses */
 		struct tval m;
-		if (!val_ok(val_find(s, v, fp->path[k], 4, &m)) || !through(s, m, &v))
+		if ((!val_ok(val_find(s, v, fp->path[k], 4, &m)) &&
+		     !val_ok(val_find_any_variant(s, v, fp->path[k], 4, &m))) ||
+		    !through(s, m, &v))
 			return false;
 	}
 	/* Next<'_, St>: the stream is itself a receiver of a known crate */

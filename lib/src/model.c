@@ -17,6 +17,7 @@
 static const struct exec_ops *const executors[] = {
 	&tokio_exec,
 	&async_task_exec,
+	&unknown_exec, /* fallback: only when none of the above is found */
 };
 
 void note_error(struct model *model, struct tscope_error *err,
@@ -110,6 +111,8 @@ static void render_location_of(struct model *model, const struct task_rec *t,
 
 static const char *state_name(unsigned st)
 {
+	if (st & TS_UNKNOWN)
+		return "unknown";
 	if (st & TS_COMPLETE)
 		return "complete";
 	if (st & TS_RUNNING)
@@ -304,6 +307,8 @@ static struct tscope_error *find_executors(struct model *model)
 		bool found = false;
 		void *state = NULL;
 		int idx = (int)model->nexecs;
+		if (executors[i]->fallback && model->nexecs)
+			continue;
 		model->execs[idx] = executors[i];
 		struct tscope_error *err = executors[i]->find(model, &found, &state);
 		if (found) {

@@ -52,6 +52,7 @@ enum {
 	TS_COMPLETE = 2,  /* finished: its output is stored or was taken */
 	TS_NOTIFIED = 4,  /* woken, waiting to be polled */
 	TS_CANCELLED = 8, /* aborted, to be dropped */
+	TS_UNKNOWN = 16,  /* an executor that does not say (treated as idle) */
 };
 
 struct vinfo;

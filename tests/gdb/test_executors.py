@@ -47,9 +47,10 @@ The second half, what taskscope makes of them, in gdb and in the CLI:
 - deadlock:  the diagnosis over exactly the truth cycle's tasks, and no
              other deadlock.
 
-async-task executors (smol, async-std, async_task_custom) are decoded;
-futures' LocalPool and ThreadPool and the hand-rolled executor are not yet
-(strict xfail: their tests flip when they are)."""
+async-task executors (smol, async-std, async_task_custom) by their own
+decoder; futures' LocalPool and ThreadPool and the hand-rolled executor by
+the unknown-executor discovery (boxed dyn Futures that nothing else owns),
+whose tasks' state is "unknown"."""
 
 import os
 import re
@@ -368,8 +369,12 @@ def test_fixture(executors, name, check):
 
 # -------------------------------------------------------------- taskscope
 
+# the executor taskscope reports for each program: async-task's own
+# decoder, or the unknown-executor discovery of boxed dyn Futures (which
+# cannot know a task's state: "unknown")
 DECODED = {"smol_deadlock": "async-task", "async_std_app": "async-task",
-           "async_task_custom": "async-task"}
+           "async_task_custom": "async-task", "futures_localpool": "unknown",
+           "futures_threadpool": "unknown", "handrolled": "unknown"}
 HOSTS = ["gdb", "cli"]
 
 
@@ -427,7 +432,8 @@ def test_tasks_and_chains(executors, name, host):
             continue
         if t.get("executor") != DECODED.get(name):
             probs.append("task %s: executor %r" % (t.get("id"), t.get("executor")))
-        if t.get("state") != tt["state"]:
+        if t.get("state") != tt["state"] and not (DECODED[name] == "unknown" and
+                                                  t.get("state") == "unknown"):
             probs.append("task %s: state %s, truth %s" % (t.get("id"), t.get("state"), tt["state"]))
         exp = [(c["function"], c["line"]) for c in tt["chain"]]
         got = _user_chain(t)

@@ -11,6 +11,7 @@
 
 struct exec_ops {
 	const char *name; /* "tokio": runtimes[].executor, tasks[].executor */
+	bool fallback;    /* tried only when no other executor is found */
 	/*
 	 * Find the executor's runtimes: add them to m->rt (their executor
 	 * set), mark the threads that run them (m->threads[].runtime,
@@ -44,5 +45,6 @@ struct exec_ops {
 
 extern const struct exec_ops tokio_exec;
 extern const struct exec_ops async_task_exec;
+extern const struct exec_ops unknown_exec;
 
 #endif
