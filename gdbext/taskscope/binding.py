@@ -153,16 +153,20 @@ def _check(err):
         raise TaskscopeError(code, msg)
 
 
-def _json_result(call):
+def _json_text(call):
     """Run a library call that returns a JSON document through its last
-    (char **) argument; free the C string, return the parsed dict."""
+    (char **) argument; free the C string, return the text."""
     out = ctypes.c_void_p()
     _check(call(ctypes.byref(out)))
     try:
-        text = ctypes.string_at(out).decode("utf-8", "replace")
+        return ctypes.string_at(out).decode("utf-8", "replace")
     finally:
         library().tscope_free(out)
-    return json.loads(text)
+
+
+def _json_result(call):
+    """_json_text(), parsed."""
+    return json.loads(_json_text(call))
 
 
 def _fs(path):
@@ -308,9 +312,13 @@ class Session(_Handle):
         self._h = out
         self.program = program  # the session borrows both
         self.target = target
+        # the model per stop: each document decoded once (by flags), each
+        # caller gets its own parse of it (they annotate what they get)
+        self._docs = {}
 
     def set_limits(self, max_tasks=0):
         library().tscope_session_set_limits(self._h, max_tasks)
+        self._docs.clear()
 
     def threads(self):
         """Runtimes and threads only (which thread is a worker), without
@@ -324,8 +332,10 @@ class Session(_Handle):
         with graph=True the resources, edges and diagnoses."""
         flags = ((JSON_FRAMES if frames or locals else 0) | (JSON_LOCALS if locals else 0)
                  | (JSON_GRAPH if graph else 0))
-        model = _json_result(lambda ret: library().tscope_session_tasks_json(
-            self._h, flags, ret))
+        if flags not in self._docs:
+            self._docs[flags] = _json_text(lambda ret: library().tscope_session_tasks_json(
+                self._h, flags, ret))
+        model = json.loads(self._docs[flags])
         byvalue = getattr(self, "_byvalue_tids", ())
         for b in model.get("block_on", []):
             loc = b.get("location") or {}
@@ -360,6 +370,7 @@ class Session(_Handle):
         pinned=False: read from an F-by-value binding, which may be stale."""
         _check(library().tscope_session_add_thread_future(
             self._h, tid, addr, type_name.encode()))
+        self._docs.clear()
         if not pinned:
             self._byvalue_tids = set(getattr(self, "_byvalue_tids", ())) | {tid}
 
@@ -378,6 +389,7 @@ class Session(_Handle):
         _check(library().tscope_session_add_thread_value(
             self._h, tid, addr, enc(type_name), enc(name), enc(function), enc(file),
             line or 0, decl_line or 0))
+        self._docs.clear()
 
     def future(self, addr, type_name, locals=False):
         """Await chain of the future of type type_name at addr."""

@@ -178,11 +178,25 @@ def _live_target(inf):
     return target
 
 
+_session_cache = {"key": None, "session": None}
+
+
 def open_session():
-    """Program + target for the current inferior."""
+    """Program + target for the current inferior: one session per stop
+    (gdb's stop, cont, new_objfile, memory_changed... events drop it), so
+    the commands of one stop decode the model once."""
     exe = _exe_path()
     inf = gdb.selected_inferior()
     core = _core_path()
+    key = (inf.num, exe, _file_key(core) if core else None, inf.pid)
+    if _session_cache["key"] == key and _session_cache["session"] is not None:
+        return _session_cache["session"]
+    session = _open_session(exe, inf, core)
+    _session_cache["key"], _session_cache["session"] = key, session
+    return session
+
+
+def _open_session(exe, inf, core):
     if core:
         key = _file_key(core)
         target = _cores.get(key)
@@ -503,7 +517,12 @@ the tested toolchains and builds are in docs/supported.md).
         session = open_session()
         if args.limit:
             session.set_limits(args.limit)
-        model = self.load(session)
+            try:
+                model = self.load(session)
+            finally:
+                session.set_limits(0)  # the session outlives this command
+        else:
+            model = self.load(session)
         add_running_positions(model)
         if args.state:
             model["tasks"] = [t for t in model["tasks"] if t.get("state") == args.state]
@@ -932,6 +951,8 @@ _model_cache = {"key": None, "model": None}
 def _invalidate(*_args):
     _model_cache["key"] = None
     _model_cache["model"] = None
+    _session_cache["key"] = None
+    _session_cache["session"] = None
 
 
 def cached_model():
@@ -1098,7 +1119,8 @@ def register():
         AsyncTasksMI()
     if hasattr(gdb, "frame_filters"):
         PollFrameFilter()
-    for ev in ("stop", "new_objfile", "cont", "exited"):
+    for ev in ("stop", "new_objfile", "cont", "exited", "memory_changed",
+               "register_changed", "inferior_call", "clear_objfiles"):
         if hasattr(gdb.events, ev):
             getattr(gdb.events, ev).connect(_invalidate)
     _registered = True
