@@ -126,6 +126,8 @@ def _declare(lib):
         "tscope_session_set_limits": (None, [P, ctypes.c_uint64]),
         "tscope_session_tasks_json": (P, [P, ctypes.c_uint, PP]),
         "tscope_session_thread_frames_json": (P, [P, ctypes.c_int, ctypes.c_uint, PP]),
+        "tscope_session_add_executor": (P, [P, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                                            ctypes.c_int, ctypes.c_char_p]),
         "tscope_session_add_thread_future": (P, [P, ctypes.c_int, ctypes.c_uint64,
                                                  ctypes.c_char_p]),
         "tscope_session_add_thread_value": (P, [P, ctypes.c_int, ctypes.c_uint64,
@@ -171,6 +173,40 @@ def _json_result(call):
 
 def _fs(path):
     return os.fsencode(path)
+
+
+def load_executors(path):
+    """The executor descriptions of a TOML or JSON file: a list of
+    [[executor]] tables (name, task, future, in_arc, notified)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise TaskscopeError(4, "cannot read the executor descriptions %s: %s "
+                                "(TASKSCOPE_EXECUTORS or --executors)" % (path, e.strerror))
+    try:
+        if path.endswith(".toml"):
+            import tomllib
+            doc = tomllib.loads(raw.decode())
+        else:
+            doc = json.loads(raw.decode())
+    except (ValueError, ImportError) as e:
+        raise TaskscopeError(4, "%s is not valid %s: %s" % (
+            path, "TOML" if path.endswith(".toml") else "JSON", e))
+    out = []
+    for i, d in enumerate(doc.get("executor") or []):
+        missing = [k for k in ("name", "task", "future") if not d.get(k)]
+        unknown = set(d) - {"name", "task", "future", "in_arc", "notified"}
+        if missing or unknown:
+            raise TaskscopeError(4, "%s: executor %d: %s (keys: name, task, future, "
+                                    "in_arc, notified)" % (
+                path, i + 1, "missing %s" % ", ".join(missing) if missing
+                else "unknown key %s" % ", ".join(sorted(unknown))))
+        out.append({k: d.get(k) for k in ("name", "task", "future", "in_arc", "notified")})
+    if not out:
+        raise TaskscopeError(4, "%s describes no executor (an [[executor]] table with "
+                                "name, task and future)" % path)
+    return out
 
 
 class _Handle:
@@ -315,6 +351,19 @@ class Session(_Handle):
         # the model per stop: each document decoded once (by flags), each
         # caller gets its own parse of it (they annotate what they get)
         self._docs = {}
+        path = os.environ.get("TASKSCOPE_EXECUTORS")
+        if path:
+            for d in load_executors(path):
+                self.add_executor(**d)
+
+    def add_executor(self, name, task, future, in_arc=False, notified=None):
+        """A custom executor's description (docs/guide.md, Executors): its
+        task type, the member holding the future, whether it is in an Arc,
+        a bool member true while it is queued."""
+        enc = lambda x: x.encode() if x else None
+        _check(library().tscope_session_add_executor(
+            self._h, enc(name), enc(task), enc(future), 1 if in_arc else 0, enc(notified)))
+        self._docs.clear()
 
     def set_limits(self, max_tasks=0):
         library().tscope_session_set_limits(self._h, max_tasks)

@@ -332,6 +332,20 @@ TSCOPE_PUBLIC struct tscope_error *
 tscope_session_thread_frames_json(struct tscope_session *session, int tid,
 				  unsigned max, char **ret);
 
+/*
+ * Teach the unknown-executor discovery a custom executor: its tasks are
+ * values of type @task_type (a DWARF name; "Name<" ending in '<' matches
+ * every instantiation), in an Arc when @in_arc, whose member
+ * @future_member (a '.'-separated path; through Option, Mutex, UnsafeCell)
+ * holds the boxed future; @notified_member (NULL: none) is a bool that is
+ * true while the task is queued to run.  Tasks found inside such a value
+ * are listed with executor @name, and its state when that says it.
+ */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_add_executor(struct tscope_session *session, const char *name,
+			    const char *task_type, const char *future_member,
+			    int in_arc, const char *notified_member);
+
 #ifdef __cplusplus
 }
 #endif

@@ -152,7 +152,8 @@ static void render_task(struct model *model, const struct task_rec *t)
 		sb_puts(o, "{\"id\": null");
 	sb_printf(o, ", \"executor\": \"%s\", \"address\": \"0x%llx\", \"runtime\": %zu, "
 		     "\"state\": \"%s\"",
-		  ex->name, (unsigned long long)t->hdr, t->rt, state_name(t->st));
+		  t->exec_name ? t->exec_name : ex->name, (unsigned long long)t->hdr, t->rt,
+		  state_name(t->st));
 	if (ex->render_task)
 		ex->render_task(model, model->exec_state[t->exec], t, o);
 	if (t->thread)
@@ -265,7 +266,8 @@ static void render_runtimes(struct model *model, struct strbuf *out)
 		const struct exec_ops *ex = model->execs[r->exec];
 		sb_printf(out, "%s{\"index\": %zu, \"executor\": \"%s\", \"flavor\": \"%s\", "
 			       "\"handle\": \"0x%llx\", \"task_count\": %llu, \"truncated\": %s",
-			  i ? ", " : "", i, ex->name, r->flavor, (unsigned long long)r->handle,
+			  i ? ", " : "", i, r->exec_name ? r->exec_name : ex->name, r->flavor,
+			  (unsigned long long)r->handle,
 			  (unsigned long long)r->ntasks, r->truncated ? "true" : "false");
 		if (ex->render_runtime)
 			ex->render_runtime(model, model->exec_state[r->exec], r, out);

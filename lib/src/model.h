@@ -21,6 +21,7 @@ struct runtime {
 	uint64_t handle_type;
 	const char *flavor; /* "multi_thread", "current_thread", "executor", ... */
 	uint64_t ntasks;    /* tasks walked */
+	const char *exec_name; /* as the task's (NULL: the executor's name) */
 	bool truncated;
 	/* tokio: OwnedTasks (id, shards, its own count), the timer wheel's
 	 * clock: start_time + elapsed ms, in CLOCK_MONOTONIC nanoseconds (0:
@@ -74,6 +75,8 @@ struct task_rec {
 	struct fchain chain;
 	char *error;
 	bool pseudo;  /* a thread's block_on future, not an executor's task */
+	const char *exec_name; /* the executor as a description named it,
+				* NULL: the executor's own name */
 	size_t wrapper_frames; /* leading frames that are the executor's own
 				* wrappers of the spawned future (not what
 				* the task runs: root_future skips them) */

@@ -246,6 +246,13 @@ TSCOPE_PUBLIC void tscope_session_destroy(struct tscope_session *s)
 		free(s->thread_futures[i].type_name);
 	free(s->thread_futures);
 	unwinder_destroy(s->unwinder);
+	for (size_t i = 0; i < s->nexec_descs; i++) {
+		free(s->exec_descs[i].name);
+		free(s->exec_descs[i].task_type);
+		free(s->exec_descs[i].future);
+		free(s->exec_descs[i].notified);
+	}
+	free(s->exec_descs);
 	free(s->warning);
 	free(s->forced);
 	free(s);
@@ -401,4 +408,34 @@ tscope_session_thread_frames_json(struct tscope_session *s, int tid,
 	free(fr);
 	*ret = sb_steal(&sb);
 	return *ret ? NULL : &tscope_error_nomem;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_add_executor(struct tscope_session *s, const char *name,
+			    const char *task_type, const char *future_member,
+			    int in_arc, const char *notified_member)
+{
+	if (!name || !*name || !task_type || !*task_type || !future_member || !*future_member)
+		return tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
+					   "an executor description needs a name, a task type "
+					   "and the member that holds the future");
+	struct exec_desc *d = realloc(s->exec_descs, (s->nexec_descs + 1) * sizeof(*d));
+	if (!d)
+		return &tscope_error_nomem;
+	s->exec_descs = d;
+	d = &s->exec_descs[s->nexec_descs];
+	d->name = strdup(name);
+	d->task_type = strdup(task_type);
+	d->future = strdup(future_member);
+	d->notified = notified_member && *notified_member ? strdup(notified_member) : NULL;
+	d->in_arc = in_arc;
+	if (!d->name || !d->task_type || !d->future) {
+		free(d->name);
+		free(d->task_type);
+		free(d->future);
+		free(d->notified);
+		return &tscope_error_nomem;
+	}
+	s->nexec_descs++;
+	return NULL;
 }

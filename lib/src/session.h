@@ -13,6 +13,11 @@ struct tscope_session {
 	uint64_t max_tasks;
 	char *warning; /* e.g. build-id could not be verified */
 	struct unwinder *unwinder; /* unwind.c, made on first need */
+	struct exec_desc {
+		char *name, *task_type, *future, *notified;
+		bool in_arc;
+	} *exec_descs; /* user-written executor descriptions (exec/unknown) */
+	size_t nexec_descs;
 	char *forced;  /* TSCOPE_SESSION_FORCE past a build-id mismatch: why no
 			* model of this session is to be trusted */
 	struct thread_future {

@@ -50,11 +50,18 @@ The second half, what taskscope makes of them, in gdb and in the CLI:
 async-task executors (smol, async-std, async_task_custom) by their own
 decoder; futures' LocalPool and ThreadPool and the hand-rolled executor by
 the unknown-executor discovery (boxed dyn Futures that nothing else owns),
-whose tasks' state is "unknown"."""
+LocalPool's and ThreadPool's tasks named by the built-in descriptions of
+their task values (LocalPool's state from its `queued` flag; the others'
+"unknown"), the hand-rolled one's by a user-written description:
+
+- description: with a TOML file describing handrolled::Task, its tasks are
+               the "handrolled" executor's, chains and deadlock unchanged; a
+               bad file is a clean error naming the file and the key."""
 
 import os
 import re
 import struct
+import subprocess
 
 import pytest
 
@@ -373,8 +380,10 @@ def test_fixture(executors, name, check):
 # decoder, or the unknown-executor discovery of boxed dyn Futures (which
 # cannot know a task's state: "unknown")
 DECODED = {"smol_deadlock": "async-task", "async_std_app": "async-task",
-           "async_task_custom": "async-task", "futures_localpool": "unknown",
-           "futures_threadpool": "unknown", "handrolled": "unknown"}
+           "async_task_custom": "async-task", "futures_localpool": "futures-localpool",
+           "futures_threadpool": "futures-threadpool", "handrolled": "unknown"}
+# what the discovery cannot know: these executors' task states
+STATE_UNKNOWN = {"futures-threadpool", "unknown", "handrolled"}
 HOSTS = ["gdb", "cli"]
 
 
@@ -432,7 +441,7 @@ def test_tasks_and_chains(executors, name, host):
             continue
         if t.get("executor") != DECODED.get(name):
             probs.append("task %s: executor %r" % (t.get("id"), t.get("executor")))
-        if t.get("state") != tt["state"] and not (DECODED[name] == "unknown" and
+        if t.get("state") != tt["state"] and not (DECODED[name] in STATE_UNKNOWN and
                                                   t.get("state") == "unknown"):
             probs.append("task %s: state %s, truth %s" % (t.get("id"), t.get("state"), tt["state"]))
         exp = [(c["function"], c["line"]) for c in tt["chain"]]
@@ -460,4 +469,29 @@ def test_deadlock_over_the_truth_cycle(executors, name, host):
     assert len(want) == len(cycle), ("cycle tasks not all listed", cycle, sorted(found))
     dl = [d for d in model["diagnoses"] if d["kind"] == "deadlock"]
     assert [set(d["tasks"]) for d in dl] == [want], (want, [(d["tasks"], d["text"]) for d in dl])
+
+
+def test_a_user_written_description_names_a_custom_executor(executors, tmp_path):
+    sc = executors("handrolled")
+    desc = tmp_path / "executors.toml"
+    desc.write_text('[[executor]]\nname = "handrolled"\ntask = "handrolled::Task"\n'
+                    'future = "future"\nin_arc = true\n')
+    model = helpers.cli_json("bt", sc.exe, sc.core, "--executors", str(desc))
+    found = _by_anchor(sc, model)
+    assert sorted(found) == sorted(t["id"] for t in sc.truth["tasks"]), sorted(found)
+    assert {t["executor"] for t in model["tasks"]} == {"handrolled"}, model["tasks"]
+    assert [r["executor"] for r in model["runtimes"]] == ["handrolled"], model["runtimes"]
+    for tt in sc.truth["tasks"]:
+        assert [l for _f, l in _user_chain(found[tt["id"]])] == [c["line"] for c in tt["chain"]]
+    diag = helpers.cli_json("diagnose", sc.exe, sc.core, "--executors", str(desc))
+    cycle = {found[c["task"]]["id"] for c in sc.truth["cycle"]}
+    assert [set(d["tasks"]) for d in diag["diagnoses"] if d["kind"] == "deadlock"] == [cycle]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[executor]]\nname = "x"\ntask = "handrolled::Task"\nfutur = "future"\n')
+    import sys
+    proc = subprocess.run([sys.executable, helpers.CLI, "tasks", "--executors", str(bad), sc.exe,
+                           sc.core], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=helpers.GDB_TIMEOUT)
+    assert proc.returncode == 1 and str(bad) in proc.stderr and "future" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
 

@@ -15,6 +15,15 @@
  * or async-task program, boxed futures are parts of tasks.  What cannot
  * be known without the executor: the task's state (reported "unknown"),
  * an id (numbered in address order), the thread polling it.
+ *
+ * Executor descriptions name the executor a task belongs to: the type of
+ * its task value (in an Arc or not), the member holding the future, and a
+ * bool saying "queued to run".  A root future whose pointer sits where that
+ * member's dyn Future pointer would be in such a value (and, in an Arc,
+ * with plausible reference counts in front of it) is that executor's task.
+ * Built in: futures' LocalPool (FuturesUnordered's Task<LocalFutureObj>),
+ * any FuturesUnordered, futures' ThreadPool (WakeHandle's UnparkMutex);
+ * the user's own come from tscope_session_add_executor().
  */
 #include <elf.h>
 #include <stdio.h>
@@ -30,11 +39,41 @@
 struct dynfut {
 	uint64_t data, type, size;
 	uint64_t at; /* where the fat pointer was found */
+	int desc;    /* the description whose task value holds it, -1 none */
+	uint64_t value;
+	const struct utype *ut;
+};
+
+/* An executor description, resolved against the program's DWARF. */
+struct udesc {
+	const char *name, *task_type, *future, *notified;
+	bool in_arc;
+	/* per matching type: where the dyn Future pointer is in the value, the
+	 * value's offset in its ArcInner, the notified bool's offset */
+	struct utype {
+		uint64_t type, fat_off, data_off, notified_off;
+		uint64_t arc_size; /* sizeof(ArcInner<T>) */
+		bool has_notified;
+	} *types;
+	size_t ntypes;
+	int rt;
+};
+
+static const struct udesc builtin_descs[] = {
+	{"futures-localpool",
+	 "futures_util::stream::futures_unordered::task::Task<futures_task::future_obj::LocalFutureObj<()>>",
+	 "future", "queued", true, NULL, 0, -1},
+	{"futures-unordered", "futures_util::stream::futures_unordered::task::Task<", "future",
+	 "queued", true, NULL, 0, -1},
+	{"futures-threadpool", "futures_executor::thread_pool::WakeHandle", "mutex.inner.future",
+	 NULL, true, NULL, 0, -1},
 };
 
 struct unknown {
 	struct model *m;
 	int exec;
+	struct udesc *descs;
+	size_t ndescs;
 	struct u64map vts;   /* runtime vtable address -> concrete type + 1 */
 	uint64_t vt_lo, vt_hi;
 	struct dynfut *found;
@@ -48,13 +87,185 @@ static void unknown_destroy(void *state)
 		return;
 	u64map_free(&u->vts);
 	free(u->found);
+	for (size_t i = 0; i < u->ndescs; i++)
+		free(u->descs[i].types);
+	free(u->descs);
 	free(u);
 }
 
+/* by future; for one future, a pointer found in a described task value
+ * first (a stale copy in a drained Vec's spare capacity also points to
+ * it) */
 static int cmp_data(const void *a, const void *b)
 {
 	const struct dynfut *x = a, *y = b;
-	return x->data < y->data ? -1 : x->data > y->data;
+	if (x->data != y->data)
+		return x->data < y->data ? -1 : 1;
+	if ((x->desc < 0) != (y->desc < 0))
+		return x->desc < 0 ? 1 : -1;
+	return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* The offset of the first dyn Future pointer inside @type (members,
+ * every variant's), searched @depth levels down; false if none. */
+static bool dyn_future_off(struct tscope_session *s, uint64_t type, int depth, uint64_t *ret)
+{
+	const struct ttype *t;
+	if (depth < 0 || !val_ok(type_strip(s->prog, type, &t)))
+		return false;
+	/* the fat pointer itself: *mut dyn Future, &mut dyn Future, a
+	 * Box<dyn Future> (not a type that merely names one in its
+	 * parameters: Mutex<Option<Pin<Box<dyn Future>>>>) */
+	static const char *const fat[] = {
+		"*mut dyn core::future::future::Future", "*const dyn core::future::future::Future",
+		"&mut dyn core::future::future::Future", "&dyn core::future::future::Future",
+		"*mut (dyn core::future::future::Future", "*const (dyn core::future::future::Future",
+		"&mut (dyn core::future::future::Future", "&(dyn core::future::future::Future",
+		"alloc::boxed::Box<dyn core::future::future::Future",
+		"alloc::boxed::Box<(dyn core::future::future::Future",
+	};
+	for (size_t i = 0; t->name && i < ARRAY_SIZE(fat); i++)
+		if (!strncmp(t->name, fat[i], strlen(fat[i]))) {
+			*ret = 0;
+			return true;
+		}
+	if (t->tag == DW_TAG_pointer_type)
+		return false;
+	for (size_t i = 0; i < t->nmembers; i++) {
+		uint64_t o;
+		if (dyn_future_off(s, t->members[i].type, depth - 1, &o)) {
+			*ret = t->members[i].offset + o;
+			return true;
+		}
+	}
+	for (size_t i = 0; i < t->nvariants; i++) {
+		uint64_t o;
+		if (dyn_future_off(s, t->variants[i].member.type, depth - 1, &o)) {
+			*ret = t->variants[i].member.offset + o;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The offset of the member at '.'-separated @path in @type (nested
+ * members, enum variants). */
+static bool path_off(struct tscope_session *s, uint64_t type, const char *path,
+		     struct tval *ret)
+{
+	struct tval v = {0, type};
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *save = NULL, *name = strtok_r(buf, ".", &save); name;
+	     name = strtok_r(NULL, ".", &save)) {
+		struct tval m;
+		if (!val_ok(val_find(s, v, name, 4, &m)) &&
+		    !val_ok(val_find_any_variant(s, v, name, 4, &m)))
+			return false;
+		v = m;
+	}
+	*ret = v;
+	return true;
+}
+
+static void resolve_type(struct unknown *u, struct udesc *d, uint64_t type)
+{
+	struct tscope_session *s = u->m->s;
+	struct tval fut, nt;
+	uint64_t inner, data_off = 0, arc_size = 0;
+	if (!path_off(s, type, d->future, &fut) || !dyn_future_off(s, fut.type, 8, &inner))
+		return;
+	if (d->in_arc) {
+		const char *tn = type_name(s->prog, type);
+		char an[2048];
+		uint64_t at;
+		if (!tn || snprintf(an, sizeof(an), "alloc::sync::ArcInner<%s>", tn) >= (int)sizeof(an) ||
+		    !strmap_lookup(&s->prog->types, an, &at) ||
+		    !val_ok(tscope_program_member_offset(s->prog, at, "data", &data_off)) ||
+		    !val_ok(type_size(s, at, &arc_size)))
+			return;
+	}
+	struct utype *n = realloc(d->types, (d->ntypes + 1) * sizeof(*n));
+	if (!n)
+		return;
+	d->types = n;
+	struct utype *ut = &d->types[d->ntypes++];
+	memset(ut, 0, sizeof(*ut));
+	ut->type = type;
+	ut->fat_off = fut.addr + inner;
+	ut->data_off = data_off;
+	ut->arc_size = arc_size;
+	if (d->notified && path_off(s, type, d->notified, &nt)) {
+		ut->has_notified = true;
+		ut->notified_off = nt.addr;
+	}
+}
+
+/* Each description's types: its exact type, or every instantiation of a
+ * "Name<" prefix. */
+static void resolve_descs(struct unknown *u)
+{
+	struct tscope_session *s = u->m->s;
+	size_t n = ARRAY_SIZE(builtin_descs) + s->nexec_descs;
+	u->descs = calloc(n, sizeof(*u->descs));
+	if (!u->descs)
+		return;
+	/* the user's first: they name their own executors more precisely */
+	for (size_t i = 0; i < s->nexec_descs; i++) {
+		struct udesc *d = &u->descs[u->ndescs++];
+		d->name = s->exec_descs[i].name;
+		d->task_type = s->exec_descs[i].task_type;
+		d->future = s->exec_descs[i].future;
+		d->notified = s->exec_descs[i].notified;
+		d->in_arc = s->exec_descs[i].in_arc;
+		d->rt = -1;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(builtin_descs); i++)
+		u->descs[u->ndescs++] = builtin_descs[i];
+	const struct strmap *types = &s->prog->types;
+	for (size_t i = 0; i < u->ndescs; i++) {
+		struct udesc *d = &u->descs[i];
+		size_t len = strlen(d->task_type);
+		uint64_t t;
+		if (len && d->task_type[len - 1] == '<') {
+			for (size_t k = 0; k < types->cap; k++)
+				if (types->entries[k].key &&
+				    !strncmp(types->entries[k].key, d->task_type, len))
+					resolve_type(u, d, types->entries[k].value);
+		} else if (strmap_lookup(types, d->task_type, &t)) {
+			resolve_type(u, d, t);
+		}
+	}
+}
+
+/* The description whose task value holds the future pointer found at
+ * @at: its index (-1 none), the value's address, its type. */
+static int match_desc(struct unknown *u, uint64_t at, uint64_t *value_ret,
+		      const struct utype **ut_ret)
+{
+	struct tscope_session *s = u->m->s;
+	for (size_t i = 0; i < u->ndescs; i++)
+		for (size_t k = 0; k < u->descs[i].ntypes; k++) {
+			const struct utype *ut = &u->descs[i].types[k];
+			uint64_t value = at - ut->fat_off;
+			if (u->descs[i].in_arc) {
+				/* an ArcInner is a heap block of its own: glibc's
+				 * chunk header in front of it has its size, and the
+				 * reference counts are plausible */
+				uint64_t rc[3];
+				uint64_t want = (ut->arc_size + 8 + 15) & ~(uint64_t)15;
+				if (want < 32)
+					want = 32;
+				if (!val_ok(tscope_target_read(s->target, value - ut->data_off - 8, rc, 24)) ||
+				    (rc[0] & ~(uint64_t)7) != want || !rc[1] || rc[1] > (1u << 24) ||
+				    !rc[2] || rc[2] > (1u << 24))
+					continue;
+			}
+			*value_ret = value;
+			*ut_ret = ut;
+			return (int)i;
+		}
+	return -1;
 }
 
 static struct tscope_error *unknown_find(struct model *m, bool *found, void **state_ret)
@@ -122,7 +333,7 @@ static struct tscope_error *unknown_find(struct model *m, bool *found, void **st
 					break;
 				u->found = n;
 			}
-			u->found[u->nfound++] = (struct dynfut){data, t - 1, size, va + o - 8};
+			u->found[u->nfound++] = (struct dynfut){data, t - 1, size, va + o - 8, -1, 0, NULL};
 		}
 	}
 	if (!u->nfound)
@@ -137,6 +348,9 @@ static void unknown_walk(struct model *m, void *state)
 {
 	struct unknown *u = state;
 	struct tscope_session *s = m->s;
+	resolve_descs(u);
+	for (size_t i = 0; i < u->nfound; i++)
+		u->found[i].desc = match_desc(u, u->found[i].at, &u->found[i].value, &u->found[i].ut);
 	qsort(u->found, u->nfound, sizeof(*u->found), cmp_data);
 	/* one per future, and only what reads as one: an enum (a state
 	 * machine) whose discriminant names a variant -- a pointer that only
@@ -182,24 +396,49 @@ static void unknown_walk(struct model *m, void *state)
 	for (size_t i = 0; i < n; i++) {
 		if (owned[i] || (reach_known && !at[i]))
 			continue;
-		if (rt < 0) {
+		if (rt < 0 && u->found[i].desc < 0) {
 			struct runtime *r = runtime_push(m, u->exec);
 			if (!r)
 				break;
 			r->flavor = "dyn Future";
 			rt = (int)(r - m->rt);
 		}
+		uint64_t value = u->found[i].value;
+		const struct utype *ut = u->found[i].ut;
+		int di = u->found[i].desc;
+		int trt = rt;
+		if (di >= 0) {
+			struct udesc *d = &u->descs[di];
+			if (d->rt < 0) {
+				struct runtime *r = runtime_push(m, u->exec);
+				if (!r)
+					break;
+				r->flavor = d->task_type;
+				r->exec_name = d->name;
+				d->rt = (int)(r - m->rt);
+			}
+			trt = d->rt;
+		}
 		struct task_rec *t = task_push(m);
 		if (!t)
 			break;
-		t->hdr = u->found[i].data;
+		t->hdr = di >= 0 ? value : u->found[i].data;
 		t->id = ++ordinal;
 		t->has_id = true;
 		t->st = TS_UNKNOWN;
-		t->rt = (size_t)rt;
-		m->rt[rt].ntasks++;
+		t->rt = (size_t)trt;
+		m->rt[trt].ntasks++;
 		t->future_name = type_name(s->prog, u->found[i].type);
 		t->cell = (struct tval){u->found[i].data, u->found[i].type};
+		if (di >= 0) {
+			t->exec_name = u->descs[di].name;
+			t->cell = (struct tval){value, ut->type};
+			unsigned char q;
+			if (ut->has_notified &&
+			    val_ok(tscope_target_read(s->target, value + ut->notified_off, &q, 1)) &&
+			    q <= 1)
+				t->st = q ? TS_NOTIFIED : 0;
+		}
 		t->has_future = true;
 		t->future = (struct tval){u->found[i].data, u->found[i].type};
 		future_decode(s, &m->hooks, t->future, &t->chain);
