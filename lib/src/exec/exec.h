@@ -7,7 +7,7 @@
 #ifndef TSCOPE_EXEC_H
 #define TSCOPE_EXEC_H
 
-#include "../model.h"
+#include "model/model.h"
 
 struct exec_ops {
 	const char *name; /* "tokio": runtimes[].executor, tasks[].executor */

@@ -32,8 +32,8 @@
 #include <string.h>
 
 #include "exec/exec.h"
-#include "model.h"
-#include "reach.h"
+#include "model/model.h"
+#include "reach/reach.h"
 
 /* async-task's src/state.rs (4.0 - 4.7) */
 #define AT_SCHEDULED (1u << 0)

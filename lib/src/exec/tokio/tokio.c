@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "exec/exec.h"
-#include "model.h"
+#include "model/model.h"
 
 
 /* Per-vtable facts (one vtable per future type T and scheduler S). */

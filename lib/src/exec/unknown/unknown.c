@@ -31,8 +31,8 @@
 #include <string.h>
 
 #include "exec/exec.h"
-#include "model.h"
-#include "reach.h"
+#include "model/model.h"
+#include "reach/reach.h"
 
 #define MAX_ROOTS (1u << 20)
 

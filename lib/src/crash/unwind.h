@@ -3,7 +3,7 @@
 #ifndef TSCOPE_UNWIND_H
 #define TSCOPE_UNWIND_H
 
-#include "target.h"
+#include "target/target.h"
 
 struct tscope_session;
 struct unwinder;

@@ -1,7 +1,7 @@
 #ifndef TSCOPE_REACH_H
 #define TSCOPE_REACH_H
 
-#include "session.h"
+#include "session/session.h"
 
 struct addr_range {
 	uint64_t lo, hi;

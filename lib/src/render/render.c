@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crash/crash.h"
 #include "exec/exec.h"
-#include "model.h"
+#include "graph/api.h"
+#include "model/model.h"
 
 /* The executors, probed in this order. */
 static const struct exec_ops *const executors[] = {
@@ -20,28 +22,6 @@ static const struct exec_ops *const executors[] = {
 	&unknown_exec, /* fallback: only when none of the above is found */
 };
 
-void note_error(struct model *model, struct tscope_error *err,
-		       const char *fmt, ...)
-{
-	if (model->nerrors >= MAX_ERRORS) {
-		model->errors_dropped++;
-		tscope_error_destroy(err);
-		return;
-	}
-	char *prefix = NULL, *msg = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	if (vasprintf(&prefix, fmt, ap) < 0)
-		prefix = NULL;
-	va_end(ap);
-	if (asprintf(&msg, "%s: %s", prefix ? prefix : "error",
-		     tscope_error_message(err)) < 0)
-		msg = NULL;
-	free(prefix);
-	tscope_error_destroy(err);
-	if (msg)
-		model->errors[model->nerrors++] = msg;
-}
 
 static void render_loc(const struct fframe *loc, struct strbuf *o)
 {
@@ -228,23 +208,7 @@ static void add_thread_futures(struct model *model)
 	}
 }
 
-struct runtime *runtime_push(struct model *model, int exec)
-{
-	if (model->nrt == MAX_RUNTIMES)
-		return NULL;
-	struct runtime *r = &model->rt[model->nrt++];
-	memset(r, 0, sizeof(*r));
-	r->exec = exec;
-	return r;
-}
 
-struct thread_info *model_thread(struct model *model, int tid)
-{
-	for (size_t i = 0; i < model->nthreads; i++)
-		if (model->threads[i].tid == tid)
-			return &model->threads[i];
-	return NULL;
-}
 
 /* JoinHandle targets, through whichever executor knows the header. */
 static bool task_brief(void *arg, uint64_t hdr, uint64_t *id_ret, uint64_t *state_ret)
@@ -470,17 +434,35 @@ out:
 	return err;
 }
 
-struct task_rec *task_push(struct model *model)
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_tasks_json(struct tscope_session *s, unsigned flags,
+			  char **ret)
 {
-	if (model->ntasks == model->tasks_cap) {
-		size_t cap = model->tasks_cap ? model->tasks_cap * 2 : 64;
-		struct task_rec *t = realloc(model->tasks, cap * sizeof(*t));
-		if (!t)
-			return NULL;
-		model->tasks = t;
-		model->tasks_cap = cap;
+	/* Symbols and DWARF of a stripped executable are in its debug file:
+	 * found (or not, and then that is the answer) before the walk. */
+	struct tscope_error *err = program_load_debug(s->prog);
+	if (err)
+		return err;
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_puts(&sb, "{\"schema\": \"taskscope/1\", \"program\": {\"path\": ");
+	sb_json_string(&sb, s->prog->path);
+	sb_puts(&sb, ", \"build_id\": ");
+	sb_json_string(&sb, s->prog->build_id);
+	sb_puts(&sb, ", \"debug_file\": ");
+	if (s->prog->debug_path)
+		sb_json_string(&sb, s->prog->debug_path);
+	else
+		sb_puts(&sb, "null");
+	sb_puts(&sb, "}, \"target\": ");
+	sb_json_string(&sb, target_describe(s->target));
+	sb_puts(&sb, ", ");
+	err = model_render(s, flags, &sb);
+	if (err) {
+		sb_free(&sb);
+		return err;
 	}
-	struct task_rec *t = &model->tasks[model->ntasks++];
-	memset(t, 0, sizeof(*t));
-	return t;
+	sb_puts(&sb, "}\n");
+	*ret = sb_steal(&sb);
+	return *ret ? NULL : &tscope_error_nomem;
 }

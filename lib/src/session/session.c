@@ -8,9 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "future.h"
-#include "session.h"
-#include "unwind.h"
+#include "session/session.h"
 
 /* Build-id of the ELF image whose file offset 0 is mapped at @base.  Also
  * returns its entry point and its first-load vaddr (to derive the bias). */
@@ -245,7 +243,8 @@ TSCOPE_PUBLIC void tscope_session_destroy(struct tscope_session *s)
 	for (size_t i = 0; i < s->nthread_futures; i++)
 		free(s->thread_futures[i].type_name);
 	free(s->thread_futures);
-	unwinder_destroy(s->unwinder);
+	if (s->unwinder)
+		s->unwinder_free(s->unwinder);
 	for (size_t i = 0; i < s->nexec_descs; i++) {
 		free(s->exec_descs[i].name);
 		free(s->exec_descs[i].task_type);
@@ -264,151 +263,8 @@ TSCOPE_PUBLIC void tscope_session_set_limits(struct tscope_session *s,
 	s->max_tasks = max_tasks ? max_tasks : (1u << 22);
 }
 
-TSCOPE_PUBLIC struct tscope_error *
-tscope_session_tasks_json(struct tscope_session *s, unsigned flags,
-			  char **ret)
-{
-	/* Symbols and DWARF of a stripped executable are in its debug file:
-	 * found (or not, and then that is the answer) before the walk. */
-	struct tscope_error *err = program_load_debug(s->prog);
-	if (err)
-		return err;
-	struct strbuf sb;
-	sb_init(&sb);
-	sb_puts(&sb, "{\"schema\": \"taskscope/1\", \"program\": {\"path\": ");
-	sb_json_string(&sb, s->prog->path);
-	sb_puts(&sb, ", \"build_id\": ");
-	sb_json_string(&sb, s->prog->build_id);
-	sb_puts(&sb, ", \"debug_file\": ");
-	if (s->prog->debug_path)
-		sb_json_string(&sb, s->prog->debug_path);
-	else
-		sb_puts(&sb, "null");
-	sb_puts(&sb, "}, \"target\": ");
-	sb_json_string(&sb, target_describe(s->target));
-	sb_puts(&sb, ", ");
-	err = model_render(s, flags, &sb);
-	if (err) {
-		sb_free(&sb);
-		return err;
-	}
-	sb_puts(&sb, "}\n");
-	*ret = sb_steal(&sb);
-	return *ret ? NULL : &tscope_error_nomem;
-}
 
-TSCOPE_PUBLIC struct tscope_error *
-tscope_session_future_json(struct tscope_session *s, uint64_t addr,
-			   const char *type_name, unsigned flags, char **ret)
-{
-	uint64_t type;
-	struct tscope_error *err =
-		tscope_program_find_type(s->prog, type_name, &type);
-	if (err)
-		return err;
-	struct strbuf sb;
-	sb_init(&sb);
-	sb_puts(&sb, "{\"schema\": \"taskscope/1\", \"frames\": ");
-	/* No executor context: JoinHandles show their target's address only. */
-	struct fchain chain;
-	future_decode(s, NULL, (struct tval){addr, type}, &chain);
-	future_render_json(s, &chain, flags & TSCOPE_JSON_LOCALS ? CHAIN_LOCALS : 0,
-			   &sb);
-	fchain_free(&chain);
-	sb_puts(&sb, "}\n");
-	*ret = sb_steal(&sb);
-	return *ret ? NULL : &tscope_error_nomem;
-}
 
-TSCOPE_PUBLIC struct tscope_error *
-tscope_session_find_live_future(struct tscope_session *s, uint64_t lo,
-				uint64_t hi, const char *type_name,
-				uint64_t *addr_ret)
-{
-	uint64_t type, size;
-	struct tscope_error *err =
-		tscope_program_find_type(s->prog, type_name, &type);
-	if (err)
-		return err;
-	if ((err = type_size(s, type, &size)))
-		return err;
-	if (hi <= lo || hi - lo > (1u << 20) || size == 0 || size > hi - lo)
-		return tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
-					   "bad range for a %s of %llu bytes",
-					   type_name, (unsigned long long)size);
-	for (uint64_t a = (lo + 7) & ~7ull; a + size <= hi; a += 8) {
-		if (!future_is_live(s, (struct tval){a, type}))
-			continue;
-		*addr_ret = a;
-		return NULL;
-	}
-	return tscope_error_create(TSCOPE_ERROR_NOT_FOUND,
-				   "no suspended %s in 0x%llx-0x%llx", type_name,
-				   (unsigned long long)lo, (unsigned long long)hi);
-}
-
-TSCOPE_PUBLIC struct tscope_error *
-tscope_session_thread_frames_json(struct tscope_session *s, int tid,
-				  unsigned max, char **ret)
-{
-	size_t nth;
-	struct tscope_thread *ths = target_threads(s->target, &nth), *th = NULL;
-	for (size_t i = 0; i < nth && !th; i++)
-		if (ths[i].tid == tid)
-			th = &ths[i];
-	if (!th)
-		return tscope_error_create(TSCOPE_ERROR_NOT_FOUND,
-					   "%s has no thread %d", target_describe(s->target),
-					   tid);
-	struct tscope_error *err = program_ensure_index(s->prog);
-	if (err)
-		return err;
-	if (!s->unwinder && !(s->unwinder = unwinder_create(s)))
-		return &tscope_error_nomem;
-	if (!max || max > 4096)
-		max = 256;
-	struct uframe *fr = calloc(max, sizeof(*fr));
-	if (!fr)
-		return &tscope_error_nomem;
-	const char *stop;
-	bool complete;
-	size_t n = unwind_thread(s->unwinder, th, max, fr, &stop, &complete);
-	struct strbuf sb;
-	sb_init(&sb);
-	sb_printf(&sb, "{\"thread\": %d, \"frames\": [", tid);
-	for (size_t i = 0; i < n; i++) {
-		sb_printf(&sb, "%s{\"level\": %zu, \"pc\": \"0x%llx\", \"function\": ",
-			  i ? ", " : "", i, (unsigned long long)fr[i].pc);
-		if (fr[i].function)
-			sb_json_string(&sb, fr[i].function);
-		else
-			sb_puts(&sb, "null");
-		sb_puts(&sb, ", \"file\": ");
-		if (fr[i].file)
-			sb_json_string(&sb, fr[i].file);
-		else
-			sb_puts(&sb, "null");
-		if (fr[i].file)
-			sb_printf(&sb, ", \"line\": %u", fr[i].line);
-		else
-			sb_puts(&sb, ", \"line\": null");
-		sb_puts(&sb, ", \"object\": ");
-		if (fr[i].object)
-			sb_json_string(&sb, fr[i].object);
-		else
-			sb_puts(&sb, "null");
-		sb_printf(&sb, ", \"main\": %s}", fr[i].main ? "true" : "false");
-	}
-	sb_printf(&sb, "], \"complete\": %s, \"stopped_because\": ", complete ? "true" : "false");
-	if (stop)
-		sb_json_string(&sb, stop);
-	else
-		sb_puts(&sb, "null");
-	sb_puts(&sb, "}");
-	free(fr);
-	*ret = sb_steal(&sb);
-	return *ret ? NULL : &tscope_error_nomem;
-}
 
 TSCOPE_PUBLIC struct tscope_error *
 tscope_session_add_executor(struct tscope_session *s, const char *name,

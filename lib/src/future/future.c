@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "future.h"
+#include "future/future.h"
 
 #define MAX_FRAMES 64
 #define MAX_BRANCHES 16
@@ -940,4 +940,54 @@ bool future_is_live(struct tscope_session *s, struct tval v)
 		ok = c.frames[i].kind != FRAME_ERROR && !c.frames[i].error;
 	fchain_free(&c);
 	return ok;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_future_json(struct tscope_session *s, uint64_t addr,
+			   const char *type_name, unsigned flags, char **ret)
+{
+	uint64_t type;
+	struct tscope_error *err =
+		tscope_program_find_type(s->prog, type_name, &type);
+	if (err)
+		return err;
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_puts(&sb, "{\"schema\": \"taskscope/1\", \"frames\": ");
+	/* No executor context: JoinHandles show their target's address only. */
+	struct fchain chain;
+	future_decode(s, NULL, (struct tval){addr, type}, &chain);
+	future_render_json(s, &chain, flags & TSCOPE_JSON_LOCALS ? CHAIN_LOCALS : 0,
+			   &sb);
+	fchain_free(&chain);
+	sb_puts(&sb, "}\n");
+	*ret = sb_steal(&sb);
+	return *ret ? NULL : &tscope_error_nomem;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_find_live_future(struct tscope_session *s, uint64_t lo,
+				uint64_t hi, const char *type_name,
+				uint64_t *addr_ret)
+{
+	uint64_t type, size;
+	struct tscope_error *err =
+		tscope_program_find_type(s->prog, type_name, &type);
+	if (err)
+		return err;
+	if ((err = type_size(s, type, &size)))
+		return err;
+	if (hi <= lo || hi - lo > (1u << 20) || size == 0 || size > hi - lo)
+		return tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
+					   "bad range for a %s of %llu bytes",
+					   type_name, (unsigned long long)size);
+	for (uint64_t a = (lo + 7) & ~7ull; a + size <= hi; a += 8) {
+		if (!future_is_live(s, (struct tval){a, type}))
+			continue;
+		*addr_ret = a;
+		return NULL;
+	}
+	return tscope_error_create(TSCOPE_ERROR_NOT_FOUND,
+				   "no suspended %s in 0x%llx-0x%llx", type_name,
+				   (unsigned long long)lo, (unsigned long long)hi);
 }

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "reach.h"
+#include "reach/reach.h"
 
 struct seg {
 	uint64_t lo, hi; /* dumped bytes */

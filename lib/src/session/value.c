@@ -1,7 +1,7 @@
 /* Typed navigation of target memory, driven by the DWARF type cache. */
 #include <string.h>
 
-#include "session.h"
+#include "session/session.h"
 
 struct tscope_error *type_size(struct tscope_session *s, uint64_t type,
 			       uint64_t *ret)

@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "target.h"
+#include "target/target.h"
 
 struct segment {
 	uint64_t vaddr, memsz, offset, filesz;

@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include <libiberty/demangle.h>
-#include "session.h"
-#include "unwind.h"
+#include "session/session.h"
+#include "crash/unwind.h"
 
 #define NREGS 17 /* DWARF x86-64: rax..r15 (0-15), rip (16) */
 #define REG_SP 7
@@ -700,4 +700,70 @@ bad_cfa:
 	}
 	*stop_ret = "frame limit reached";
 	return n;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_thread_frames_json(struct tscope_session *s, int tid,
+				  unsigned max, char **ret)
+{
+	size_t nth;
+	struct tscope_thread *ths = target_threads(s->target, &nth), *th = NULL;
+	for (size_t i = 0; i < nth && !th; i++)
+		if (ths[i].tid == tid)
+			th = &ths[i];
+	if (!th)
+		return tscope_error_create(TSCOPE_ERROR_NOT_FOUND,
+					   "%s has no thread %d", target_describe(s->target),
+					   tid);
+	struct tscope_error *err = program_ensure_index(s->prog);
+	if (err)
+		return err;
+	if (!s->unwinder) {
+		if (!(s->unwinder = unwinder_create(s)))
+			return &tscope_error_nomem;
+		s->unwinder_free = unwinder_destroy;
+	}
+	if (!max || max > 4096)
+		max = 256;
+	struct uframe *fr = calloc(max, sizeof(*fr));
+	if (!fr)
+		return &tscope_error_nomem;
+	const char *stop;
+	bool complete;
+	size_t n = unwind_thread(s->unwinder, th, max, fr, &stop, &complete);
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_printf(&sb, "{\"thread\": %d, \"frames\": [", tid);
+	for (size_t i = 0; i < n; i++) {
+		sb_printf(&sb, "%s{\"level\": %zu, \"pc\": \"0x%llx\", \"function\": ",
+			  i ? ", " : "", i, (unsigned long long)fr[i].pc);
+		if (fr[i].function)
+			sb_json_string(&sb, fr[i].function);
+		else
+			sb_puts(&sb, "null");
+		sb_puts(&sb, ", \"file\": ");
+		if (fr[i].file)
+			sb_json_string(&sb, fr[i].file);
+		else
+			sb_puts(&sb, "null");
+		if (fr[i].file)
+			sb_printf(&sb, ", \"line\": %u", fr[i].line);
+		else
+			sb_puts(&sb, ", \"line\": null");
+		sb_puts(&sb, ", \"object\": ");
+		if (fr[i].object)
+			sb_json_string(&sb, fr[i].object);
+		else
+			sb_puts(&sb, "null");
+		sb_printf(&sb, ", \"main\": %s}", fr[i].main ? "true" : "false");
+	}
+	sb_printf(&sb, "], \"complete\": %s, \"stopped_because\": ", complete ? "true" : "false");
+	if (stop)
+		sb_json_string(&sb, stop);
+	else
+		sb_puts(&sb, "null");
+	sb_puts(&sb, "}");
+	free(fr);
+	*ret = sb_steal(&sb);
+	return *ret ? NULL : &tscope_error_nomem;
 }

@@ -24,7 +24,7 @@
 #include <elfutils/debuginfod.h>
 #endif
 
-#include "program.h"
+#include "program/program.h"
 
 /* libdwarf 20210528 abort()s on an error when the call passed no
  * Dwarf_Error and the Dwarf_Debug has no handler: inside gdb that would kill

@@ -1,8 +1,8 @@
 #ifndef TSCOPE_SESSION_H
 #define TSCOPE_SESSION_H
 
-#include "program.h"
-#include "target.h"
+#include "program/program.h"
+#include "target/target.h"
 
 struct tscope_session {
 	struct tscope_program *prog;
@@ -12,7 +12,8 @@ struct tscope_session {
 	char core_build_id[129];
 	uint64_t max_tasks;
 	char *warning; /* e.g. build-id could not be verified */
-	struct unwinder *unwinder; /* unwind.c, made on first need */
+	struct unwinder *unwinder; /* crash/unwind.c, made on first need */
+	void (*unwinder_free)(struct unwinder *);
 	struct exec_desc {
 		char *name, *task_type, *future, *notified;
 		bool in_arc;

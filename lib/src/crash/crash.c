@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "crash/crash.h"
+#include "model/model.h"
 
 static const char *signal_name(int sig)
 {

@@ -6,8 +6,8 @@
 #ifndef TSCOPE_MODEL_H
 #define TSCOPE_MODEL_H
 
-#include "future.h"
-#include "session.h"
+#include "future/future.h"
+#include "session/session.h"
 
 #define MAX_RUNTIMES 16
 #define MAX_ERRORS 32
@@ -111,15 +111,5 @@ void note_error(struct model *model, struct tscope_error *err, const char *fmt, 
 /* A runtime slot of executor @exec, zeroed; NULL when MAX_RUNTIMES are in use. */
 struct runtime *runtime_push(struct model *model, int exec);
 struct thread_info *model_thread(struct model *model, int tid);
-
-/* crash.c: "crash" of a core written at a fatal signal, else null. */
-void crash_render(struct model *model, struct strbuf *out);
-
-/* graph.c */
-void graph_build(struct model *model);
-void graph_render_task_wait(struct model *model, const struct task_rec *t,
-			    struct strbuf *o);
-void graph_render(struct model *model, struct strbuf *o);
-void graph_free(struct model *model);
 
 #endif

@@ -1,7 +1,7 @@
 #ifndef TSCOPE_FUTURE_H
 #define TSCOPE_FUTURE_H
 
-#include "session.h"
+#include "session/session.h"
 
 /* What the future decoder needs to know about tasks (JoinHandle targets):
  * filled by the executor. */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "program.h"
+#include "program/program.h"
 
 static bool attr_udata(Dwarf_Die die, Dwarf_Half at, uint64_t *ret)
 {
