@@ -13,12 +13,15 @@ static void find_deadlocks_mode(struct model *model, enum wake_mode mode,
 	struct graph *g = model->graph;
 	size_t n = model->ntasks;
 	bool *in = calloc(n ? n : 1, sizeof(bool));
-	size_t *wk = malloc(64 * sizeof(size_t));
+	/* room for every task as a waker (and some repeats across branches):
+	 * a longer list means no verdict for that waiter (res_wakers) */
+	size_t cap = n + 64;
+	size_t *wk = malloc(cap * sizeof(size_t));
 	if (!in || !wk)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		size_t cnt;
-		in[i] = !(model->tasks[i].st & (TS_RUNNING | TS_COMPLETE | TS_NOTIFIED)) && wakers_of(model, i, wk, &cnt, 64, mode);
+		in[i] = !(model->tasks[i].st & (TS_RUNNING | TS_COMPLETE | TS_NOTIFIED)) && wakers_of(model, i, wk, &cnt, cap, mode);
 	}
 	/* Fixpoint: drop every task one of whose wakers may still run. */
 	for (bool changed = true; changed;) {
@@ -27,7 +30,7 @@ static void find_deadlocks_mode(struct model *model, enum wake_mode mode,
 			if (!in[i])
 				continue;
 			size_t cnt;
-			wakers_of(model, i, wk, &cnt, 64, mode);
+			wakers_of(model, i, wk, &cnt, cap, mode);
 			for (size_t j = 0; j < cnt; j++)
 				if (!in[wk[j]]) {
 					in[i] = false;
@@ -53,7 +56,7 @@ static void find_deadlocks_mode(struct model *model, enum wake_mode mode,
 			pos[cur] = (long)len;
 			path[len++] = cur;
 			size_t cnt;
-			wakers_of(model, cur, wk, &cnt, 64, mode);
+			wakers_of(model, cur, wk, &cnt, cap, mode);
 			size_t nx = SIZE_MAX;
 			for (size_t j = 0; j < cnt && nx == SIZE_MAX; j++)
 				if (in[wk[j]])
@@ -144,7 +147,7 @@ static void find_deadlocks_mode(struct model *model, enum wake_mode mode,
 		size_t cur = i, waits_for = SIZE_MAX;
 		for (size_t hop = 0; hop < n && !d; hop++) {
 			size_t cnt, nx = SIZE_MAX;
-			wakers_of(model, cur, wk, &cnt, 64, mode);
+			wakers_of(model, cur, wk, &cnt, cap, mode);
 			for (size_t j = 0; j < cnt && nx == SIZE_MAX; j++)
 				if (in[wk[j]])
 					nx = wk[j];

@@ -16,6 +16,10 @@ static bool res_wakers(struct model *model, size_t ti, struct resource *r,
 		       enum side side, size_t *out, size_t *n, size_t cap)
 {
 	size_t base = *n;
+	/* every possible waker, or no verdict: a list cut at @cap would
+	 * leave out a waker that may run (a semaphore with more permit
+	 * holders than the caller takes) */
+#define ADD(x) do { if (*n >= cap) return false; out[(*n)++] = (x); } while (0)
 	switch (r->kind) {
 	case RES_MUTEX:
 	case RES_RWLOCK:
@@ -32,25 +36,25 @@ static bool res_wakers(struct model *model, size_t ti, struct resource *r,
 			if (guards > 1)
 				return false;
 		}
-		for (size_t i = 0; i < r->nholders && *n < cap; i++)
+		for (size_t i = 0; i < r->nholders; i++)
 			if (r->holders[i].how != HOLD_SENDER &&
 			    r->holders[i].how != HOLD_RECEIVER &&
 			    r->holders[i].task != ti)
-				out[(*n)++] = r->holders[i].task;
-		for (size_t i = 0; i < r->ndormant && *n < cap; i++)
-			out[(*n)++] = r->dormant[i];
+				ADD(r->holders[i].task);
+		for (size_t i = 0; i < r->ndormant; i++)
+			ADD(r->dormant[i]);
 		return *n > base;
 	case RES_MPSC:
 		if (side == SIDE_SEND) {
 			if (!r->state_known || !r->has_bound || r->avail > 0)
 				return false;
-			for (size_t i = 0; i < r->nholders && *n < cap; i++)
+			for (size_t i = 0; i < r->nholders; i++)
 				if (r->holders[i].how == HOLD_RECEIVER)
-					out[(*n)++] = r->holders[i].task;
+					ADD(r->holders[i].task);
 		} else {
-			for (size_t i = 0; i < r->nholders && *n < cap; i++)
+			for (size_t i = 0; i < r->nholders; i++)
 				if (r->holders[i].how == HOLD_SENDER)
-					out[(*n)++] = r->holders[i].task;
+					ADD(r->holders[i].task);
 			/* Senders may live outside tasks: only trust a count
 			 * that accounts for every sender. */
 			if (!r->has_tx || r->tx_count != *n - base)
@@ -60,21 +64,21 @@ static bool res_wakers(struct model *model, size_t ti, struct resource *r,
 	case RES_ONESHOT:
 		if (r->value_sent || r->closed)
 			return false;
-		for (size_t i = 0; i < r->nholders && *n < cap; i++)
+		for (size_t i = 0; i < r->nholders; i++)
 			if (r->holders[i].how == HOLD_SENDER)
-				out[(*n)++] = r->holders[i].task;
+				ADD(r->holders[i].task);
 		return *n > base;
 	case RES_JOIN:
 		if (!r->join_task)
 			return false;
 		if (model->tasks[r->join_task - 1].st & TS_COMPLETE)
 			return false;
-		if (*n < cap)
-			out[(*n)++] = r->join_task - 1;
+		ADD(r->join_task - 1);
 		return true;
 	default:
 		return false;
 	}
+#undef ADD
 }
 
 
