@@ -45,14 +45,16 @@ The second half, what taskscope makes of them, in gdb and in the CLI:
              first), and every listed task of the program's own code is a
              truth task;
 - deadlock:  the diagnosis over exactly the truth cycle's tasks, and no
-             other deadlock.
+             other deadlock; "certain" only where the executor says no task
+             of the cycle is being polled (tokio, async-task), else "likely".
 
 async-task executors (smol, async-std, async_task_custom) by their own
 decoder; futures' LocalPool and ThreadPool and the hand-rolled executor by
 the unknown-executor discovery (boxed dyn Futures that nothing else owns),
 LocalPool's and ThreadPool's tasks named by the built-in descriptions of
-their task values (LocalPool's state from its `queued` flag; the others'
-"unknown"), the hand-rolled one's by a user-written description:
+their task values (their state "unknown": LocalPool's `queued` says
+notified, but not queued is idle or being polled), the hand-rolled one's by
+a user-written description:
 
 - description: with a TOML file describing handrolled::Task, its tasks are
                the "handrolled" executor's, chains and deadlock unchanged; a
@@ -383,7 +385,7 @@ DECODED = {"smol_deadlock": "async-task", "async_std_app": "async-task",
            "async_task_custom": "async-task", "futures_localpool": "futures-localpool",
            "futures_threadpool": "futures-threadpool", "handrolled": "unknown"}
 # what the discovery cannot know: these executors' task states
-STATE_UNKNOWN = {"futures-threadpool", "unknown", "handrolled"}
+STATE_UNKNOWN = {"futures-localpool", "futures-threadpool", "unknown", "handrolled"}
 HOSTS = ["gdb", "cli"]
 
 
@@ -469,6 +471,8 @@ def test_deadlock_over_the_truth_cycle(executors, name, host):
     assert len(want) == len(cycle), ("cycle tasks not all listed", cycle, sorted(found))
     dl = [d for d in model["diagnoses"] if d["kind"] == "deadlock"]
     assert [set(d["tasks"]) for d in dl] == [want], (want, [(d["tasks"], d["text"]) for d in dl])
+    sure = DECODED[name] not in STATE_UNKNOWN
+    assert dl[0]["confidence"] == ("certain" if sure else "likely"), dl[0]
 
 
 def test_a_user_written_description_names_a_custom_executor(executors, tmp_path):

@@ -79,8 +79,19 @@ static void find_deadlocks_mode(struct model *model, enum wake_mode mode,
 			seen |= reported[path[k]];
 			relaxed |= !g->wait_res[path[k]];
 		}
+		/* a task whose executor does not say whether it is being polled
+		 * (the unknown-executor discovery) may be running now */
+		bool unsure = false;
+		for (size_t k = from; k < len; k++)
+			unsure |= (model->tasks[path[k]].st & TS_UNKNOWN) != 0;
 		if (cycle && !futurelocked && !seen && (mode == WAKE_STRICT || relaxed)) {
-			struct diag *d = mode == WAKE_STRICT
+			struct diag *d = mode == WAKE_STRICT && unsure
+				? new_diag(g, "deadlock", LIKELY,
+					"every task of the cycle waits for a resource whose only "
+					"possible wakers are other blocked tasks of the cycle; but "
+					"their executor is not one taskscope reads, so whether one "
+					"of them is being polled right now is unknown")
+				: mode == WAKE_STRICT
 				? new_diag(g, "deadlock", CERTAIN,
 					"every task of the cycle waits for a resource whose only "
 					"possible wakers are other blocked tasks of the cycle, and "

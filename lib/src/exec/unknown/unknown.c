@@ -434,10 +434,12 @@ static void unknown_walk(struct model *m, void *state)
 			t->exec_name = u->descs[di].name;
 			t->cell = (struct tval){value, ut->type};
 			unsigned char q;
+			/* queued: notified.  Not queued is idle or being polled
+			 * (FuturesUnordered clears it before the poll): unknown */
 			if (ut->has_notified &&
 			    val_ok(tscope_target_read(s->target, value + ut->notified_off, &q, 1)) &&
-			    q <= 1)
-				t->st = q ? TS_NOTIFIED : 0;
+			    q == 1)
+				t->st = TS_NOTIFIED;
 		}
 		t->has_future = true;
 		t->future = (struct tval){u->found[i].data, u->found[i].type};
