@@ -40,7 +40,8 @@ promise, on the core and with plain gdb, independent of taskscope:
 The second half, what taskscope makes of them, in gdb and in the CLI:
 
 - tasks:     every truth task is one listed task (the one whose outermost
-             async frame holds its anchor), of the program's executor, idle,
+             async frame holds its anchor), of the program's executor, idle
+             (async-std's with async-std's own task id, others numbered),
              its user chain the truth's (functions and lines, outermost
              first), and every listed task of the program's own code is a
              truth task;
@@ -446,6 +447,13 @@ def test_tasks_and_chains(executors, name, host):
         if t.get("state") != tt["state"] and not (DECODED[name] in STATE_UNKNOWN and
                                                   t.get("state") == "unknown"):
             probs.append("task %s: state %s, truth %s" % (t.get("id"), t.get("state"), tt["state"]))
+        if tt.get("executor_task_id") is not None:
+            # async-std keeps its own TaskId: the id is the program's
+            if (t.get("id"), t.get("synthetic_id")) != (tt["executor_task_id"], False):
+                probs.append("truth task %d: id %s (synthetic %s), async-std's is %s" % (
+                    tt["id"], t.get("id"), t.get("synthetic_id"), tt["executor_task_id"]))
+        elif t.get("executor") == "async-task" and t.get("synthetic_id") is not True:
+            probs.append("task %s: an async-task id that is not synthetic" % t.get("id"))
         exp = [(c["function"], c["line"]) for c in tt["chain"]]
         got = _user_chain(t)
         if len(got) != len(exp) or not all(helpers.function_matches(ef, gf) and gl == el

@@ -63,6 +63,7 @@ struct task_rec {
 	uint64_t hdr;       /* the task's address (tokio: its Header) */
 	uint64_t id;
 	bool has_id;
+	bool synthetic_id; /* numbered by taskscope: the executor has no id */
 	unsigned st;        /* TS_* */
 	uint64_t state;     /* the executor's own state word */
 	size_t rt;

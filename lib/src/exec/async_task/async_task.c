@@ -21,8 +21,9 @@
  *
  * Every offset comes from DWARF (Header, TaskVTable, TaskLayout, RawTask)
  * or from the TaskLayout in memory; the constants are async-task's state
- * bits (stable through 4.x).  Tasks have no ids: they are numbered in
- * address order ("synthetic_id").  Runtimes are the schedule functions:
+ * bits (stable through 4.x).  async-task has no task ids: tasks are
+ * numbered in address order ("synthetic_id"), but for async-std's, whose
+ * wrapper keeps its own TaskId.  Runtimes are the schedule functions:
  * one per crate whose S schedules tasks (async-executor, blocking, the
  * program's own).
  */
@@ -321,6 +322,25 @@ static size_t executor_wrappers(struct tscope_session *s, const struct fchain *c
 	return n < c->n ? n : 0;
 }
 
+/* The executor's own id of a task, where its wrapper keeps one:
+ * async-std's SupportTaskLocals { tag: TaskLocalsWrapper { task: Task {
+ * id: TaskId, .. } } } (the id async_std::task::current().id() gives). */
+static void own_task_id(struct tscope_session *s, struct task_rec *t)
+{
+	for (size_t i = 0; i < t->wrapper_frames && i < t->chain.n; i++) {
+		const struct fframe *f = &t->chain.frames[i];
+		struct tval tag, id;
+		uint64_t v;
+		if (f->type_name && !strncmp(f->type_name, "async_std::task::", 17) &&
+		    val_ok(val_find(s, f->v, "tag", 2, &tag)) &&
+		    val_ok(val_find(s, tag, "id", 3, &id)) && val_ok(val_uint(s, id, &v)) && v) {
+			t->id = v;
+			t->synthetic_id = false;
+			return;
+		}
+	}
+}
+
 static int cmp_u64(const void *x, const void *y)
 {
 	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
@@ -405,6 +425,7 @@ static void atask_walk(struct model *m, void *state)
 		t->hdr = cand[i];
 		t->id = ++ordinal;
 		t->has_id = true;
+		t->synthetic_id = true;
 		t->state = st;
 		t->st = (st & AT_RUNNING ? TS_RUNNING : 0) |
 			(st & AT_COMPLETED ? TS_COMPLETE : 0) |
@@ -421,6 +442,7 @@ static void atask_walk(struct model *m, void *state)
 			t->future = (struct tval){cand[i] + v->offset_f, v->fut_type};
 			future_decode(s, &m->hooks, t->future, &t->chain);
 			t->wrapper_frames = executor_wrappers(s, &t->chain);
+			own_task_id(s, t);
 		}
 	}
 	if (!reach_known)
@@ -436,8 +458,8 @@ static void atask_render_task(struct model *m, void *state, const struct task_re
 {
 	(void)m;
 	(void)state;
-	sb_printf(o, ", \"synthetic_id\": true, \"state_word\": %llu, \"flags\": [",
-		  (unsigned long long)t->state);
+	sb_printf(o, ", \"synthetic_id\": %s, \"state_word\": %llu, \"flags\": [",
+		  t->synthetic_id ? "true" : "false", (unsigned long long)t->state);
 	bool first = true;
 	for (size_t i = 0; i < ARRAY_SIZE(at_bits); i++)
 		if (t->state & at_bits[i].bit) {
