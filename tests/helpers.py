@@ -390,21 +390,28 @@ def parse_json_section(text, command, err=""):
 
 # ------------------------------------------------------------ core offsets
 
-def elf_load_map(path):
-    """[(p_vaddr, p_offset, p_filesz)] of the PT_LOAD segments."""
+def elf_phdrs(path):
+    """The program headers of an ELF file (a core too): [{type, flags,
+    offset, vaddr, filesz, memsz}]."""
     with open(path, "rb") as f:
         head = f.read(64)
+        assert head[:4] == b"\x7fELF", "%s: not an ELF file" % path
         e_phoff = struct.unpack_from("<Q", head, 0x20)[0]
         e_phentsize, e_phnum = struct.unpack_from("<HH", head, 0x36)
         f.seek(e_phoff)
         ph = f.read(e_phentsize * e_phnum)
     out = []
     for i in range(e_phnum):
-        p_type, _flags, p_offset, p_vaddr, _pa, p_filesz = struct.unpack_from(
-            "<IIQQQQ", ph, i * e_phentsize)
-        if p_type == 1:
-            out.append((p_vaddr, p_offset, p_filesz))
+        p_type, p_flags, p_offset, p_vaddr, _pa, p_filesz, p_memsz = struct.unpack_from(
+            "<IIQQQQQ", ph, i * e_phentsize)
+        out.append(dict(type=p_type, flags=p_flags, offset=p_offset, vaddr=p_vaddr,
+                        filesz=p_filesz, memsz=p_memsz))
     return out
+
+
+def elf_load_map(path):
+    """[(p_vaddr, p_offset, p_filesz)] of the PT_LOAD segments."""
+    return [(p["vaddr"], p["offset"], p["filesz"]) for p in elf_phdrs(path) if p["type"] == 1]
 
 
 def core_offset(load_map, addr, length=1):

@@ -185,19 +185,9 @@ def _core_view(sc):
 def _load_segments(core):
     """[(p_vaddr, p_memsz, p_flags)] of the PT_LOAD segments of @core."""
     with open(core, "rb") as f:
-        head = f.read(64)
-        assert head[:4] == b"\x7fELF" and struct.unpack_from("<H", head, 16)[0] == 4, "%s: not a core" % core
-        e_phoff = struct.unpack_from("<Q", head, 0x20)[0]
-        e_phentsize, e_phnum = struct.unpack_from("<HH", head, 0x36)
-        f.seek(e_phoff)
-        ph = f.read(e_phentsize * e_phnum)
-    out = []
-    for i in range(e_phnum):
-        p_type, p_flags, _off, p_vaddr, _pa, _filesz, p_memsz = struct.unpack_from(
-            "<IIQQQQQ", ph, i * e_phentsize)
-        if p_type == 1:
-            out.append((p_vaddr, p_memsz, p_flags))
-    return out
+        head = f.read(18)
+    assert struct.unpack_from("<H", head, 16)[0] == 4, "%s: not a core" % core
+    return [(p["vaddr"], p["memsz"], p["flags"]) for p in helpers.elf_phdrs(core) if p["type"] == 1]
 
 
 def _region_problem(sc, view, addr, region):

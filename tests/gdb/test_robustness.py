@@ -275,15 +275,11 @@ def _first_prstatus_regs_offset(core):
     thread's registers), and its rsp."""
     with open(core, "rb") as f:
         data = f.read(1 << 20)
-    e_phoff = struct.unpack_from("<Q", data, 0x20)[0]
-    e_phentsize, e_phnum = struct.unpack_from("<HH", data, 0x36)
-    for i in range(e_phnum):
-        p_type, _fl, p_offset, _va, _pa, p_filesz = struct.unpack_from("<IIQQQQ", data,
-                                                                        e_phoff + i * e_phentsize)
-        if p_type != 4:
+    for ph in helpers.elf_phdrs(core):
+        if ph["type"] != 4:  # PT_NOTE
             continue
-        off = p_offset
-        while off + 12 <= p_offset + p_filesz:
+        off = ph["offset"]
+        while off + 12 <= ph["offset"] + ph["filesz"]:
             namesz, descsz, ntype = struct.unpack_from("<III", data, off)
             desc = off + 12 + ((namesz + 3) & ~3)
             if ntype == 1:  # NT_PRSTATUS: pr_reg at 112 of struct elf_prstatus

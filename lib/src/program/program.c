@@ -1282,82 +1282,73 @@ struct tscope_error *program_vtable_type(struct tscope_program *prog,
 				   (unsigned long long)addr);
 }
 
+/* The DIE of the variable or parameter @local of the function DIE
+ * @parent (lexical blocks too), into *ret (the caller deallocs it). */
 static bool find_local(Dwarf_Debug dbg, Dwarf_Die parent, const char *local,
-		       uint32_t *line_ret, int depth)
+		       Dwarf_Die *ret, int depth)
 {
 	Dwarf_Die c;
 	if (depth > 16 || dwarf_child(parent, &c, NULL) != DW_DLV_OK)
 		return false;
-	bool found = false;
-	for (int guard = 0; guard < 100000 && !found; guard++) {
+	for (int guard = 0; guard < 100000; guard++) {
 		Dwarf_Half tag;
 		char *name;
 		dwarf_tag(c, &tag, NULL);
 		if ((tag == DW_TAG_variable || tag == DW_TAG_formal_parameter) &&
-		    dwarf_diename(c, &name, NULL) == DW_DLV_OK &&
-		    strcmp(name, local) == 0) {
-			Dwarf_Attribute a;
-			Dwarf_Unsigned line;
-			if (dwarf_attr(c, DW_AT_decl_line, &a, NULL) == DW_DLV_OK) {
-				if (dwarf_formudata(a, &line, NULL) == DW_DLV_OK) {
-					*line_ret = (uint32_t)line;
-					found = true;
-				}
-				dwarf_dealloc_attribute(a);
-			}
-		} else if (tag == DW_TAG_lexical_block) {
-			found = find_local(dbg, c, local, line_ret, depth + 1);
+		    dwarf_diename(c, &name, NULL) == DW_DLV_OK && strcmp(name, local) == 0) {
+			*ret = c;
+			return true;
+		}
+		if (tag == DW_TAG_lexical_block && find_local(dbg, c, local, ret, depth + 1)) {
+			dwarf_dealloc_die(c);
+			return true;
 		}
 		Dwarf_Die s;
 		int r = dwarf_siblingof_b(dbg, c, true, &s, NULL);
 		dwarf_dealloc_die(c);
 		if (r != DW_DLV_OK)
-			return found;
+			return false;
 		c = s;
 	}
 	dwarf_dealloc_die(c);
-	return found;
+	return false;
 }
 
-/* The DW_AT_type of the variable or parameter @local of the function DIE
- * @fn_die (lexical blocks too). */
-static bool find_local_type(Dwarf_Debug dbg, Dwarf_Die parent, const char *local,
-			    Dwarf_Off *type_ret, int depth)
+/* A local's DW_AT_decl_line. */
+static bool local_decl_line(Dwarf_Debug dbg, Dwarf_Die fn, const char *local,
+			    uint32_t *line_ret)
 {
-	Dwarf_Die c;
-	if (depth > 16 || dwarf_child(parent, &c, NULL) != DW_DLV_OK)
+	Dwarf_Die v;
+	Dwarf_Attribute a;
+	Dwarf_Unsigned line;
+	bool ok = false;
+	if (!find_local(dbg, fn, local, &v, 0))
 		return false;
-	bool found = false;
-	for (int guard = 0; guard < 100000 && !found; guard++) {
-		Dwarf_Half tag;
-		char *name;
-		dwarf_tag(c, &tag, NULL);
-		if ((tag == DW_TAG_variable || tag == DW_TAG_formal_parameter) &&
-		    dwarf_diename(c, &name, NULL) == DW_DLV_OK && strcmp(name, local) == 0)
-			found = dwarf_dietype_offset(c, type_ret, NULL) == DW_DLV_OK;
-		else if (tag == DW_TAG_lexical_block)
-			found = find_local_type(dbg, c, local, type_ret, depth + 1);
-		Dwarf_Die s;
-		int r = dwarf_siblingof_b(dbg, c, true, &s, NULL);
-		dwarf_dealloc_die(c);
-		if (r != DW_DLV_OK)
-			return found;
-		c = s;
+	if (dwarf_attr(v, DW_AT_decl_line, &a, NULL) == DW_DLV_OK) {
+		if (dwarf_formudata(a, &line, NULL) == DW_DLV_OK) {
+			*line_ret = (uint32_t)line;
+			ok = true;
+		}
+		dwarf_dealloc_attribute(a);
 	}
-	dwarf_dealloc_die(c);
-	return found;
+	dwarf_dealloc_die(v);
+	return ok;
 }
 
 bool program_local_type(struct tscope_program *prog, uint64_t fn_die,
 			const char *local, uint64_t *type_ret)
 {
-	Dwarf_Die die;
+	Dwarf_Die die, v;
 	Dwarf_Off t;
-	if (dwarf_offdie_b(die_dbg(prog, fn_die), die_off(fn_die), true, &die, NULL) !=
-	    DW_DLV_OK)
+	Dwarf_Debug dbg = die_dbg(prog, fn_die);
+	if (dwarf_offdie_b(dbg, die_off(fn_die), true, &die, NULL) != DW_DLV_OK)
 		return false;
-	bool ok = find_local_type(die_dbg(prog, fn_die), die, local, &t, 0);
+	bool ok = find_local(dbg, die, local, &v, 0);
 	dwarf_dealloc_die(die);
+	if (!ok)
+		return false;
+	ok = dwarf_dietype_offset(v, &t, NULL) == DW_DLV_OK;
+	dwarf_dealloc_die(v);
 	if (ok)
 		*type_ret = t | (fn_die & DIE_DWP);
 	return ok;
@@ -1373,7 +1364,7 @@ bool program_local_line(struct tscope_program *prog, const char *fn,
 	if (dwarf_offdie_b(die_dbg(prog, off), die_off(off), true, &die, NULL) !=
 	    DW_DLV_OK)
 		return false;
-	bool ok = find_local(die_dbg(prog, off), die, local, line_ret, 0);
+	bool ok = local_decl_line(die_dbg(prog, off), die, local, line_ret);
 	dwarf_dealloc_die(die);
 	return ok;
 }
