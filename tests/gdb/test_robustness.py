@@ -332,3 +332,71 @@ def test_corrupted_stacks_never_crash_the_unwinder(tmp_path):
     assert len(done) == len(plan), (len(done), len(plan), proc.stderr[-2000:])
     # the corruption reached the walk: not every variant unwinds alike
     assert len(set(done)) > 1, done[:5]
+
+
+DECODE_WORKER = r'''
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from taskscope import binding
+exe, core, plan = sys.argv[2], sys.argv[3], json.load(open(sys.argv[4]))
+with open(core, "rb") as f:
+    orig = f.read()
+for i, patches in enumerate(plan):
+    with open(core, "r+b") as f:
+        for off, data in patches:
+            f.seek(off); f.write(bytes.fromhex(data))
+    print("BEGIN %d" % i, flush=True)
+    try:
+        s = binding.Session(binding.Program(exe), binding.Target.core(core))
+        m = s.tasks(frames=True, locals=True, graph=True)
+        print("OK %d tasks complete=%s" % (len(m["tasks"]), m["complete"]), flush=True)
+    except binding.TaskscopeError as e:
+        print("ERR %s" % e, flush=True)
+    with open(core, "r+b") as f:
+        for off, data in patches:
+            f.seek(off); f.write(orig[off:off + len(data) // 2])
+'''
+
+
+@pytest.mark.parametrize("name", ["smol_deadlock", "futures_localpool"])
+def test_corrupted_heaps_never_crash_the_executor_scans(name, tmp_path):
+    """The async-task and unknown-executor decoders find tasks by scanning
+    the core's writable memory: on 30 copies of an executor core with 16
+    random words each around its tasks' futures and resources (random
+    values, zeros, pointers back into the same memory), every decode returns
+    a model or a clean error, the worker lives, and the corruption shows
+    (not every copy decodes alike)."""
+    sc = helpers.capture(name, helpers.FIXTURES, script=os.path.join(
+        helpers.REPO, "core-fixtures", "capture-executors"))
+    load = helpers.elf_load_map(sc.core)
+    # where the decoders look: around each task's future (its anchor) and
+    # each resource the truth names, a KiB either side
+    near = [t["anchor"] for t in sc.truth["tasks"]] + [r["address"] for r in sc.truth["resources"]]
+    rng = random.Random(10)
+    plan = []
+    for _v in range(30):
+        patches = []
+        for _ in range(16):
+            addr = (rng.choice(near) + 8 * rng.randrange(-128, 128)) & ~7
+            off = helpers.core_offset(load, addr, 8)
+            if off is None:
+                continue
+            val = rng.choice((0, rng.getrandbits(64), addr, addr + 8 * rng.randrange(-16, 16),
+                              rng.choice(near)))
+            patches.append((off, struct.pack("<Q", val & (2**64 - 1)).hex()))
+        plan.append(patches)
+    work = str(tmp_path / "core")
+    shutil.copyfile(sc.core, work)
+    plan_path = str(tmp_path / "plan.json")
+    with open(plan_path, "w") as f:
+        json.dump(plan, f)
+    proc = subprocess.run([sys.executable, "-c", DECODE_WORKER, os.path.join(helpers.REPO, "gdbext"),
+                           sc.exe, work, plan_path], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=WORKER_TIMEOUT)
+    lines = proc.stdout.splitlines()
+    begun = [l for l in lines if l.startswith("BEGIN ")]
+    assert proc.returncode == 0, "worker died at %s (exit %d):\n%s" % (
+        begun[-1] if begun else "start", proc.returncode, proc.stderr[-3000:])
+    done = [l for l in lines if l.startswith(("OK ", "ERR "))]
+    assert len(done) == len(plan), (len(done), len(plan), proc.stderr[-2000:])
+    assert len(set(done)) > 1, done[:3]
