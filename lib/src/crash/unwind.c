@@ -13,7 +13,9 @@
  * address rule of "undefined": _start, clone3), at a pc no file or CFI
  * covers, at a stack that does not grow, or at the frame limit.
  */
+#include <elf.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <gelf.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,8 @@ struct usym {
 
 struct uobj {
 	char *path;       /* the file on this machine */
+	const char *label; /* what frames say they are in (NULL: path) */
+	int memfd;        /* the vDSO's image, copied out of the target (-1) */
 	uint64_t lo, hi;  /* its mappings' runtime range */
 	uint64_t base;    /* runtime address of its file offset 0, if known */
 	bool has_base;
@@ -72,6 +76,8 @@ static void obj_free(struct uobj *o)
 	free(o->syms);
 	free(o->path);
 	free(o->why);
+	if (o->memfd >= 0)
+		close(o->memfd);
 }
 
 void unwinder_destroy(struct unwinder *u)
@@ -300,9 +306,62 @@ static struct uobj *add_obj(struct unwinder *u, const char *path)
 	o->path = strdup(path);
 	if (!o->path)
 		return NULL;
+	o->memfd = -1;
 	o->lo = UINT64_MAX;
 	u->nobjs++;
 	return o;
+}
+
+#ifndef AT_SYSINFO_EHDR
+#define AT_SYSINFO_EHDR 33
+#endif
+
+/* The vDSO (clock_gettime and friends run there: a busy task calling
+ * Instant::now() is often inside it) is in no file: its ELF image is in
+ * the target's memory at AT_SYSINFO_EHDR, whole (program and section
+ * headers included).  It is copied into a memfd that libelf and libdwarf
+ * open like any file. */
+static void add_vdso(struct unwinder *u)
+{
+	struct tscope_target *t = u->s->target;
+	uint64_t base = target_vdso(t);
+	Elf64_Ehdr eh;
+	if (!base || !val_ok(tscope_target_read(t, base, &eh, sizeof(eh))) ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_phentsize != sizeof(Elf64_Phdr) ||
+	    eh.e_phnum > 32)
+		return;
+	uint64_t size = eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize;
+	Elf64_Phdr ph[32];
+	if (!val_ok(tscope_target_read(t, base + eh.e_phoff, ph, eh.e_phnum * sizeof(*ph))))
+		return;
+	for (unsigned i = 0; i < eh.e_phnum; i++)
+		if (ph[i].p_type == PT_LOAD && ph[i].p_offset + ph[i].p_filesz > size)
+			size = ph[i].p_offset + ph[i].p_filesz;
+	if (!size || size > (1u << 20))
+		return;
+	unsigned char *img = malloc(size);
+	int fd = img ? memfd_create("taskscope-vdso", MFD_CLOEXEC) : -1;
+	if (fd < 0 || !val_ok(tscope_target_read(t, base, img, size)) ||
+	    write(fd, img, size) != (ssize_t)size) {
+		if (fd >= 0)
+			close(fd);
+		free(img);
+		return;
+	}
+	free(img);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	struct uobj *o = add_obj(u, path);
+	if (!o) {
+		close(fd);
+		return;
+	}
+	o->memfd = fd;
+	o->label = "[vdso]";
+	o->lo = base;
+	o->hi = base + ((size + 4095) & ~(uint64_t)4095);
+	o->base = base;
+	o->has_base = true;
 }
 
 struct unwinder *unwinder_create(struct tscope_session *s)
@@ -354,6 +413,7 @@ struct unwinder *unwinder_create(struct tscope_session *s)
 	for (size_t i = 0; i < u->nobjs; i++)
 		if (u->objs[i].main)
 			u->objs[i].bias = s->bias;
+	add_vdso(u);
 	return u;
 }
 
@@ -495,7 +555,7 @@ static void name_frame(struct unwinder *u, struct uobj *o, uint64_t pc,
 {
 	if (!o)
 		return;
-	f->object = o->path;
+	f->object = o->label ? o->label : o->path;
 	f->main = o->main;
 	if (o->main) {
 		const char *name;

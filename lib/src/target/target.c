@@ -58,6 +58,7 @@ struct tscope_target {
 	size_t nthreads;
 	bool has_entry;
 	uint64_t at_entry;
+	uint64_t at_sysinfo_ehdr; /* the vDSO's ELF header, 0 unknown */
 	bool has_bias;
 	uint64_t bias;
 	int *stopped; /* tids we seized (pid targets) */
@@ -66,6 +67,8 @@ struct tscope_target {
 
 const char *target_describe(struct tscope_target *t) { return t->desc; }
 enum target_kind target_kind(struct tscope_target *t) { return t->kind; }
+
+uint64_t target_vdso(struct tscope_target *t) { return t->at_sysinfo_ehdr; }
 
 bool target_auxv_entry(struct tscope_target *t, uint64_t *ret)
 {
@@ -158,6 +161,8 @@ static void parse_auxv(struct tscope_target *t, const unsigned char *p,
 		if (type == AT_ENTRY) {
 			t->at_entry = val;
 			t->has_entry = true;
+		} else if (type == AT_SYSINFO_EHDR) {
+			t->at_sysinfo_ehdr = val;
 		}
 	}
 }

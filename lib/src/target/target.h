@@ -46,6 +46,8 @@ const char *target_describe(struct tscope_target *t);
 /* Executable entry point from the auxiliary vector (AT_ENTRY); false if
  * unknown. */
 bool target_auxv_entry(struct tscope_target *t, uint64_t *ret);
+/* The address of the vDSO's ELF header (AT_SYSINFO_EHDR), 0 if unknown. */
+uint64_t target_vdso(struct tscope_target *t);
 /* Host-provided bias, if any. */
 bool target_host_bias(struct tscope_target *t, uint64_t *ret);
 size_t target_num_mappings(struct tscope_target *t);
