@@ -204,6 +204,15 @@ def cli_json(command, exe, core, *extra):
     return doc
 
 
+def host_json(host, exe, core, gdb_command, cli_command, *cli_args):
+    """One question's JSON from gdb (its unwinder) or from the CLI (the
+    library's own unwinder on the core's registers and CFI): host "gdb" or
+    "cli"."""
+    if host == "gdb":
+        return gdb_json(exe, core, gdb_command)
+    return cli_json(cli_command, exe, core, *cli_args)
+
+
 def elf_build_id(path):
     """Hex GNU build-id of an ELF file, from its PT_NOTE segments (or
     SHT_NOTE sections), or None."""

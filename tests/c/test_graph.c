@@ -148,11 +148,10 @@ static void test_running_task_breaks_the_cycle(void)
 	model_free(m);
 }
 
-/* Task 0 waits on a semaphore whose N permits tasks 1..N hold; tasks
- * 1..N-1 wait for a lock task 0 holds; task N runs (it may return its
- * permit).  No deadlock, however large N is: the old fixed list of 64
- * wakers left task N out for N > 64 and called it one. */
-static void test_many_permit_holders(size_t holders)
+/* Task 0 waits on a semaphore whose @holders permits tasks 1..N hold and
+ * holds a lock tasks 1..N-1 wait for; task N waits for it too, unless
+ * @last_runs (then it runs, and may return its permit). */
+static struct model *permit_model(size_t holders, bool last_runs)
 {
 	struct model *m = model_new(holders + 1);
 	size_t sem = resource(m, RES_SEMAPHORE, 0x5000), lock = resource(m, RES_MUTEX, 0x6000);
@@ -160,25 +159,25 @@ static void test_many_permit_holders(size_t holders)
 	holds(m, 0, lock, HOLD_GUARD);
 	for (size_t i = 1; i <= holders; i++) {
 		holds(m, i, sem, HOLD_PERMIT);
-		if (i < holders)
+		if (i < holders || !last_runs)
 			waits(m, i, lock, SIDE_ACQUIRE);
 	}
-	m->tasks[holders].st = TS_RUNNING;
-	find_deadlocks(m);
+	if (last_runs)
+		m->tasks[holders].st = TS_RUNNING;
+	return m;
+}
+
+/* No deadlock while one permit holder runs, however many holders there
+ * are: the old fixed list of 64 wakers left task N out for N > 64 and
+ * called it one.  All blocked: one deadlock. */
+static void test_many_permit_holders(size_t holders)
+{
 	const struct diag *d;
+	struct model *m = permit_model(holders, true);
+	find_deadlocks(m);
 	CHECK(deadlocks(m, &d) == 0, "%zu holders: %zu deadlocks", holders, deadlocks(m, &d));
-	/* and every holder blocked: a deadlock, found over all of them */
-	graph_free(m);
 	model_free(m);
-	m = model_new(holders + 1);
-	sem = resource(m, RES_SEMAPHORE, 0x5000);
-	lock = resource(m, RES_MUTEX, 0x6000);
-	waits(m, 0, sem, SIDE_ACQUIRE);
-	holds(m, 0, lock, HOLD_GUARD);
-	for (size_t i = 1; i <= holders; i++) {
-		holds(m, i, sem, HOLD_PERMIT);
-		waits(m, i, lock, SIDE_ACQUIRE);
-	}
+	m = permit_model(holders, false);
 	find_deadlocks(m);
 	CHECK(deadlocks(m, &d) == 1, "%zu holders, all blocked: %zu deadlocks", holders,
 	      deadlocks(m, &d));

@@ -445,10 +445,7 @@ def test_running_task_shows_its_live_frames(scenarios, name, host):
     running = [t for t in sc.truth["tasks"] if t.get("state") == "running" and not t.get("dynamic")]
     if not running:
         pytest.skip("no running task with a fixed line in %s" % name)
-    if host == "cli":
-        doc = helpers.cli_json("bt", sc.exe, sc.core)
-    else:
-        doc = helpers.gdb_json(sc.exe, sc.core, "async bt all --json")
+    doc = helpers.host_json(host, sc.exe, sc.core, "async bt all --json", "bt")
     found = {t["id"]: t for t in doc["tasks"]}
     for t in running:
         live = found[t["id"]].get("live_frames") or []

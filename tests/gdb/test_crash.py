@@ -343,14 +343,6 @@ def _truth_task_listed(sc):
 HOSTS = ["gdb", "cli"]
 
 
-def _doc(host, sc, gdb_command, cli_command, *cli_args):
-    """The JSON of one question, from gdb (its unwinder) or from the CLI
-    (the library's own unwinder on the core's registers and CFI)."""
-    if host == "gdb":
-        return helpers.gdb_json(sc.exe, sc.core, gdb_command)
-    return helpers.cli_json(cli_command, sc.exe, sc.core, *cli_args)
-
-
 @pytest.mark.parametrize("host", HOSTS)
 @pytest.mark.parametrize("name", CRASHES)
 def test_diagnose_reports_the_crash_first(crash, name, host):
@@ -360,7 +352,7 @@ def test_diagnose_reports_the_crash_first(crash, name, host):
     panic message when there is one."""
     sc = crash(name)
     c = sc.truth["crash"]
-    doc = _doc(host, sc, "async diagnose --json", "diagnose")
+    doc = helpers.host_json(host, sc.exe, sc.core, "async diagnose --json", "diagnose")
     d = doc["diagnoses"][0]
     assert d["kind"] == "crash", doc["diagnoses"]
     assert d["threads"] == [c["thread"]] and d["signal"] == c["signal"], d
@@ -398,7 +390,8 @@ def test_crashing_task_shows_its_live_frames(crash, name, host):
     c = sc.truth["crash"]
     if not _truth_task_listed(sc):
         pytest.skip("the crashing code is not a listed task (a spawn_blocking closure)")
-    doc = _doc(host, sc, "async bt %d --json" % c["task"], "bt", c["task"])
+    doc = helpers.host_json(host, sc.exe, sc.core, "async bt %d --json" % c["task"], "bt",
+                           c["task"])
     t = doc["tasks"][0]
     user = [(f["function"], f["line"]) for f in t.get("live_frames") or []
             if f.get("user") and str(f.get("file")).endswith(".rs")]

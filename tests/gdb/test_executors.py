@@ -380,12 +380,6 @@ STATE_UNKNOWN = {"futures-localpool", "futures-threadpool", "unknown", "handroll
 HOSTS = ["gdb", "cli"]
 
 
-def _model(sc, host, command="bt", gdb_command="async bt all --json"):
-    if host == "gdb":
-        return helpers.gdb_json(sc.exe, sc.core, gdb_command)
-    return helpers.cli_json(command, sc.exe, sc.core)
-
-
 def _by_anchor(sc, model):
     """truth task id -> the listed task whose outermost async frame (the
     truth's root async fn) holds the task's anchor."""
@@ -423,7 +417,7 @@ def _decode_params():
 @pytest.mark.parametrize("name,host", _decode_params())
 def test_tasks_and_chains(executors, name, host):
     sc = executors(name)
-    model = _model(sc, host)
+    model = helpers.host_json(host, sc.exe, sc.core, "async bt all --json", "bt")
     found = _by_anchor(sc, model)
     probs = []
     for tt in sc.truth["tasks"]:
@@ -461,8 +455,8 @@ def test_tasks_and_chains(executors, name, host):
 @pytest.mark.parametrize("name,host", _decode_params())
 def test_deadlock_over_the_truth_cycle(executors, name, host):
     sc = executors(name)
-    model = _model(sc, host, "diagnose", "async diagnose --json")
-    tasks = _model(sc, host)
+    model = helpers.host_json(host, sc.exe, sc.core, "async diagnose --json", "diagnose")
+    tasks = helpers.host_json(host, sc.exe, sc.core, "async bt all --json", "bt")
     found = _by_anchor(sc, tasks)
     cycle = {c["task"] for c in sc.truth["cycle"]}
     want = {found[i]["id"] for i in cycle if i in found}

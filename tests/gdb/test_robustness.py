@@ -242,11 +242,15 @@ def test_gdb_on_a_corrupted_core_exits_0_or_1(scenarios, name, index, tmp_path):
             assert "taskscope: " in err and "internal error" not in err, err[-3000:]
 
 
-UNWIND_WORKER = r'''
+# One worker for the corruption tests below: applies each variant of a plan
+# to a copy of a core, runs the mode's decode, prints BEGIN i then OK/ERR,
+# restores the bytes.  Mode "frames": every thread's walk by the library's
+# unwinder; "model": the whole model.
+PATCH_WORKER = r'''
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from taskscope import binding
-exe, core, plan = sys.argv[2], sys.argv[3], json.load(open(sys.argv[4]))
+mode, exe, core, plan = sys.argv[2], sys.argv[3], sys.argv[4], json.load(open(sys.argv[5]))
 with open(core, "rb") as f:
     orig = f.read()
 for i, patches in enumerate(plan):
@@ -256,18 +260,43 @@ for i, patches in enumerate(plan):
     print("BEGIN %d" % i, flush=True)
     try:
         s = binding.Session(binding.Program(exe), binding.Target.core(core))
-        n = 0
-        for th in s.threads().get("threads", []):
-            r = s.thread_frames(th["tid"])
-            assert len(r["frames"]) <= 256 and (r["complete"] or r["stopped_because"]), r
-            n += len(r["frames"])
-        print("OK %d frames" % n, flush=True)
+        if mode == "frames":
+            n = 0
+            for th in s.threads().get("threads", []):
+                r = s.thread_frames(th["tid"])
+                assert len(r["frames"]) <= 256 and (r["complete"] or r["stopped_because"]), r
+                n += len(r["frames"])
+            print("OK %d frames" % n, flush=True)
+        else:
+            m = s.tasks(frames=True, locals=True, graph=True)
+            print("OK %d tasks complete=%s" % (len(m["tasks"]), m["complete"]), flush=True)
     except binding.TaskscopeError as e:
         print("ERR %s" % e, flush=True)
     with open(core, "r+b") as f:
         for off, data in patches:
             f.seek(off); f.write(orig[off:off + len(data) // 2])
 '''
+
+
+def run_patch_plan(sc, mode, plan, tmp_path):
+    """PATCH_WORKER over @plan on a copy of sc's core: the worker lives,
+    every variant gives OK or ERR, and the corruption shows (not every
+    variant decodes alike)."""
+    work = str(tmp_path / "core")
+    shutil.copyfile(sc.core, work)
+    plan_path = str(tmp_path / "plan.json")
+    with open(plan_path, "w") as f:
+        json.dump(plan, f)
+    proc = subprocess.run([sys.executable, "-c", PATCH_WORKER, os.path.join(helpers.REPO, "gdbext"),
+                           mode, sc.exe, work, plan_path], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=WORKER_TIMEOUT)
+    lines = proc.stdout.splitlines()
+    begun = [l for l in lines if l.startswith("BEGIN ")]
+    assert proc.returncode == 0, "worker died at %s (exit %d):\n%s" % (
+        begun[-1] if begun else "start", proc.returncode, proc.stderr[-3000:])
+    done = [l for l in lines if l.startswith(("OK ", "ERR "))]
+    assert len(done) == len(plan), (len(done), len(plan), proc.stderr[-2000:])
+    assert len(set(done)) > 1, done[:5]
 
 
 def _first_prstatus_regs_offset(core):
@@ -316,46 +345,7 @@ def test_corrupted_stacks_never_crash_the_unwinder(tmp_path):
             slot = rng.choice((16, 19, 4))
             patches.append((regs + slot * 8, struct.pack("<Q", rng.getrandbits(64)).hex()))
         plan.append(patches)
-    work = str(tmp_path / "core")
-    shutil.copyfile(sc.core, work)
-    plan_path = str(tmp_path / "plan.json")
-    with open(plan_path, "w") as f:
-        json.dump(plan, f)
-    proc = subprocess.run([sys.executable, "-c", UNWIND_WORKER, os.path.join(h.REPO, "gdbext"),
-                           sc.exe, work, plan_path], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=WORKER_TIMEOUT)
-    lines = proc.stdout.splitlines()
-    begun = [l for l in lines if l.startswith("BEGIN ")]
-    assert proc.returncode == 0, "worker died at %s (exit %d):\n%s" % (
-        begun[-1] if begun else "start", proc.returncode, proc.stderr[-3000:])
-    done = [l for l in lines if l.startswith(("OK ", "ERR "))]
-    assert len(done) == len(plan), (len(done), len(plan), proc.stderr[-2000:])
-    # the corruption reached the walk: not every variant unwinds alike
-    assert len(set(done)) > 1, done[:5]
-
-
-DECODE_WORKER = r'''
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from taskscope import binding
-exe, core, plan = sys.argv[2], sys.argv[3], json.load(open(sys.argv[4]))
-with open(core, "rb") as f:
-    orig = f.read()
-for i, patches in enumerate(plan):
-    with open(core, "r+b") as f:
-        for off, data in patches:
-            f.seek(off); f.write(bytes.fromhex(data))
-    print("BEGIN %d" % i, flush=True)
-    try:
-        s = binding.Session(binding.Program(exe), binding.Target.core(core))
-        m = s.tasks(frames=True, locals=True, graph=True)
-        print("OK %d tasks complete=%s" % (len(m["tasks"]), m["complete"]), flush=True)
-    except binding.TaskscopeError as e:
-        print("ERR %s" % e, flush=True)
-    with open(core, "r+b") as f:
-        for off, data in patches:
-            f.seek(off); f.write(orig[off:off + len(data) // 2])
-'''
+    run_patch_plan(sc, "frames", plan, tmp_path)
 
 
 @pytest.mark.parametrize("name", ["smol_deadlock", "futures_localpool"])
@@ -385,18 +375,4 @@ def test_corrupted_heaps_never_crash_the_executor_scans(name, tmp_path):
                               rng.choice(near)))
             patches.append((off, struct.pack("<Q", val & (2**64 - 1)).hex()))
         plan.append(patches)
-    work = str(tmp_path / "core")
-    shutil.copyfile(sc.core, work)
-    plan_path = str(tmp_path / "plan.json")
-    with open(plan_path, "w") as f:
-        json.dump(plan, f)
-    proc = subprocess.run([sys.executable, "-c", DECODE_WORKER, os.path.join(helpers.REPO, "gdbext"),
-                           sc.exe, work, plan_path], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=WORKER_TIMEOUT)
-    lines = proc.stdout.splitlines()
-    begun = [l for l in lines if l.startswith("BEGIN ")]
-    assert proc.returncode == 0, "worker died at %s (exit %d):\n%s" % (
-        begun[-1] if begun else "start", proc.returncode, proc.stderr[-3000:])
-    done = [l for l in lines if l.startswith(("OK ", "ERR "))]
-    assert len(done) == len(plan), (len(done), len(plan), proc.stderr[-2000:])
-    assert len(set(done)) > 1, done[:3]
+    run_patch_plan(sc, "model", plan, tmp_path)

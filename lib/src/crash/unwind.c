@@ -22,7 +22,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <libiberty/demangle.h>
 #include "session/session.h"
 #include "crash/unwind.h"
 
@@ -155,19 +154,7 @@ static bool read_symbols(struct uobj *o, Elf *elf, bool dynsym_too)
 		const char *name = elf_strptr(elf, sh.sh_link, s.st_name);
 		if (!name || !name[0])
 			continue;
-		char *dm = NULL;
-		if (!strncmp(name, "_ZN", 3) || !strncmp(name, "_R", 2)) {
-			/* rustc's manglings; LLVM's ".llvm.N" suffix cut */
-			char buf[4096];
-			const char *llvm = strstr(name, ".llvm.");
-			if (llvm && (size_t)(llvm - name) < sizeof(buf)) {
-				memcpy(buf, name, (size_t)(llvm - name));
-				buf[llvm - name] = '\0';
-				dm = rust_demangle(buf, 0);
-			} else if (!llvm) {
-				dm = rust_demangle(name, 0);
-			}
-		}
+		char *dm = program_demangle(name);
 		syms[k].value = s.st_value;
 		syms[k].size = s.st_size;
 		syms[k].name = dm ? dm : strdup(name);
@@ -237,14 +224,38 @@ static void read_elf_info(struct uobj *o, uint64_t *vaddr0, bool *have_vaddr0)
 }
 
 /* Open the file's CFI (once). */
-static void obj_open(struct uobj *o)
+/* The executable's function symbols, as the program already read them
+ * (from its .symtab, or its debug file's when it is stripped). */
+static void program_symbols(struct uobj *o, struct tscope_program *prog)
+{
+	o->syms = calloc(prog->nsyms ? prog->nsyms : 1, sizeof(*o->syms));
+	for (size_t i = 0; o->syms && i < prog->nsyms; i++) {
+		const struct elf_sym *e = &prog->syms[i];
+		if (e->type != STT_FUNC || !e->value)
+			continue;
+		char *dm = program_demangle(e->name);
+		struct usym *u = &o->syms[o->nsyms];
+		u->value = e->value;
+		u->size = e->size;
+		u->name = dm ? dm : strdup(e->name);
+		if (u->name)
+			o->nsyms++;
+	}
+	if (o->syms)
+		qsort(o->syms, o->nsyms, sizeof(*o->syms), cmp_usym);
+}
+
+static void obj_open(struct unwinder *u, struct uobj *o)
 {
 	if (o->opened)
 		return;
 	o->opened = true;
 	uint64_t vaddr0 = 0;
 	bool have = false;
-	read_elf_info(o, &vaddr0, &have);
+	if (o->main)
+		program_symbols(o, u->s->prog);
+	else
+		read_elf_info(o, &vaddr0, &have);
 	if (!o->main) {
 		if (o->has_base && have)
 			o->bias = o->base - vaddr0;
@@ -572,7 +583,7 @@ static void name_frame(struct unwinder *u, struct uobj *o, uint64_t pc,
 			tscope_error_destroy(err);
 		}
 	}
-	obj_open(o);
+	obj_open(u, o);
 	uint64_t a = pc - o->bias;
 	size_t lo = 0, hi = o->nsyms;
 	while (lo < hi) {
@@ -621,7 +632,7 @@ size_t unwind_thread(struct unwinder *u, const struct tscope_thread *th,
 			*stop_ret = why;
 			return n;
 		}
-		obj_open(o);
+		obj_open(u, o);
 		Dwarf_Fde fde;
 		Dwarf_Addr flo, fhi;
 		Dwarf_Error e = NULL;

@@ -293,11 +293,6 @@ static bool foreign_target(struct tscope_session *s, const struct foreign_prim *
 		    !through(s, m, &v))
 			return false;
 	}
-	/* Next<'_, St>: the stream is itself a receiver of a known crate */
-	if (fp->kind == RES_OTHER) {
-		const struct foreign_prim *inner = foreign_prim(type_name_of(s, v.type));
-		return inner && inner->kind != RES_OTHER && foreign_target(s, inner, v, ret);
-	}
 	*ret = v;
 	return true;
 }
@@ -309,17 +304,14 @@ size_t foreign_res(struct model *model, const struct foreign_prim *fp, struct tv
 {
 	struct tscope_session *s = model->s;
 	struct tval prim;
-	if (fp->kind == RES_OTHER) {
-		struct tval m;
-		const struct foreign_prim *inner;
-		if (!val_ok(val_find(s, v, fp->path[0], 4, &m)) || !through(s, m, &m) ||
-		    !(inner = foreign_prim(type_name_of(s, m.type))) || inner->kind == RES_OTHER)
-			return SIZE_MAX;
-		fp = inner;
-		v = m;
-	}
 	if (!foreign_target(s, fp, v, &prim))
 		return SIZE_MAX;
+	if (fp->kind == RES_OTHER) {
+		/* Next<'_, St>: the stream is itself a receiver of a known crate */
+		if (!(fp = foreign_prim(type_name_of(s, prim.type))) || fp->kind == RES_OTHER ||
+		    !foreign_target(s, fp, prim, &prim))
+			return SIZE_MAX;
+	}
 	size_t r = get_res(model->graph, fp->kind, prim.addr, prim.addr, type_name_of(s, prim.type));
 	struct tval c;
 	uint64_t n;

@@ -190,6 +190,23 @@ static int cmp_rust_sym(const void *a, const void *b)
 	return strcmp(x->path, y->path);
 }
 
+char *program_demangle(const char *name)
+{
+	if (strncmp(name, "_ZN", 3) != 0 && strncmp(name, "_R", 2) != 0)
+		return NULL;
+	char buf[4096];
+	const char *llvm = strstr(name, ".llvm.");
+	if (llvm) {
+		size_t n = (size_t)(llvm - name);
+		if (n >= sizeof(buf))
+			return NULL;
+		memcpy(buf, name, n);
+		buf[n] = '\0';
+		name = buf;
+	}
+	return rust_demangle(name, 0);
+}
+
 /* Demangle every Rust symbol once.  rustc emits two manglings: legacy
  * (_ZN5tokio7runtime...17h<hash>E, Rust < 1.97's default) and v0
  * (_RNvNtCs<disambiguator>_5tokio..., the default since 1.97 and with
@@ -204,21 +221,8 @@ static void demangle_symbols(struct tscope_program *prog)
 	prog->rsyms = calloc(prog->nsyms ? prog->nsyms : 1, sizeof(*prog->rsyms));
 	if (!prog->rsyms)
 		return;
-	char buf[4096];
 	for (size_t i = 0; i < prog->nsyms; i++) {
-		const char *name = prog->syms[i].name;
-		if (strncmp(name, "_ZN", 3) != 0 && strncmp(name, "_R", 2) != 0)
-			continue;
-		const char *llvm = strstr(name, ".llvm.");
-		if (llvm) {
-			size_t n = (size_t)(llvm - name);
-			if (n >= sizeof(buf))
-				continue;
-			memcpy(buf, name, n);
-			buf[n] = '\0';
-			name = buf;
-		}
-		char *path = rust_demangle(name, 0);
+		char *path = program_demangle(prog->syms[i].name);
 		if (!path)
 			continue;
 		prog->rsyms[prog->nrsyms].path = path;

@@ -146,6 +146,10 @@ static inline Dwarf_Off die_off(uint64_t off)
 
 struct tscope_error *program_ensure_index(struct tscope_program *prog);
 
+/* A Rust symbol's demangled path (legacy or v0; LLVM's ".llvm.N" suffix
+ * cut, the legacy hash dropped), malloc'ed; NULL if @name is none. */
+char *program_demangle(const char *name);
+
 /* The type (DIE offset) of the variable or parameter @local of the
  * function DIE @fn_die: false if it has none. */
 bool program_local_type(struct tscope_program *prog, uint64_t fn_die,

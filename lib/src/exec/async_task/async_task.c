@@ -215,7 +215,7 @@ static struct tscope_error *find_vtables(struct atask *a)
 				continue;
 			struct atvt *v = &a->vts[idx - 1];
 			uint64_t vt = lo + o - a->vt_run, lay;
-			if (v->vtable || o < a->vt_run)
+			if (v->vtable)
 				continue;
 			memcpy(&lay, buf + (o - a->vt_run) + a->vt_layout, 8);
 			uint64_t off_f, size;
@@ -341,12 +341,6 @@ static void own_task_id(struct tscope_session *s, struct task_rec *t)
 	}
 }
 
-static int cmp_u64(const void *x, const void *y)
-{
-	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
-	return a < b ? -1 : a > b;
-}
-
 /* A plausible header state: a reference count that fits the task's
  * handles and wakers, and no bits beyond async-task's. */
 static bool plausible_state(uint64_t st)
@@ -356,13 +350,25 @@ static bool plausible_state(uint64_t st)
 	       !((st & AT_COMPLETED) && (st & AT_RUNNING));
 }
 
+/* A header found in memory: where, its vtable's instantiation, its state. */
+struct atcand {
+	uint64_t hdr, state;
+	size_t vt;
+};
+
+static int cmp_cand(const void *x, const void *y)
+{
+	const struct atcand *a = x, *b = y;
+	return a->hdr < b->hdr ? -1 : a->hdr > b->hdr;
+}
+
 /* Step 2: the tasks, from the core's writable memory. */
 static void atask_walk(struct model *m, void *state)
 {
 	struct atask *a = state;
 	struct tscope_session *s = m->s;
 	size_t nseg = target_num_segments(s->target);
-	uint64_t *cand = NULL;
+	struct atcand *cand = NULL;
 	size_t ncand = 0, cap = 0;
 	bool over = false;
 	for (size_t i = 0; i < nseg && !over; i++) {
@@ -371,24 +377,23 @@ static void atask_walk(struct model *m, void *state)
 		const unsigned char *d;
 		if (!target_segment(s->target, i, &va, &len, &fl, &d) || !(fl & PF_W) || !d)
 			continue;
-		for (uint64_t o = 0; o + 8 <= len; o += 8) {
-			uint64_t w, idx;
+		for (uint64_t o = a->off_vtable; o + 8 <= len; o += 8) {
+			uint64_t w, idx, st, so = o - a->off_vtable + a->off_state;
 			memcpy(&w, d + o, 8);
 			if (w < a->vt_lo || w > a->vt_hi || !u64map_get(&a->vt_of, w, &idx) ||
-			    o < a->off_vtable)
+			    so + 8 > len)
 				continue;
-			uint64_t h = va + o - a->off_vtable, st;
-			memcpy(&st, d + o - a->off_vtable + a->off_state, 8);
+			memcpy(&st, d + so, 8);
 			if (!plausible_state(st))
 				continue;
 			if (ncand == cap) {
 				cap = cap ? cap * 2 : 256;
-				uint64_t *n = realloc(cand, cap * sizeof(*cand));
+				struct atcand *n = realloc(cand, cap * sizeof(*cand));
 				if (!n)
 					break;
 				cand = n;
 			}
-			cand[ncand++] = h;
+			cand[ncand++] = (struct atcand){va + o - a->off_vtable, st, idx - 1};
 			if (ncand >= MAX_CANDIDATES) {
 				over = true;
 				break;
@@ -402,27 +407,26 @@ static void atask_walk(struct model *m, void *state)
 		free(cand);
 		return;
 	}
-	qsort(cand, ncand, sizeof(*cand), cmp_u64);
+	qsort(cand, ncand, sizeof(*cand), cmp_cand);
 	/* reachable: something live still points to the header (a freed
 	 * task's bytes are not reached, so they cannot vouch for it) */
-	uint64_t *at = calloc(ncand, sizeof(*at));
-	bool reach_known = at && reach_find(s, NULL, 0, NULL, 0, NULL, 0, cand, ncand, at);
+	uint64_t *hdrs = malloc(ncand * sizeof(*hdrs)), *at = calloc(ncand, sizeof(*at));
+	bool reach_known = false;
+	if (hdrs && at) {
+		for (size_t i = 0; i < ncand; i++)
+			hdrs[i] = cand[i].hdr;
+		reach_known = reach_find(s, NULL, 0, NULL, 0, NULL, 0, hdrs, ncand, at);
+	}
 	uint64_t ordinal = 0;
 	for (size_t i = 0; i < ncand; i++) {
-		if (i && cand[i] == cand[i - 1])
+		if ((i && cand[i].hdr == cand[i - 1].hdr) || (reach_known && !at[i]))
 			continue;
-		if (reach_known && !at[i])
-			continue;
-		uint64_t w, idx, st;
-		if (!val_ok(target_read_u64(s->target, cand[i] + a->off_vtable, &w)) ||
-		    !u64map_get(&a->vt_of, w, &idx) ||
-		    !val_ok(target_read_u64(s->target, cand[i] + a->off_state, &st)))
-			continue;
-		const struct atvt *v = &a->vts[idx - 1];
+		const struct atvt *v = &a->vts[cand[i].vt];
+		uint64_t st = cand[i].state;
 		struct task_rec *t = task_push(m);
 		if (!t)
 			break;
-		t->hdr = cand[i];
+		t->hdr = cand[i].hdr;
 		t->id = ++ordinal;
 		t->has_id = true;
 		t->synthetic_id = true;
@@ -435,11 +439,10 @@ static void atask_walk(struct model *m, void *state)
 		if (v->rt >= 0)
 			m->rt[v->rt].ntasks++;
 		t->future_name = type_name(s->prog, v->fut_type);
-		t->cell = (struct tval){0, 0};
 		/* the future is in the block while neither completed nor closed */
 		if (!(st & (AT_COMPLETED | AT_CLOSED))) {
 			t->has_future = true;
-			t->future = (struct tval){cand[i] + v->offset_f, v->fut_type};
+			t->future = (struct tval){t->hdr + v->offset_f, v->fut_type};
 			future_decode(s, &m->hooks, t->future, &t->chain);
 			t->wrapper_frames = executor_wrappers(s, &t->chain);
 			own_task_id(s, t);
@@ -449,6 +452,7 @@ static void atask_walk(struct model *m, void *state)
 		note_error(m, tscope_error_create(TSCOPE_ERROR_UNSUPPORTED,
 			   "reachability unknown (not a core): %zu async-task headers found "
 			   "by their vtable, freed ones not told apart", ncand), "async-task");
+	free(hdrs);
 	free(at);
 	free(cand);
 }

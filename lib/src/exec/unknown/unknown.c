@@ -458,11 +458,7 @@ out:
 static void unknown_render_task(struct model *m, void *state, const struct task_rec *t,
 				struct strbuf *o)
 {
-	(void)m;
-	struct unknown *u = state;
-	(void)u;
 	sb_printf(o, ", \"synthetic_id\": true, \"found_as\": \"dyn Future\"");
-	(void)t;
 }
 
 const struct exec_ops unknown_exec = {
