@@ -128,6 +128,8 @@ def _declare(lib):
         "tscope_session_thread_frames_json": (P, [P, ctypes.c_int, ctypes.c_uint, PP]),
         "tscope_session_add_executor": (P, [P, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
                                             ctypes.c_int, ctypes.c_char_p]),
+        "tscope_session_executor_state": (P, [P, ctypes.c_char_p, ctypes.c_char_p,
+                                              ctypes.c_char_p]),
         "tscope_session_add_thread_future": (P, [P, ctypes.c_int, ctypes.c_uint64,
                                                  ctypes.c_char_p]),
         "tscope_session_add_thread_value": (P, [P, ctypes.c_int, ctypes.c_uint64,
@@ -175,9 +177,13 @@ def _fs(path):
     return os.fsencode(path)
 
 
+_DESC_KEYS = ("name", "task", "future", "in_arc", "notified", "state", "states")
+
+
 def load_executors(path):
     """The executor descriptions of a TOML or JSON file: a list of
-    [[executor]] tables (name, task, future, in_arc, notified)."""
+    [[executor]] tables (name, task, future, in_arc, notified, state,
+    states: a table of value = state name)."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -196,13 +202,17 @@ def load_executors(path):
     out = []
     for i, d in enumerate(doc.get("executor") or []):
         missing = [k for k in ("name", "task", "future") if not d.get(k)]
-        unknown = set(d) - {"name", "task", "future", "in_arc", "notified"}
+        unknown = set(d) - set(_DESC_KEYS)
+        if ("state" in d) != ("states" in d):
+            missing.append("states" if "state" in d else "state")
         if missing or unknown:
-            raise TaskscopeError(4, "%s: executor %d: %s (keys: name, task, future, "
-                                    "in_arc, notified)" % (
+            raise TaskscopeError(4, "%s: executor %d: %s (keys: %s)" % (
                 path, i + 1, "missing %s" % ", ".join(missing) if missing
-                else "unknown key %s" % ", ".join(sorted(unknown))))
-        out.append({k: d.get(k) for k in ("name", "task", "future", "in_arc", "notified")})
+                else "unknown key %s" % ", ".join(sorted(unknown)), ", ".join(_DESC_KEYS)))
+        if "states" in d and not isinstance(d["states"], dict):
+            raise TaskscopeError(4, "%s: executor %d: states is a table of value = state "
+                                    "(for example {0 = \"idle\", 1 = \"notified\"})" % (path, i + 1))
+        out.append({k: d.get(k) for k in _DESC_KEYS})
     if not out:
         raise TaskscopeError(4, "%s describes no executor (an [[executor]] table with "
                                 "name, task and future)" % path)
@@ -356,13 +366,20 @@ class Session(_Handle):
             for d in load_executors(path):
                 self.add_executor(**d)
 
-    def add_executor(self, name, task, future, in_arc=False, notified=None):
+    def add_executor(self, name, task, future, in_arc=False, notified=None, state=None,
+                     states=None):
         """A custom executor's description (docs/guide.md, Executors): its
         task type, the member holding the future, whether it is in an Arc,
-        a bool member true while it is queued."""
+        a bool member true while it is queued, or an integer state member
+        and what its values mean ({value: "idle"|"notified"|"running"|
+        "complete"|"cancelled"|"unknown"})."""
         enc = lambda x: x.encode() if x else None
         _check(library().tscope_session_add_executor(
             self._h, enc(name), enc(task), enc(future), 1 if in_arc else 0, enc(notified)))
+        if state or states:
+            spec = ",".join("%s=%s" % (k, v) for k, v in (states or {}).items())
+            _check(library().tscope_session_executor_state(
+                self._h, enc(name), enc(state), enc(spec)))
         self._docs.clear()
 
     def set_limits(self, max_tasks=0):

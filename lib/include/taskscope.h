@@ -346,6 +346,18 @@ tscope_session_add_executor(struct tscope_session *session, const char *name,
 			    const char *task_type, const char *future_member,
 			    int in_arc, const char *notified_member);
 
+/*
+ * The state of executor @name's tasks (the last description of that name):
+ * the integer member @state_member of its task value (a '.'-separated
+ * path, 1 to 8 bytes) and what its values mean, @states
+ * "value=state,...", each state one of idle, notified, running, complete,
+ * cancelled, unknown; a value not listed reads as unknown.  Replaces
+ * @notified_member's reading.
+ */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_executor_state(struct tscope_session *session, const char *name,
+			      const char *state_member, const char *states);
+
 #ifdef __cplusplus
 }
 #endif

@@ -375,8 +375,9 @@ def test_fixture(executors, name, check):
 DECODED = {"smol_deadlock": "async-task", "async_std_app": "async-task",
            "async_task_custom": "async-task", "futures_localpool": "futures-localpool",
            "futures_threadpool": "futures-threadpool", "handrolled": "unknown"}
-# what the discovery cannot know: these executors' task states
-STATE_UNKNOWN = {"futures-localpool", "futures-threadpool", "unknown", "handrolled"}
+# what the discovery cannot know: these executors' task states (LocalPool's
+# "queued" says only notified; ThreadPool's UnparkMutex status says all)
+STATE_UNKNOWN = {"futures-localpool", "unknown", "handrolled"}
 HOSTS = ["gdb", "cli"]
 
 
@@ -482,12 +483,47 @@ def test_a_user_written_description_names_a_custom_executor(executors, tmp_path)
     diag = helpers.cli_json("diagnose", sc.exe, sc.core, "--executors", str(desc))
     cycle = {found[c["task"]]["id"] for c in sc.truth["cycle"]}
     assert [set(d["tasks"]) for d in diag["diagnoses"] if d["kind"] == "deadlock"] == [cycle]
+    # without a state member the tasks' state is unknown, so the deadlock
+    # is only likely
+    assert {t["state"] for t in model["tasks"]} == {"unknown"}, model["tasks"]
+    assert [d["confidence"] for d in diag["diagnoses"] if d["kind"] == "deadlock"] == ["likely"]
     bad = tmp_path / "bad.toml"
     bad.write_text('[[executor]]\nname = "x"\ntask = "handrolled::Task"\nfutur = "future"\n')
     import sys
-    proc = subprocess.run([sys.executable, helpers.CLI, "tasks", "--executors", str(bad), sc.exe,
-                           sc.core], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=helpers.GDB_TIMEOUT)
-    assert proc.returncode == 1 and str(bad) in proc.stderr and "future" in proc.stderr, proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
+
+    def cli_fails(path, *words):
+        proc = subprocess.run([sys.executable, helpers.CLI, "tasks", "--executors", str(path), sc.exe,
+                               sc.core], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              timeout=helpers.GDB_TIMEOUT)
+        assert proc.returncode == 1 and (str(path) in proc.stderr or "handrolled" in proc.stderr), \
+            proc.stderr
+        assert all(w in proc.stderr for w in words), (words, proc.stderr)
+        assert "Traceback" not in proc.stderr, proc.stderr
+    cli_fails(bad, "future")
+    bad.write_text('[[executor]]\nname = "handrolled"\ntask = "handrolled::Task"\nfuture = "future"\n'
+                   'state = "future.inner.futex"\nstates = {0 = "sleeping"}\n')
+    cli_fails(bad, "sleeping", "idle, notified, running")
+    bad.write_text('[[executor]]\nname = "handrolled"\ntask = "handrolled::Task"\nfuture = "future"\n'
+                   'state = "future.inner.futex"\n')
+    cli_fails(bad, "missing states")
+
+
+def test_a_description_s_state_member_gives_the_task_states(executors, tmp_path):
+    """The hand-rolled executor locks the std Mutex around a task's future
+    while it polls it: a description reading that Mutex's futex word gives
+    every task its state (the truth's), and the deadlock turns certain."""
+    sc = executors("handrolled")
+    desc = tmp_path / "executors.toml"
+    desc.write_text('[[executor]]\nname = "handrolled"\ntask = "handrolled::Task"\n'
+                    'future = "future"\nin_arc = true\nstate = "future.inner.futex"\n'
+                    'states = {0 = "idle", 1 = "running", 2 = "running"}\n')
+    model = helpers.cli_json("bt", sc.exe, sc.core, "--executors", str(desc))
+    found = _by_anchor(sc, model)
+    assert sorted(found) == sorted(t["id"] for t in sc.truth["tasks"]), sorted(found)
+    assert [(tt["id"], found[tt["id"]]["state"]) for tt in sc.truth["tasks"]] == \
+        [(tt["id"], tt["state"]) for tt in sc.truth["tasks"]]
+    diag = helpers.cli_json("diagnose", sc.exe, sc.core, "--executors", str(desc))
+    cycle = {found[c["task"]]["id"] for c in sc.truth["cycle"]}
+    dl = [d for d in diag["diagnoses"] if d["kind"] == "deadlock"]
+    assert [(set(d["tasks"]), d["confidence"]) for d in dl] == [(cycle, "certain")], dl
 

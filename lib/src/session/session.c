@@ -4,6 +4,7 @@
  * model as the "taskscope/1" JSON document.
  */
 #include <elf.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +251,8 @@ TSCOPE_PUBLIC void tscope_session_destroy(struct tscope_session *s)
 		free(s->exec_descs[i].task_type);
 		free(s->exec_descs[i].future);
 		free(s->exec_descs[i].notified);
+		free(s->exec_descs[i].state);
+		free(s->exec_descs[i].states);
 	}
 	free(s->exec_descs);
 	free(s->warning);
@@ -285,6 +288,9 @@ tscope_session_add_executor(struct tscope_session *s, const char *name,
 	d->future = strdup(future_member);
 	d->notified = notified_member && *notified_member ? strdup(notified_member) : NULL;
 	d->in_arc = in_arc;
+	d->state = NULL;
+	d->states = NULL;
+	d->nstates = 0;
 	if (!d->name || !d->task_type || !d->future) {
 		free(d->name);
 		free(d->task_type);
@@ -293,5 +299,80 @@ tscope_session_add_executor(struct tscope_session *s, const char *name,
 		return &tscope_error_nomem;
 	}
 	s->nexec_descs++;
+	return NULL;
+}
+
+const char *const exec_state_names[] = {"idle", "notified", "running", "complete",
+					 "cancelled", "unknown", NULL};
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_executor_state(struct tscope_session *s, const char *name,
+			      const char *state_member, const char *states)
+{
+	struct exec_desc *d = NULL;
+	for (size_t i = s->nexec_descs; i-- > 0;)
+		if (!strcmp(s->exec_descs[i].name, name ? name : "")) {
+			d = &s->exec_descs[i];
+			break;
+		}
+	if (!d)
+		return tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
+					   "no executor description named '%s' to give a state "
+					   "(add the executor first)", name ? name : "");
+	if (!state_member || !*state_member || !states || !*states)
+		return tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
+					   "executor '%s': a state needs its member and its values "
+					   "(\"0=idle,1=notified\")", name);
+	/* "0=idle,1=notified,...": each value once, each name a state */
+	struct exec_state *st = NULL;
+	size_t n = 0;
+	const char *p = states;
+	while (*p) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(p, &end, 0);
+		size_t k = 0, len = 0;
+		if (end != p && !errno && *end == '=') {
+			len = strcspn(end + 1, ",");
+			for (; exec_state_names[k]; k++)
+				if (strlen(exec_state_names[k]) == len &&
+				    !strncmp(exec_state_names[k], end + 1, len))
+					break;
+		}
+		bool dup = false;
+		for (size_t i = 0; i < n; i++)
+			dup |= st[i].value == v;
+		if (end == p || errno || *end != '=' || !exec_state_names[k] || dup) {
+			free(st);
+			return tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
+						   "executor '%s': bad state values '%s' at '%.20s' "
+						   "(want value=state, each value once, separated by "
+						   "commas; states: idle, notified, running, complete, "
+						   "cancelled, unknown)", name, states, p);
+		}
+		struct exec_state *nst = realloc(st, (n + 1) * sizeof(*nst));
+		if (!nst) {
+			free(st);
+			return &tscope_error_nomem;
+		}
+		st = nst;
+		st[n++] = (struct exec_state){v, exec_state_names[k]};
+		p = end + 1 + len;
+		if (*p == ',')
+			p++;
+	}
+	char *m = strdup(state_member);
+	if (!m || !n) {
+		free(m);
+		free(st);
+		return m ? tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
+					       "executor '%s': no state values", name)
+			 : &tscope_error_nomem;
+	}
+	free(d->state);
+	free(d->states);
+	d->state = m;
+	d->states = st;
+	d->nstates = n;
 	return NULL;
 }

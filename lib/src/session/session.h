@@ -4,6 +4,9 @@
 #include "program/program.h"
 #include "target/target.h"
 
+/* the state names an executor description may give its values */
+extern const char *const exec_state_names[];
+
 struct tscope_session {
 	struct tscope_program *prog;
 	struct tscope_target *target;
@@ -16,6 +19,9 @@ struct tscope_session {
 	void (*unwinder_free)(struct unwinder *);
 	struct exec_desc {
 		char *name, *task_type, *future, *notified;
+		char *state;      /* a state member (NULL none) and its values */
+		struct exec_state { uint64_t value; const char *name; } *states;
+		size_t nstates;   /* name: one of exec_state_names[] */
 		bool in_arc;
 	} *exec_descs; /* user-written executor descriptions (exec/unknown) */
 	size_t nexec_descs;

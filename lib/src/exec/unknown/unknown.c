@@ -13,12 +13,14 @@
  *
  * Tried only when no known executor is found (model.c): inside a tokio
  * or async-task program, boxed futures are parts of tasks.  What cannot
- * be known without the executor: the task's state (reported "unknown"),
- * an id (numbered in address order), the thread polling it.
+ * be known without the executor: the task's state (reported "unknown"
+ * unless a description says), an id (numbered in address order), the
+ * thread polling it.
  *
  * Executor descriptions name the executor a task belongs to: the type of
- * its task value (in an Arc or not), the member holding the future, and a
- * bool saying "queued to run".  A root future whose pointer sits where that
+ * its task value (in an Arc or not), the member holding the future, and an
+ * integer member whose values say the task's state (a "queued" bool: 1 is
+ * notified, 0 says nothing).  A root future whose pointer sits where that
  * member's dyn Future pointer would be in such a value (and, in an Arc,
  * with plausible reference counts in front of it) is that executor's task.
  * Built in: futures' LocalPool (FuturesUnordered's Task<LocalFutureObj>),
@@ -46,27 +48,37 @@ struct dynfut {
 
 /* An executor description, resolved against the program's DWARF. */
 struct udesc {
-	const char *name, *task_type, *future, *notified;
+	const char *name, *task_type, *future, *state;
 	bool in_arc;
+	const struct exec_state *states; /* what the state member's values mean */
+	size_t nstates;
 	/* per matching type: where the dyn Future pointer is in the value, the
-	 * value's offset in its ArcInner, the notified bool's offset */
+	 * value's offset in its ArcInner, the state member's offset and size */
 	struct utype {
-		uint64_t type, fat_off, data_off, notified_off;
+		uint64_t type, fat_off, data_off, state_off, state_size;
 		uint64_t arc_size; /* sizeof(ArcInner<T>) */
-		bool has_notified;
+		bool has_state;
 	} *types;
 	size_t ntypes;
 	int rt;
 };
 
+/* a bool "queued" member: true is notified; false is idle or being polled
+ * (FuturesUnordered clears it before the poll), so unknown */
+static const struct exec_state queued_states[] = {{1, "notified"}};
+/* futures-executor's UnparkMutex: WAITING, POLLING (queued or being
+ * polled: it cannot tell), REPOLL (polled and woken again), COMPLETE */
+static const struct exec_state unpark_states[] = {
+	{0, "idle"}, {1, "notified"}, {2, "running"}, {3, "complete"}};
+
 static const struct udesc builtin_descs[] = {
 	{"futures-localpool",
 	 "futures_util::stream::futures_unordered::task::Task<futures_task::future_obj::LocalFutureObj<()>>",
-	 "future", "queued", true, NULL, 0, -1},
+	 "future", "queued", true, queued_states, ARRAY_SIZE(queued_states), NULL, 0, -1},
 	{"futures-unordered", "futures_util::stream::futures_unordered::task::Task<", "future",
-	 "queued", true, NULL, 0, -1},
+	 "queued", true, queued_states, ARRAY_SIZE(queued_states), NULL, 0, -1},
 	{"futures-threadpool", "futures_executor::thread_pool::WakeHandle", "mutex.inner.future",
-	 NULL, true, NULL, 0, -1},
+	 "mutex.status", true, unpark_states, ARRAY_SIZE(unpark_states), NULL, 0, -1},
 };
 
 struct unknown {
@@ -195,9 +207,12 @@ static void resolve_type(struct unknown *u, struct udesc *d, uint64_t type)
 	ut->fat_off = fut.addr + inner;
 	ut->data_off = data_off;
 	ut->arc_size = arc_size;
-	if (d->notified && path_off(s, type, d->notified, &nt)) {
-		ut->has_notified = true;
-		ut->notified_off = nt.addr;
+	uint64_t size;
+	if (d->state && path_off(s, type, d->state, &nt) && val_ok(type_size(s, nt.type, &size)) &&
+	    size >= 1 && size <= 8) {
+		ut->has_state = true;
+		ut->state_off = nt.addr;
+		ut->state_size = size;
 	}
 }
 
@@ -216,8 +231,16 @@ static void resolve_descs(struct unknown *u)
 		d->name = s->exec_descs[i].name;
 		d->task_type = s->exec_descs[i].task_type;
 		d->future = s->exec_descs[i].future;
-		d->notified = s->exec_descs[i].notified;
 		d->in_arc = s->exec_descs[i].in_arc;
+		if (s->exec_descs[i].state) {
+			d->state = s->exec_descs[i].state;
+			d->states = s->exec_descs[i].states;
+			d->nstates = s->exec_descs[i].nstates;
+		} else if (s->exec_descs[i].notified) {
+			d->state = s->exec_descs[i].notified;
+			d->states = queued_states;
+			d->nstates = ARRAY_SIZE(queued_states);
+		}
 		d->rt = -1;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(builtin_descs); i++)
@@ -240,6 +263,32 @@ static void resolve_descs(struct unknown *u)
 
 /* The description whose task value holds the future pointer found at
  * @at: its index (-1 none), the value's address, its type. */
+/* A described task's TS_* state from its state member (the raw value in
+ * *raw_ret); TS_UNKNOWN for a value the description does not list. */
+static unsigned desc_state(struct tscope_session *s, const struct udesc *d,
+			   const struct utype *ut, uint64_t value, uint64_t *raw_ret)
+{
+	static const struct {
+		const char *name;
+		unsigned st;
+	} flags[] = {{"idle", 0}, {"notified", TS_NOTIFIED}, {"running", TS_RUNNING},
+		     {"complete", TS_COMPLETE}, {"cancelled", TS_CANCELLED},
+		     {"unknown", TS_UNKNOWN}};
+	unsigned char b[8] = {0};
+	uint64_t raw = 0;
+	if (!val_ok(tscope_target_read(s->target, value + ut->state_off, b, ut->state_size)))
+		return TS_UNKNOWN;
+	for (size_t i = ut->state_size; i-- > 0;)
+		raw = raw << 8 | b[i];
+	*raw_ret = raw;
+	for (size_t i = 0; i < d->nstates; i++)
+		if (d->states[i].value == raw)
+			for (size_t k = 0; k < ARRAY_SIZE(flags); k++)
+				if (!strcmp(flags[k].name, d->states[i].name))
+					return flags[k].st;
+	return TS_UNKNOWN;
+}
+
 static int match_desc(struct unknown *u, uint64_t at, uint64_t *value_ret,
 		      const struct utype **ut_ret)
 {
@@ -433,13 +482,8 @@ static void unknown_walk(struct model *m, void *state)
 		if (di >= 0) {
 			t->exec_name = u->descs[di].name;
 			t->cell = (struct tval){value, ut->type};
-			unsigned char q;
-			/* queued: notified.  Not queued is idle or being polled
-			 * (FuturesUnordered clears it before the poll): unknown */
-			if (ut->has_notified &&
-			    val_ok(tscope_target_read(s->target, value + ut->notified_off, &q, 1)) &&
-			    q == 1)
-				t->st = TS_NOTIFIED;
+			if (ut->has_state)
+				t->st = desc_state(s, &u->descs[di], ut, value, &t->state);
 		}
 		t->has_future = true;
 		t->future = (struct tval){u->found[i].data, u->found[i].type};
