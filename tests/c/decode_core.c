@@ -6,8 +6,9 @@
  * CORE when there is one):
  *
  *  - tokio and crash cores: the listed task ids are exactly the truth's,
- *    each once; a stacks core (its truth lists the tasks its program saw
- *    from inside, "stack" in the truth): every truth id is listed;
+ *    each once; a stacks core (its truth has "in_flight" requests and
+ *    lists the tasks its program named, not hyper's or h2's own): every
+ *    truth id is listed;
  *  - executor cores (truth tasks carry an "anchor", an address inside the
  *    task's root future): each truth task is a distinct listed task one of
  *    whose async fn frames holds its anchor, with async-std's own id when
@@ -508,7 +509,7 @@ static void check_truth(const struct jv *truth, const struct jv *model)
 	}
 	const struct jv *mtasks = jget(model, "tasks");
 	bool anchored = nt && jget(&ttasks->items[0], "anchor");
-	bool stacks = jget(truth, "stack") != NULL;
+	bool stacks = jget(truth, "in_flight") != NULL;
 	if (anchored)
 		check_anchors(ttasks, mtasks);
 	else
