@@ -23,6 +23,10 @@ struct seg {
 	const unsigned char *data;
 	bool heap;       /* anonymous + writable */
 	bool writable;
+	/* its blocks: [blk_lo, blk_hi) of reach.blocks, and per page the
+	 * first of them that may hold an address in it (find_block) */
+	size_t blk_lo, blk_hi;
+	uint32_t *page_first;
 };
 
 struct block {
@@ -36,6 +40,8 @@ struct reach {
 	struct block *blocks; /* sorted by lo, disjoint */
 	size_t nblocks;
 	unsigned char *marked;
+	unsigned char *has_target; /* per block: a target lies inside it */
+	bool stray_targets;        /* a target outside every block */
 	size_t *stack;
 	size_t nstack, capstack;
 };
@@ -102,22 +108,6 @@ static void tile(struct reach *r, size_t si)
 	push_block(r, g->lo, g->hi, si);
 }
 
-static long find_block(const struct reach *r, uint64_t a)
-{
-	size_t lo = 0, hi = r->nblocks;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (r->blocks[mid].lo <= a)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo == 0)
-		return -1;
-	const struct block *b = &r->blocks[lo - 1];
-	return a < b->hi ? (long)(lo - 1) : -1;
-}
-
 static const struct seg *find_seg(const struct reach *r, uint64_t a)
 {
 	size_t lo = 0, hi = r->nsegs;
@@ -132,6 +122,67 @@ static const struct seg *find_seg(const struct reach *r, uint64_t a)
 		return NULL;
 	const struct seg *g = &r->segs[lo - 1];
 	return a < g->hi ? g : NULL;
+}
+
+/* The block holding @a among [lo, hi) (sorted by lo): the last one that
+ * starts at or below it, if @a is below its end; -1 none. */
+static long find_block_in(const struct reach *r, size_t lo, size_t hi, uint64_t a)
+{
+	size_t first = lo;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (r->blocks[mid].lo <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == first)
+		return -1;
+	const struct block *b = &r->blocks[lo - 1];
+	return a < b->hi ? (long)(lo - 1) : -1;
+}
+
+/* Every word scanned is looked up here: its segment (a few dozen), then
+ * the blocks of its page, not all of the heap's. */
+static long find_block(const struct reach *r, uint64_t a)
+{
+	const struct seg *g = find_seg(r, a);
+	if (!g || g->blk_lo == g->blk_hi)
+		return -1;
+	if (!g->page_first)
+		return find_block_in(r, g->blk_lo, g->blk_hi, a);
+	uint64_t p = (a - g->lo) >> 12;
+	size_t lo = g->page_first[p], hi = (size_t)g->page_first[p + 1] + 1;
+	return find_block_in(r, lo, hi < g->blk_hi ? hi : g->blk_hi, a);
+}
+
+/* Each segment's blocks (sorted, and a segment's are contiguous among
+ * them) and its page table. */
+static void index_blocks(struct reach *r)
+{
+	size_t b = 0;
+	for (size_t i = 0; i < r->nsegs; i++) {
+		struct seg *g = &r->segs[i];
+		while (b < r->nblocks && r->blocks[b].lo < g->lo)
+			b++;
+		g->blk_lo = b;
+		while (b < r->nblocks && r->blocks[b].lo < g->hi)
+			b++;
+		g->blk_hi = b;
+		uint64_t npages = (g->hi - g->lo + 4095) >> 12;
+		if (g->blk_lo == g->blk_hi || r->nblocks > UINT32_MAX ||
+		    !(g->page_first = malloc((npages + 1) * sizeof(uint32_t))))
+			continue;
+		/* page p: the first block ending past the page's start (the
+		 * blocks tile the segment: their ends are in order too) */
+		size_t k = g->blk_lo;
+		for (uint64_t p = 0; p <= npages; p++) {
+			uint64_t at = g->lo + (p << 12);
+			while (k + 1 < g->blk_hi && r->blocks[k].hi <= at)
+				k++;
+			g->page_first[p] = (uint32_t)k;
+		}
+	}
 }
 
 /* @ex is sorted by lo (the caller sorts); ranges may overlap. */
@@ -193,10 +244,12 @@ static void scan_range(struct scan *sc, uint64_t lo, uint64_t hi)
 			if (w < 4096)
 				continue;
 			uint64_t ti;
-			if (sc->targets.count && u64map_get(&sc->targets, w, &ti) &&
-			    !excluded(sc->ex, sc->nex, a) && !sc->found_at[ti - 1])
+			long bi = find_block(r, w);
+			if (((bi >= 0 && r->has_target[bi]) || (bi < 0 && r->stray_targets)) &&
+			    u64map_get(&sc->targets, w, &ti) && !excluded(sc->ex, sc->nex, a) &&
+			    !sc->found_at[ti - 1])
 				sc->found_at[ti - 1] = a;
-			mark(sc, find_block(r, w));
+			mark(sc, bi);
 		}
 		lo = end;
 	}
@@ -255,8 +308,10 @@ bool reach_find(struct tscope_session *s, const struct addr_range *roots,
 			tile(&r, i);
 	}
 	qsort(r.blocks, r.nblocks, sizeof(*r.blocks), cmp_block);
+	index_blocks(&r);
 	r.marked = calloc(r.nblocks ? r.nblocks : 1, 1);
-	if (!r.marked)
+	r.has_target = calloc(r.nblocks ? r.nblocks : 1, 1);
+	if (!r.marked || !r.has_target)
 		goto out;
 	/* Objects whose live parts the caller gave as roots: the heap block
 	 * that is just that object is never scanned whole (its dead bytes are
@@ -273,6 +328,11 @@ bool reach_find(struct tscope_session *s, const struct addr_range *roots,
 	for (size_t i = 0; i < ntargets; i++) {
 		found_at[i] = 0;
 		u64map_put(&sc.targets, targets[i], i + 1);
+		long bi = find_block(&r, targets[i]);
+		if (bi >= 0)
+			r.has_target[bi] = 1;
+		else
+			r.stray_targets = true;
 	}
 	/* Roots: stacks from sp (minus the red zone) up, the executable's
 	 * writable data, and what the caller adds (the tasks themselves). */
@@ -293,9 +353,12 @@ bool reach_find(struct tscope_session *s, const struct addr_range *roots,
 	ok = true;
 out:
 	u64map_free(&sc.targets);
+	for (size_t i = 0; r.segs && i < r.nsegs; i++)
+		free(r.segs[i].page_first);
 	free(r.segs);
 	free(r.blocks);
 	free(r.marked);
+	free(r.has_target);
 	free(r.stack);
 	return ok;
 }
