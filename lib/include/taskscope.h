@@ -237,6 +237,15 @@ enum tscope_session_flags {
 	TSCOPE_SESSION_FORCE = 1,
 };
 
+/*
+ * A session decodes its model (runtimes, tasks, their futures, the graph)
+ * once, on the first document asked for, and answers every later one from
+ * it; adding executors, thread futures or values, or changing the limits
+ * drops it.  After the target itself changed (a live process ran on),
+ * refresh the session, or make a new one.
+ */
+TSCOPE_PUBLIC void tscope_session_refresh(struct tscope_session *session);
+
 /* tscope_session_create() with @flags (enum tscope_session_flags). */
 TSCOPE_PUBLIC struct tscope_error *
 tscope_session_create_flags(struct tscope_program *prog,

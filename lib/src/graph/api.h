@@ -4,8 +4,10 @@
 
 #include "model/model.h"
 
-/* Resources, edges and diagnoses of the model's tasks (model->graph). */
+/* What each of the model's tasks waits on (model->graph). */
 void graph_build(struct model *model);
+/* Then the holders, resources' states, edges and diagnoses: once. */
+void graph_complete(struct model *model);
 /* A task's "waits_on" (its resource, side, where), in its JSON object. */
 void graph_render_task_wait(struct model *model, const struct task_rec *t,
 			    struct strbuf *o);

@@ -84,10 +84,18 @@ void graph_build(struct model *model)
 			u64map_put(&g->by_hdr, model->tasks[i].hdr, i + 1);
 	for (size_t i = 0; i < n; i++)
 		identify_wait(model, i);
-	/* The task list only shows what each task waits on; holders, state
-	 * and diagnoses are for the graph. */
-	if (!(model->flags & TSCOPE_JSON_GRAPH))
+}
+
+/* The task list only shows what each task waits on; holders, state and
+ * diagnoses are for the graph, built on the first document that asks. */
+void graph_complete(struct model *model)
+{
+	struct tscope_session *s = model->s;
+	struct graph *g = model->graph;
+	size_t n = model->ntasks;
+	if (!g || g->complete || !g->wait_res || !g->wait_side || !g->wait_at || !g->bw || !g->nbw)
 		return;
+	g->complete = true;
 	for (size_t i = 0; i < n; i++) {
 		struct hold_ctx h = {model, i, NULL, NULL, false, false};
 		future_each_local(s, &model->tasks[i].chain, 0, on_local, &h);

@@ -150,6 +150,7 @@ struct diag {
 };
 
 struct graph {
+	bool complete; /* graph_complete() ran */
 	struct resource *res;
 	size_t nres;
 	struct u64map by_key;

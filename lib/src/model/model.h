@@ -104,6 +104,7 @@ struct model {
 	struct task_rec *tasks;
 	size_t ntasks, tasks_cap;
 	struct graph *graph;
+	bool threads_only; /* runtimes and threads only: no task walked */
 };
 
 struct task_rec *task_push(struct model *model);

@@ -306,15 +306,39 @@ static struct tscope_error *find_executors(struct model *model)
 	return err;
 }
 
-struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
-				  struct strbuf *out)
+static void model_free(struct model *model)
+{
+	if (!model)
+		return;
+	graph_free(model);
+	for (size_t i = 0; i < model->ntasks; i++) {
+		fchain_free(&model->tasks[i].chain);
+		free(model->tasks[i].error);
+	}
+	free(model->tasks);
+	for (size_t i = 0; i < model->nerrors; i++)
+		free(model->errors[i]);
+	for (size_t i = 0; i < model->nexecs; i++)
+		if (model->execs[i]->destroy)
+			model->execs[i]->destroy(model->exec_state[i]);
+	free(model->threads);
+	free(model);
+}
+
+static void session_model_free(void *model)
+{
+	model_free(model);
+}
+
+/* Decode the model: every executor's runtimes and tasks, the host's
+ * block_on futures, what each task waits on. */
+static struct tscope_error *model_build(struct tscope_session *s, bool threads_only,
+					struct model **ret)
 {
 	struct model *model = calloc(1, sizeof(*model));
 	if (!model)
 		return &tscope_error_nomem;
 	model->s = s;
-	model->out = out;
-	model->flags = flags;
 	model->hooks.arg = model;
 	model->hooks.task_brief = task_brief;
 	struct tscope_error *err = NULL;
@@ -323,7 +347,7 @@ struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 	model->threads = calloc(nth ? nth : 1, sizeof(*model->threads));
 	if (!model->threads) {
 		err = &tscope_error_nomem;
-		goto out;
+		goto fail;
 	}
 	for (size_t i = 0; i < nth; i++) {
 		struct thread_info *ti = &model->threads[model->nthreads++];
@@ -343,8 +367,9 @@ struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 			"the core is of another build (build-id %s, the executable's %s): "
 			"results may be wrong", s->core_build_id, s->prog->build_id), "FORCED");
 	if ((err = find_executors(model)))
-		goto out;
-	if (!(flags & TSCOPE_JSON_THREADS_ONLY)) {
+		goto fail;
+	model->threads_only = threads_only;
+	if (!threads_only) {
 		for (size_t i = 0; i < model->nexecs; i++) {
 			size_t first = model->ntasks;
 			model->execs[i]->walk(model, model->exec_state[i]);
@@ -369,6 +394,47 @@ struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 			   "%zu of %zu tasks could not be decoded; the first: %s",
 			   bad, listed, first_bad), "tasks");
 	graph_build(model);
+	*ret = model;
+	return NULL;
+fail:
+	model_free(model);
+	return err;
+}
+
+/* The session's model, decoded on its first use and kept until what it
+ * was decoded from changes (session.c drops it); the graph is completed
+ * when a document first asks for it. */
+static struct tscope_error *model_get(struct tscope_session *s, unsigned flags,
+				      struct model **ret)
+{
+	bool threads_only = flags & TSCOPE_JSON_THREADS_ONLY;
+	struct model *model = s->model;
+	if (model && model->threads_only && !threads_only) {
+		session_drop_model(s);
+		model = NULL;
+	}
+	if (!model) {
+		struct tscope_error *err = model_build(s, threads_only, &model);
+		if (err)
+			return err;
+		s->model = model;
+		s->model_free = session_model_free;
+	}
+	if (flags & TSCOPE_JSON_GRAPH)
+		graph_complete(model);
+	*ret = model;
+	return NULL;
+}
+
+struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
+				  struct strbuf *out)
+{
+	struct model *model;
+	struct tscope_error *err = model_get(s, flags, &model);
+	if (err)
+		return err;
+	model->out = out;
+	model->flags = flags;
 	sb_puts(out, "\"tasks\": [");
 	size_t shown = 0;
 	for (size_t i = 0; i < model->ntasks; i++) {
@@ -417,21 +483,8 @@ struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 		sb_json_string(out, s->warning);
 	}
 	sb_puts(out, "]");
-out:
-	graph_free(model);
-	for (size_t i = 0; i < model->ntasks; i++) {
-		fchain_free(&model->tasks[i].chain);
-		free(model->tasks[i].error);
-	}
-	free(model->tasks);
-	for (size_t i = 0; i < model->nerrors; i++)
-		free(model->errors[i]);
-	for (size_t i = 0; i < model->nexecs; i++)
-		if (model->execs[i]->destroy)
-			model->execs[i]->destroy(model->exec_state[i]);
-	free(model->threads);
-	free(model);
-	return err;
+	model->out = NULL;
+	return NULL;
 }
 
 TSCOPE_PUBLIC struct tscope_error *

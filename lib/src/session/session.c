@@ -177,6 +177,7 @@ TSCOPE_PUBLIC struct tscope_error *
 tscope_session_add_thread_future(struct tscope_session *s, int tid,
 				 uint64_t addr, const char *type_name)
 {
+	session_drop_model(s);
 	uint64_t type;
 	struct tscope_error *err = tscope_program_find_type(s->prog, type_name, &type);
 	if (err)
@@ -203,6 +204,7 @@ tscope_session_add_thread_value(struct tscope_session *s, int tid,
 				const char *file, uint32_t line,
 				uint32_t decl_line)
 {
+	session_drop_model(s);
 	uint64_t type;
 	struct tscope_error *err = tscope_program_find_type(s->prog, type_name, &type);
 	if (err)
@@ -231,10 +233,24 @@ tscope_session_add_thread_value(struct tscope_session *s, int tid,
 	return NULL;
 }
 
+void session_drop_model(struct tscope_session *s)
+{
+	if (s->model && s->model_free)
+		s->model_free(s->model);
+	s->model = NULL;
+}
+
+TSCOPE_PUBLIC void tscope_session_refresh(struct tscope_session *s)
+{
+	if (s)
+		session_drop_model(s);
+}
+
 TSCOPE_PUBLIC void tscope_session_destroy(struct tscope_session *s)
 {
 	if (!s)
 		return;
+	session_drop_model(s);
 	for (size_t i = 0; i < s->nthread_values; i++) {
 		free(s->thread_values[i].name);
 		free(s->thread_values[i].function);
@@ -263,6 +279,7 @@ TSCOPE_PUBLIC void tscope_session_destroy(struct tscope_session *s)
 TSCOPE_PUBLIC void tscope_session_set_limits(struct tscope_session *s,
 					     uint64_t max_tasks)
 {
+	session_drop_model(s);
 	s->max_tasks = max_tasks ? max_tasks : (1u << 22);
 }
 
@@ -274,6 +291,7 @@ tscope_session_add_executor(struct tscope_session *s, const char *name,
 			    const char *task_type, const char *future_member,
 			    int in_arc, const char *notified_member)
 {
+	session_drop_model(s);
 	if (!name || !*name || !task_type || !*task_type || !future_member || !*future_member)
 		return tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
 					   "an executor description needs a name, a task type "
@@ -309,6 +327,7 @@ TSCOPE_PUBLIC struct tscope_error *
 tscope_session_executor_state(struct tscope_session *s, const char *name,
 			      const char *state_member, const char *states)
 {
+	session_drop_model(s);
 	struct exec_desc *d = NULL;
 	for (size_t i = s->nexec_descs; i-- > 0;)
 		if (!strcmp(s->exec_descs[i].name, name ? name : "")) {

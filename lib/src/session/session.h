@@ -40,7 +40,14 @@ struct tscope_session {
 		uint32_t line, decl_line;
 	} *thread_values; /* locals of synchronous frames */
 	size_t nthread_values;
+	/* the model (render/), decoded once and kept until what it was
+	 * decoded from changes: session_drop_model() */
+	void *model;
+	void (*model_free)(void *);
 };
+
+/* Forget the session's model: the next document decodes it again. */
+void session_drop_model(struct tscope_session *s);
 
 /* A typed location in the target: address + DIE offset of its type. */
 struct tval {
