@@ -430,3 +430,14 @@ def core_offset(load_map, addr, length=1):
         if vaddr <= addr and addr + length <= vaddr + filesz:
             return off + (addr - vaddr)
     return None
+
+
+# ------------------------------------------------------------ non-empty sets
+
+def nonempty(items, what):
+    """@items as a list, asserting it holds something: a check over each
+    item of an empty set passes without checking anything.  @what names the
+    set in the failure ("mutex_deadlock's truth tasks")."""
+    items = list(items)
+    assert items, "nothing to check: %s is empty" % what
+    return items

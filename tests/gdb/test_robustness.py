@@ -1,11 +1,20 @@
 """Never crash the user's gdb: decode deterministically corrupted copies of
 real cores (seeded random garbage in task headers, vtable pointers, list
-links turned into self-loops, futures) and require a model or a clean
-TaskscopeError every time -- never a signal, a hang or another exception.
+links turned into self-loops, futures, stacks, executors' heaps) and require
+a model or a clean TaskscopeError every time -- never a signal, a hang or
+another exception.
 
 The library runs in a worker subprocess (so a crash is seen as a negative
 returncode); the worker decodes many variants in turn and reports each one,
-so the variant that killed it is known and the run goes on after it."""
+so the variant that killed it is known and the run goes on after it.
+
+And the corruption is real: every variant changes bytes of the core (no
+patch writes what was there), the library's reader sees the patched bytes
+at the patched address (so the address-to-offset mapping is right), and for
+at least a stated fraction of the variants of each core the decode differs
+from the clean copy's (or is a clean error, incomplete or marked
+implausible).  The clean copy decodes the same before and after the
+variants (the restoring is exact, the decode deterministic)."""
 
 import json
 import os
@@ -25,49 +34,236 @@ VARIANTS = {"mutex_deadlock": 50, "many_idle": 30}
 SEED = 20240611
 WORKER_TIMEOUT = 240
 
-WORKER = r'''
-import json, sys
+# The least fraction of a plan's variants whose decode must differ from the
+# clean copy's (or be an error, incomplete, implausible), per test.  Set
+# below what the seeded plans give today (measured: see each test), so the
+# corruption reaching the decoder is what is checked, not its exact count.
+MIN_CHANGED = {"mutex_deadlock": 0.5, "many_idle": 0.4, "stacks": 0.25, "smol_deadlock": 0.25,
+               "futures_localpool": 0.5}
+
+# One worker for every test here.  Decodes the clean copy (CLEAN), then
+# applies each variant of the plan in turn to the copy of the core: checks
+# the bytes it wrote are in the file and that the library's reader sees
+# them at the patched address (EFFECT), decodes (RESULT: a JSON object),
+# and restores the bytes; the clean copy once more at the end.  Mode
+# "frames": every thread's walk by the library's unwinder; "model": tasks,
+# frames and graph; "locals": with locals too.
+WORKER = r"""
+import ctypes, hashlib, json, sys
 sys.path.insert(0, sys.argv[1])
 from taskscope import binding
-exe, core, plan_path, start = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+mode, exe, core, plan_path, start = sys.argv[2:6] + [int(sys.argv[6])]
 with open(plan_path) as f:
     plan = json.load(f)
+lib = binding.library()
+lib.tscope_target_read.restype = ctypes.c_void_p
+lib.tscope_target_read.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
+                                   ctypes.c_uint64]
 prog = binding.Program(exe)
 prog.index()
-out = sys.stdout
+
+
+def emit(*words):
+    sys.stdout.write(" ".join(str(w) for w in words) + "\n")
+    sys.stdout.flush()
+
+
+def decode():
+    try:
+        target = binding.Target.core(core)
+        try:
+            s = binding.Session(prog, target)
+            try:
+                if mode == "frames":
+                    doc = []
+                    for th in s.threads().get("threads", []):
+                        r = s.thread_frames(th["tid"])
+                        assert len(r["frames"]) <= 256 and (r["complete"] or
+                                                            r["stopped_because"]), r
+                        doc.append(r)
+                    res = dict(res="OK", frames=sum(len(r["frames"]) for r in doc))
+                else:
+                    doc = s.tasks(frames=True, locals=mode == "locals", graph=True)
+                    res = dict(res="OK", tasks=len(doc.get("tasks", [])),
+                               errors=len(doc.get("errors", [])),
+                               complete=doc.get("complete"), schema=doc.get("schema"))
+            finally:
+                s.close()
+        finally:
+            target.close()
+    except binding.TaskscopeError as e:
+        return dict(res="ERR", code=e.code, message=str(e)[:200])
+    except Exception as e:
+        return dict(res="EXC", message="%s: %s" % (type(e).__name__, str(e)[:300]))
+    text = json.dumps(doc, sort_keys=True)
+    res.update(digest=hashlib.sha1(text.encode()).hexdigest()[:16],
+               implausible="implausible" in text)
+    return res
+
+
+def effect(patches, orig):
+    # the bytes the variant leaves at each patched offset (a later patch
+    # may overwrite an earlier one)
+    img = {}
+    for off, hexdata, _addr in patches:
+        for k, b in enumerate(bytes.fromhex(hexdata)):
+            img[off + k] = b
+    if not any(img[o] != orig[o] for o in img):
+        return "writes only the bytes that were there"
+    with open(core, "rb") as f:
+        for off, hexdata, _addr in patches:
+            f.seek(off)
+            want = bytes(img[off + k] for k in range(len(hexdata) // 2))
+            if f.read(len(want)) != want:
+                return "the file at offset %#x does not hold the patch" % off
+    target = binding.Target.core(core)
+    try:
+        for off, hexdata, addr in patches:
+            if addr is None:  # notes (registers): no address
+                continue
+            want = bytes(img[off + k] for k in range(len(hexdata) // 2))
+            buf = ctypes.create_string_buffer(len(want))
+            err = lib.tscope_target_read(target._h, addr, buf, len(want))
+            if err:
+                lib.tscope_error_destroy(err)
+                return "the library cannot read the patched address %#x" % addr
+            if buf.raw != want:
+                return "the library reads %s at %#x, the patch wrote %s" % (
+                    buf.raw.hex(), addr, want.hex())
+    finally:
+        target.close()
+    return "ok"
+
+
+emit("CLEAN", json.dumps(decode()))
 with open(core, "r+b") as fh:
     for i in range(start, len(plan)):
-        saved = []
-        for off, hexdata in plan[i]["patches"]:
-            data = bytes.fromhex(hexdata)
+        patches = plan[i]["patches"]
+        orig = {}
+        for off, hexdata, _addr in patches:
             fh.seek(off)
-            saved.append((off, fh.read(len(data))))
+            for k, b in enumerate(fh.read(len(hexdata) // 2)):
+                orig.setdefault(off + k, b)
+        for off, hexdata, _addr in patches:
             fh.seek(off)
-            fh.write(data)
+            fh.write(bytes.fromhex(hexdata))
         fh.flush()
-        out.write("BEGIN %d\n" % i)
-        out.flush()
+        emit("BEGIN", i)
+        emit("EFFECT", i, effect(patches, orig))
+        emit("RESULT", i, json.dumps(decode()))
+        for o, b in orig.items():
+            fh.seek(o)
+            fh.write(bytes([b]))
+        fh.flush()
+emit("CLEAN", json.dumps(decode()))
+"""
+
+
+class Outcome:
+    """What run_plan saw: the clean decodes, each variant's effect and
+    result, the variants that killed the worker."""
+
+    def __init__(self):
+        self.clean, self.effects, self.results, self.deaths = [], {}, {}, []
+
+
+def run_plan(sc, mode, plan, tmp_path):
+    """Decode every variant of @plan ([{"what", "patches": [[core offset,
+    hex bytes, address or None]]}]) on a copy of sc's core in worker
+    subprocesses; a dead worker is restarted after the variant that killed
+    it.  Returns an Outcome."""
+    work = str(tmp_path / "core")
+    shutil.copyfile(sc.core, work)
+    plan_path = str(tmp_path / "plan.json")
+    with open(plan_path, "w") as f:
+        json.dump(plan, f)
+    seen = Outcome()
+    start = 0
+    while start < len(plan):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WORKER, os.path.join(helpers.REPO, "gdbext"), mode, sc.exe,
+             work, plan_path, str(start)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, text=True, errors="replace")
         try:
-            target = binding.Target.core(core)
-            try:
-                s = binding.Session(prog, target)
-                m = s.tasks(frames=True, graph=True)
-                s.close()
-                res = "OK %d tasks=%d errors=%d schema=%s" % (
-                    i, len(m.get("tasks", [])), len(m.get("errors", [])), m.get("schema"))
-            finally:
-                target.close()
-        except binding.TaskscopeError as e:
-            res = "ERR %d %s" % (i, e.code)
-        except Exception as e:
-            res = "EXC %d %s: %s" % (i, type(e).__name__, str(e)[:300].replace("\n", " "))
-        for off, data in saved:
-            fh.seek(off)
-            fh.write(data)
-        fh.flush()
-        out.write(res + "\n")
-        out.flush()
-'''
+            out, err = proc.communicate(timeout=WORKER_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            err = "timeout after %ds (hang?)\n%s" % (WORKER_TIMEOUT, err)
+        current = None
+        for line in out.splitlines():
+            word, _, rest = line.partition(" ")
+            if word == "CLEAN":
+                seen.clean.append(json.loads(rest))
+            elif word == "BEGIN":
+                current = int(rest)
+            elif word == "EFFECT":
+                i, _, how = rest.partition(" ")
+                seen.effects[int(i)] = how
+            elif word == "RESULT":
+                i, _, doc = rest.partition(" ")
+                seen.results[int(i)] = json.loads(doc)
+                current = None
+        if proc.returncode == 0 and current is None:
+            break
+        if current is None:  # died outside a variant (startup, clean decode)
+            seen.deaths.append((start, "worker exit %d outside a variant:\n%s"
+                                % (proc.returncode, err[-2000:])))
+            break
+        seen.deaths.append((current, "exit %d (%s)\n%s" % (
+            proc.returncode, "signal %d" % -proc.returncode if proc.returncode < 0 else "status",
+            err[-1500:])))
+        # The worker died with the variant applied: restore the copy.
+        with open(sc.core, "rb") as src, open(work, "r+b") as dst:
+            for off, hexdata, _addr in plan[current]["patches"]:
+                src.seek(off)
+                dst.seek(off)
+                dst.write(src.read(len(hexdata) // 2))
+        start = current + 1
+    return seen
+
+
+def changed(result, clean):
+    """True if a variant's decode is not the clean copy's: a clean error,
+    incomplete, errors noted, an implausible mark, or another document."""
+    return (result.get("res") != "OK" or result.get("complete") is False or
+            result.get("errors") or result.get("implausible") or
+            result.get("digest") != clean.get("digest"))
+
+
+def check_outcome(name, mode, plan, seen, min_changed):
+    """Every variant ran, changed the core and was decoded to a model or a
+    clean error; at least @min_changed of them decode differently."""
+    desc = lambda i: "variant %d (%s, patches %s)" % (i, plan[i]["what"], plan[i]["patches"][:4])
+    problems = ["%s: worker died: %s" % (desc(i), how) for i, how in seen.deaths]
+    for i, r in sorted(seen.results.items()):
+        if r["res"] == "EXC" or (r["res"] == "OK" and mode != "frames" and
+                                 r.get("schema") != "taskscope/1"):
+            problems.append("%s: %s" % (desc(i), r))
+    done = set(seen.results) | {i for i, _ in seen.deaths}
+    missing = sorted(set(range(len(plan))) - done)
+    assert not problems and not missing, "%s: %d of %d variants failed:\n%s%s" % (
+        name, len(problems), len(plan), "\n".join(problems[:15]),
+        "\nnot run: %s" % missing if missing else "")
+    # the corruption took effect: in the file and at its address
+    no_effect = ["%s: %s" % (desc(i), seen.effects.get(i)) for i in range(len(plan))
+                 if seen.effects.get(i) != "ok"]
+    assert not no_effect, "%s: %d of %d variants did not corrupt the core:\n%s" % (
+        name, len(no_effect), len(plan), "\n".join(no_effect[:15]))
+    # one clean decode, before and after (none when a death came last)
+    assert seen.clean and seen.clean[0].get("res") == "OK", (name, seen.clean)
+    digests = {c.get("digest") for c in seen.clean}
+    assert len(digests) == 1, "%s: the clean copy decoded differently between runs: %s" % (
+        name, seen.clean)
+    clean = seen.clean[0]
+    diff = [i for i, r in seen.results.items() if changed(r, clean)]
+    print("%s (%s): %d of %d variants decode differently from the clean copy"
+          % (name, mode, len(diff), len(plan)))
+    assert len(diff) >= min_changed * len(plan), (
+        "%s: only %d of %d variants decode differently from the clean copy (at least %d%% "
+        "must): the corruption does not reach the decoder\nunchanged: %s"
+        % (name, len(diff), len(plan), 100 * min_changed,
+           [desc(i) for i in sorted(set(seen.results) - set(diff))][:10]))
 
 
 def _model(sc):
@@ -88,8 +284,68 @@ def _read_words(core, lmap, addr, nwords):
     return [int.from_bytes(data[i:i + 8], "little") for i in range(0, len(data), 8)]
 
 
+def _references(core, addrs):
+    """Addresses of the 8-aligned words of the core's writable PT_LOAD data
+    holding one of @addrs."""
+    out = []
+    with open(core, "rb") as f:
+        for ph in helpers.elf_phdrs(core):
+            if ph["type"] != 1 or not ph["flags"] & 2 or not ph["filesz"]:
+                continue
+            f.seek(ph["offset"])
+            data = f.read(ph["filesz"])
+            for a in addrs:
+                pat = a.to_bytes(8, "little")
+                at = data.find(pat)
+                while at >= 0:
+                    if at % 8 == 0:
+                        out.append(ph["vaddr"] + at)
+                    at = data.find(pat, at + 1)
+    return out
+
+
+class Patcher:
+    """Patches of one core: [core offset, hex bytes, address] for @data at
+    an address, or None when the address is not in the core's file data or
+    @data is what is there already (not a corruption)."""
+
+    def __init__(self, core):
+        self.lmap = helpers.elf_load_map(core)
+        self.f = open(core, "rb")
+
+    def __call__(self, addr, data):
+        off = helpers.core_offset(self.lmap, addr, len(data))
+        if off is None:
+            return None
+        self.f.seek(off)
+        if self.f.read(len(data)) == data:
+            return None
+        return [off, data.hex(), addr]
+
+    def close(self):
+        self.f.close()
+
+
+def apply_plan_variant(src, dst, patches):
+    """Copy core @src to @dst with @patches applied; the number of bytes
+    that differ from @src (every patch must change some)."""
+    shutil.copyfile(src, dst)
+    with open(dst, "r+b") as f:
+        for off, hexdata, _addr in patches:
+            f.seek(off)
+            f.write(bytes.fromhex(hexdata))
+    n = 0
+    with open(src, "rb") as a, open(dst, "rb") as b:
+        for off, hexdata, _addr in patches:
+            a.seek(off)
+            b.seek(off)
+            n += sum(x != y for x, y in zip(a.read(len(hexdata) // 2), b.read(len(hexdata) // 2)))
+    return n
+
+
 def make_plan(sc, n, seed=SEED):
-    """n variants: [{"what", "patches": [(core offset, hex bytes)]}]."""
+    """n variants: [{"what", "patches": [[core offset, hex bytes, address]]}],
+    each with at least one patch that changes the core."""
     rng = random.Random("%s/%s" % (seed, sc.name))
     model = _model(sc)
     lmap = helpers.elf_load_map(sc.core)
@@ -100,6 +356,9 @@ def make_plan(sc, n, seed=SEED):
     frames = [int(f["address"], 16) for t in tasks for f in t.get("frames") or []
               if f.get("address")]
     resources = [int(r["address"], 16) for r in model.get("resources", [])]
+    assert headers and futures and frames and resources, (
+        "%s: nothing to corrupt: %d task headers, %d futures, %d frames, %d resources"
+        % (sc.name, len(headers), len(futures), len(frames), len(resources)))
     # List links: words of a task cell holding another task's header address
     # (the owned-tasks list's prev/next, the run queue's next).
     links = []
@@ -107,117 +366,72 @@ def make_plan(sc, n, seed=SEED):
         for k, w in enumerate(_read_words(sc.core, lmap, h, 96)):
             if w in hset and w != h:
                 links.append((h, h + 8 * k))
+    if not links:
+        # No task cell links another (tokio's sharded list with one task
+        # per shard: its links are null): the references to the tasks from
+        # the rest of the core's writable memory (the shards' heads and
+        # tails, queues, JoinHandles); a self-loop points one at itself.
+        links = [(at, at) for at in _references(sc.core, headers[:200])]
 
     def word(h):
         return rng.choice([0, 0x10, 0xffffffffffffffff, h, h + 8, rng.getrandbits(64),
                            rng.choice(headers), rng.getrandbits(48) & ~7])
 
-    def patch(addr, data):
-        off = helpers.core_offset(lmap, addr, len(data))
-        return None if off is None else (off, data.hex())
-
+    patch = Patcher(sc.core)
     kinds = ["header", "vtable", "self_loop", "link_garbage", "future", "frame",
              "resource", "state_word"]
     plan = []
     for i in range(n):
         what = kinds[i % len(kinds)] if i < len(kinds) else rng.choice(kinds)
         patches = []
-        for _ in range(rng.randint(1, 3)):
-            h = rng.choice(headers)
-            if what == "header":
-                p = patch(h + rng.randrange(0, 64), rng.randbytes(rng.randint(1, 32)))
-            elif what == "vtable":  # tokio Header: state, queue_next, vtable, owner_id
-                p = patch(h + 16, word(h).to_bytes(8, "little"))
-            elif what == "state_word":
-                p = patch(h, word(h).to_bytes(8, "little"))
-            elif what in ("self_loop", "link_garbage") and links:
-                cell, at = rng.choice(links)
-                val = cell if what == "self_loop" else word(cell)
-                p = patch(at, val.to_bytes(8, "little"))
-            elif what == "future" and futures:
-                p = patch(rng.choice(futures) + rng.randrange(0, 128),
-                          rng.randbytes(rng.randint(1, 32)))
-            elif what == "frame" and frames:
-                p = patch(rng.choice(frames) + rng.randrange(0, 64),
-                          word(h).to_bytes(8, "little"))
-            elif what == "resource" and resources:
-                p = patch(rng.choice(resources) + 8 * rng.randrange(0, 8),
-                          word(h).to_bytes(8, "little"))
-            else:
-                p = patch(h + 8 * rng.randrange(0, 12), word(h).to_bytes(8, "little"))
-            if p:
-                patches.append(p)
+        # a draw can miss the core's file data or write what is there: draw
+        # again, so that every variant corrupts something
+        for _attempt in range(20):
+            for _ in range(rng.randint(1, 3)):
+                h = rng.choice(headers)
+                if what == "header":
+                    p = patch(h + rng.randrange(0, 64), rng.randbytes(rng.randint(1, 32)))
+                elif what == "vtable":  # tokio Header: state, queue_next, vtable, owner_id
+                    p = patch(h + 16, word(h).to_bytes(8, "little"))
+                elif what == "state_word":
+                    p = patch(h, word(h).to_bytes(8, "little"))
+                elif what in ("self_loop", "link_garbage") and links:
+                    cell, at = rng.choice(links)
+                    val = cell if what == "self_loop" else word(cell)
+                    p = patch(at, val.to_bytes(8, "little"))
+                elif what == "future":
+                    p = patch(rng.choice(futures) + rng.randrange(0, 128),
+                              rng.randbytes(rng.randint(1, 32)))
+                elif what == "frame":
+                    p = patch(rng.choice(frames) + rng.randrange(0, 64),
+                              word(h).to_bytes(8, "little"))
+                elif what == "resource":
+                    p = patch(rng.choice(resources) + 8 * rng.randrange(0, 8),
+                              word(h).to_bytes(8, "little"))
+                else:
+                    p = patch(h + 8 * rng.randrange(0, 12), word(h).to_bytes(8, "little"))
+                if p:
+                    patches.append(p)
+            if patches:
+                break
+        assert patches, "%s: variant %d (%s): no patch changes the core" % (sc.name, i, what)
         plan.append({"what": what, "patches": patches})
-    assert any(v["what"] == "self_loop" and v["patches"] for v in plan), (
+    patch.close()
+    assert any(v["what"] == "self_loop" for v in plan) and links, (
         "no list links found in %s's task cells" % sc.name)
     return plan
 
 
-def run_plan(sc, plan, tmp_path):
-    """Decode every variant in worker subprocesses; returns ([(i, line)],
-    [(i, how it died)])."""
-    work = str(tmp_path / "core")
-    shutil.copyfile(sc.core, work)
-    plan_path = str(tmp_path / "plan.json")
-    with open(plan_path, "w") as f:
-        json.dump(plan, f)
-    results, deaths = [], []
-    start = 0
-    while start < len(plan):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER, os.path.join(helpers.REPO, "gdbext"), sc.exe, work,
-             plan_path, str(start)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL, text=True, errors="replace")
-        try:
-            out, err = proc.communicate(timeout=WORKER_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-            err = "timeout after %ds (hang?)\n%s" % (WORKER_TIMEOUT, err)
-        current = None
-        for line in out.splitlines():
-            if line.startswith("BEGIN "):
-                current = int(line.split()[1])
-            elif current is not None:
-                results.append((current, line))
-                current = None
-        if proc.returncode == 0 and current is None:
-            break
-        if current is None:  # died outside a variant (startup)
-            deaths.append((start, "worker exit %d before any variant:\n%s"
-                           % (proc.returncode, err[-2000:])))
-            break
-        deaths.append((current, "exit %d (%s)\n%s" % (
-            proc.returncode, "signal %d" % -proc.returncode if proc.returncode < 0 else "status",
-            err[-1500:])))
-        # The worker died with the variant applied: restore the copy.
-        with open(sc.core, "rb") as src, open(work, "r+b") as dst:
-            for off, hexdata in plan[current]["patches"]:
-                src.seek(off)
-                dst.seek(off)
-                dst.write(src.read(len(hexdata) // 2))
-        start = current + 1
-    return results, deaths
-
-
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_corrupted_cores_never_crash_the_library(scenarios, name, tmp_path):
+    """mutex_deadlock's (50) and many_idle's (30) cores with garbage in
+    task headers, vtables, state words, list links, futures, frames and
+    resources.  Measured today: 33 of 50 and 19 of 30 variants decode
+    differently from the clean copy; at least half and 40% must."""
     sc = scenarios(name)
     plan = make_plan(sc, VARIANTS[name])
-    results, deaths = run_plan(sc, plan, tmp_path)
-    desc = lambda i: "variant %d (%s, patches %s)" % (i, plan[i]["what"], plan[i]["patches"])
-    problems = ["%s: worker died: %s" % (desc(i), how) for i, how in deaths]
-    problems += ["%s: %s" % (desc(i), line) for i, line in results
-                 if not (line.startswith("OK ") and line.endswith("schema=taskscope/1"))
-                 and not line.startswith("ERR ")]
-    done = {i for i, _ in results} | {i for i, _ in deaths}
-    missing = sorted(set(range(len(plan))) - done)
-    assert not problems and not missing, "%s: %d of %d variants failed:\n%s%s" % (
-        name, len(problems), len(plan), "\n".join(problems[:15]),
-        "\nnot run: %s" % missing if missing else "")
-    # The corruption reached the decoder: not every variant is a clean model.
-    changed = [line for _, line in results if not line.endswith("errors=0 schema=taskscope/1")]
-    print("%s: %d variants, %d with errors or a TaskscopeError" % (name, len(plan), len(changed)))
+    seen = run_plan(sc, "model", plan, tmp_path)
+    check_outcome(name, "model", plan, seen, MIN_CHANGED[name])
 
 
 @pytest.mark.parametrize("name,index", [("mutex_deadlock", 0), ("mutex_deadlock", 2),
@@ -228,11 +442,8 @@ def test_gdb_on_a_corrupted_core_exits_0_or_1(scenarios, name, index, tmp_path):
     sc = scenarios(name)
     plan = make_plan(sc, VARIANTS[name])
     work = str(tmp_path / "core")
-    shutil.copyfile(sc.core, work)
-    with open(work, "r+b") as f:
-        for off, hexdata in plan[index]["patches"]:
-            f.seek(off)
-            f.write(bytes.fromhex(hexdata))
+    assert apply_plan_variant(sc.core, work, plan[index]["patches"]) > 0, (
+        "variant %d of %s changes no byte of the core" % (index, name))
     for cmd in ("info async-tasks", "async backtrace all --json", "async diagnose"):
         rc, text, out, err = helpers.gdb_text(sc.exe, work, cmd)
         assert rc in (0, 1) and not helpers.crashed(rc, err), (
@@ -240,63 +451,6 @@ def test_gdb_on_a_corrupted_core_exits_0_or_1(scenarios, name, index, tmp_path):
             % (cmd, index, plan[index]["what"], name, rc, err[-3000:]))
         if rc == 1:
             assert "taskscope: " in err and "internal error" not in err, err[-3000:]
-
-
-# One worker for the corruption tests below: applies each variant of a plan
-# to a copy of a core, runs the mode's decode, prints BEGIN i then OK/ERR,
-# restores the bytes.  Mode "frames": every thread's walk by the library's
-# unwinder; "model": the whole model.
-PATCH_WORKER = r'''
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from taskscope import binding
-mode, exe, core, plan = sys.argv[2], sys.argv[3], sys.argv[4], json.load(open(sys.argv[5]))
-with open(core, "rb") as f:
-    orig = f.read()
-for i, patches in enumerate(plan):
-    with open(core, "r+b") as f:
-        for off, data in patches:
-            f.seek(off); f.write(bytes.fromhex(data))
-    print("BEGIN %d" % i, flush=True)
-    try:
-        s = binding.Session(binding.Program(exe), binding.Target.core(core))
-        if mode == "frames":
-            n = 0
-            for th in s.threads().get("threads", []):
-                r = s.thread_frames(th["tid"])
-                assert len(r["frames"]) <= 256 and (r["complete"] or r["stopped_because"]), r
-                n += len(r["frames"])
-            print("OK %d frames" % n, flush=True)
-        else:
-            m = s.tasks(frames=True, locals=True, graph=True)
-            print("OK %d tasks complete=%s" % (len(m["tasks"]), m["complete"]), flush=True)
-    except binding.TaskscopeError as e:
-        print("ERR %s" % e, flush=True)
-    with open(core, "r+b") as f:
-        for off, data in patches:
-            f.seek(off); f.write(orig[off:off + len(data) // 2])
-'''
-
-
-def run_patch_plan(sc, mode, plan, tmp_path):
-    """PATCH_WORKER over @plan on a copy of sc's core: the worker lives,
-    every variant gives OK or ERR, and the corruption shows (not every
-    variant decodes alike)."""
-    work = str(tmp_path / "core")
-    shutil.copyfile(sc.core, work)
-    plan_path = str(tmp_path / "plan.json")
-    with open(plan_path, "w") as f:
-        json.dump(plan, f)
-    proc = subprocess.run([sys.executable, "-c", PATCH_WORKER, os.path.join(helpers.REPO, "gdbext"),
-                           mode, sc.exe, work, plan_path], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=WORKER_TIMEOUT)
-    lines = proc.stdout.splitlines()
-    begun = [l for l in lines if l.startswith("BEGIN ")]
-    assert proc.returncode == 0, "worker died at %s (exit %d):\n%s" % (
-        begun[-1] if begun else "start", proc.returncode, proc.stderr[-3000:])
-    done = [l for l in lines if l.startswith(("OK ", "ERR "))]
-    assert len(done) == len(plan), (len(done), len(plan), proc.stderr[-2000:])
-    assert len(set(done)) > 1, done[:5]
 
 
 def _first_prstatus_regs_offset(core):
@@ -323,29 +477,38 @@ def test_corrupted_stacks_never_crash_the_unwinder(tmp_path):
     and registers are overwritten (random words, zeros, pointers back into
     the stack that would make the walk loop, a garbage rsp/rip/rbp): every
     thread's walk ends, within 256 frames, saying why, and the process
-    lives (each variant in one worker; a dead worker names its variant)."""
+    lives (each variant in one worker; a dead worker names its variant).
+    Measured today: 14 of 40 variants unwind differently from the clean
+    copy (most words patched lie above the live frames); at least a
+    quarter must."""
     h = helpers
     sc = h.capture("panic_abort_deep", h.FIXTURES, script=os.path.join(
         h.REPO, "core-fixtures", "capture-crash"))
     regs, sp = _first_prstatus_regs_offset(sc.core)
-    load = h.elf_load_map(sc.core)
+    patch = Patcher(sc.core)
     rng = random.Random(9)
     plan = []
+    with open(sc.core, "rb") as f:
+        f.seek(regs)
+        pr_reg = f.read(27 * 8)
     for v in range(40):
         patches = []
         for _ in range(rng.choice((1, 4, 32))):
             addr = sp + 8 * rng.randrange(0, 4096)
-            off = h.core_offset(load, addr, 8)
-            if off is None:
-                continue
             val = rng.choice((0, rng.getrandbits(64), sp + 8 * rng.randrange(-64, 4096),
                               addr, addr - 8))
-            patches.append((off, struct.pack("<Q", val & (2**64 - 1)).hex()))
-        if v % 5 == 0:  # the registers: rip (16), rsp (19), rbp (4)
+            p = patch(addr, struct.pack("<Q", val & (2**64 - 1)))
+            if p:
+                patches.append(p)
+        if v % 5 == 0 or not patches:  # the registers: rip (16), rsp (19), rbp (4)
             slot = rng.choice((16, 19, 4))
-            patches.append((regs + slot * 8, struct.pack("<Q", rng.getrandbits(64)).hex()))
-        plan.append(patches)
-    run_patch_plan(sc, "frames", plan, tmp_path)
+            val = struct.pack("<Q", rng.getrandbits(64))
+            if val != pr_reg[slot * 8:slot * 8 + 8]:
+                patches.append([regs + slot * 8, val.hex(), None])
+        plan.append({"what": "stack" if v % 5 else "stack+registers", "patches": patches})
+    patch.close()
+    seen = run_plan(sc, "frames", plan, tmp_path)
+    check_outcome(sc.name, "frames", plan, seen, MIN_CHANGED["stacks"])
 
 
 @pytest.mark.parametrize("name", ["smol_deadlock", "futures_localpool"])
@@ -354,25 +517,28 @@ def test_corrupted_heaps_never_crash_the_executor_scans(name, tmp_path):
     the core's writable memory: on 30 copies of an executor core with 16
     random words each around its tasks' futures and resources (random
     values, zeros, pointers back into the same memory), every decode returns
-    a model or a clean error, the worker lives, and the corruption shows
-    (not every copy decodes alike)."""
+    a model or a clean error and the worker lives.  Measured today: 11
+    (smol_deadlock) and 26 (futures_localpool) of 30 decode differently
+    from the clean copy; at least a quarter and half must."""
     sc = helpers.capture(name, helpers.FIXTURES, script=os.path.join(
         helpers.REPO, "core-fixtures", "capture-executors"))
-    load = helpers.elf_load_map(sc.core)
+    patch = Patcher(sc.core)
     # where the decoders look: around each task's future (its anchor) and
     # each resource the truth names, a KiB either side
     near = [t["anchor"] for t in sc.truth["tasks"]] + [r["address"] for r in sc.truth["resources"]]
+    assert sc.truth["tasks"] and sc.truth["resources"], (name, sc.truth)
     rng = random.Random(10)
     plan = []
     for _v in range(30):
         patches = []
         for _ in range(16):
             addr = (rng.choice(near) + 8 * rng.randrange(-128, 128)) & ~7
-            off = helpers.core_offset(load, addr, 8)
-            if off is None:
-                continue
             val = rng.choice((0, rng.getrandbits(64), addr, addr + 8 * rng.randrange(-16, 16),
                               rng.choice(near)))
-            patches.append((off, struct.pack("<Q", val & (2**64 - 1)).hex()))
-        plan.append(patches)
-    run_patch_plan(sc, "model", plan, tmp_path)
+            p = patch(addr, struct.pack("<Q", val & (2**64 - 1)))
+            if p:
+                patches.append(p)
+        plan.append({"what": "heap", "patches": patches})
+    patch.close()
+    seen = run_plan(sc, "locals", plan, tmp_path)
+    check_outcome(name, "locals", plan, seen, MIN_CHANGED[name])
