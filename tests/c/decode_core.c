@@ -555,6 +555,9 @@ static char *truth_path(const char *core)
 
 int main(int argc, char **argv)
 {
+	/* line by line: a sanitizer ends the process with _exit(), and its
+	 * report should follow what was decoded, not lose it in a buffer */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc != 3 && argc != 4) {
 		fprintf(stderr, "usage: decode_core EXE CORE [TRUTH]\n");
 		return 2;
