@@ -456,6 +456,14 @@ fn tasks_json(r: &Registry, with_waits_on: bool) -> Vec<Value> {
 /// `tokio`/`flavor` are filled in from the current runtime (null if none; a
 /// plain thread can `Handle::enter()` a runtime to report it).
 pub fn write_truth(path: &str, extra: Value) {
+    write_truth_file(path, extra);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "READY").unwrap();
+    out.flush().unwrap();
+}
+
+/// [`write_truth`] without printing `READY`.
+fn write_truth_file(path: &str, extra: Value) {
     let base = extra["scenario"].as_str().expect("extra.scenario missing");
     let scenario = if cfg!(debug_assertions) {
         base.to_string()
@@ -492,6 +500,172 @@ pub fn write_truth(path: &str, extra: Value) {
     let tmp = format!("{path}.tmp");
     let mut text = serde_json::to_string_pretty(&truth).unwrap();
     text.push('\n');
+    std::fs::write(&tmp, text).expect("write truth");
+    std::fs::rename(&tmp, path).expect("rename truth");
+}
+
+// ------------------------------------------------------------------------
+// Compact truth for scale scenarios (`mixed_scale`: up to a million tasks).
+//
+// The per-task registry above keeps names, chains and type strings for every
+// task (hundreds of bytes each, in the dumped heap) and writes one pretty JSON
+// object per task; at 1M tasks that would bloat both the core and the truth.
+// Here every task belongs to a *kind* that parks at one await: the registry
+// keeps per kind the spawned ids, the ids seen at the park (checked equal
+// before the truth is written), the future type and the await's line, and
+// the truth lists each task as `{"id": N, "kind": K}` plus one record per kind.
+
+struct KindRec {
+    order: usize,
+    ids: Vec<u64>,
+    parked: Vec<u64>,
+    future_type: Option<&'static str>,
+    park: Option<Await>,
+}
+
+static KINDS: Mutex<Option<HashMap<&'static str, KindRec>>> = Mutex::new(None);
+
+fn with_kinds<R>(f: impl FnOnce(&mut HashMap<&'static str, KindRec>) -> R) -> R {
+    let mut guard = KINDS.lock().unwrap_or_else(|e| e.into_inner());
+    f(guard.get_or_insert_with(HashMap::new))
+}
+
+fn kind_entry<'a>(m: &'a mut HashMap<&'static str, KindRec>, kind: &'static str) -> &'a mut KindRec {
+    let order = m.len();
+    m.entry(kind).or_insert_with(|| KindRec { order, ids: Vec::new(), parked: Vec::new(), future_type: None, park: None })
+}
+
+/// `tokio::spawn(fut)` as a task of `kind`: records its id and checks that
+/// every task of the kind has the same future type.
+pub fn spawn_kind<F>(kind: &'static str, fut: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let future_type = std::any::type_name_of_val(&fut);
+    let handle = tokio::spawn(fut);
+    let id = id_u64(handle.id());
+    with_kinds(|m| {
+        let k = kind_entry(m, kind);
+        assert!(k.future_type.map_or(true, |t| t == future_type), "kind {kind}: two future types");
+        k.future_type = Some(future_type);
+        k.ids.push(id);
+    });
+    handle
+}
+
+/// Implementation detail of [`park_kind!`]. `function` is only called for
+/// the first park of a kind (it allocates).
+#[doc(hidden)]
+pub fn record_kind_park(kind: &'static str, line: u32, file: &'static str, function: impl FnOnce() -> String) {
+    let id = id_u64(tokio::task::try_id().expect("park_kind! used outside a tokio task"));
+    with_kinds(|m| {
+        let k = kind_entry(m, kind);
+        match &k.park {
+            Some(a) => assert!(a.line == line && a.file == file, "kind {kind} parks at {file}:{line} and at {}:{}", a.file, a.line),
+            None => {
+                // function() runs in park_kind!'s closure: one more {{closure}}.
+                let f = function();
+                let f = f.strip_suffix("::{{closure}}").map(str::to_string).unwrap_or(f);
+                k.park = Some(Await { line, file, function: f, macro_name: None })
+            }
+        }
+        k.parked.push(id);
+    });
+}
+
+/// `park_kind!(kind, fut)`: like [`park!`] at level 0, for the one await a
+/// task of `kind` (spawned by [`spawn_kind`]) stays suspended in. Every task
+/// of a kind must park on the same line, once.
+#[macro_export]
+macro_rules! park_kind {
+    ($kind:expr, $fut:expr) => {{
+        $crate::record_kind_park($kind, line!(), file!(), || $crate::__here_fn!());
+        $fut
+    }};
+}
+
+/// Wait until every task spawned with [`spawn_kind`] has reached its
+/// [`park_kind!`] (the parked ids of each kind equal its spawned ids), then
+/// [`SETTLE`]. Panics after `limit`.
+pub async fn wait_kinds(limit: Duration) {
+    let start = std::time::Instant::now();
+    loop {
+        let missing: usize =
+            with_kinds(|m| m.values().map(|k| k.ids.len().saturating_sub(k.parked.len())).sum());
+        if missing == 0 {
+            break;
+        }
+        assert!(start.elapsed() < limit, "{missing} tasks never reached their park_kind!");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    with_kinds(|m| {
+        for (name, k) in m.iter_mut() {
+            let mut a = k.ids.clone();
+            a.sort_unstable();
+            k.parked.sort_unstable();
+            assert!(a == k.parked, "kind {name}: the parked task ids are not the spawned ones");
+            k.parked = Vec::new();
+        }
+    });
+    tokio::time::sleep(SETTLE).await;
+}
+
+/// [`write_truth`] for scenarios spawned with [`spawn_kind`]: `"tasks"` is
+/// every task as `{"id": N, "kind": K}`, ascending by id; `"kinds"` has per
+/// kind `count`, `future_type`, `state` ("idle"), `file`, `line` and
+/// `function` of its await, merged with `extra["kinds"][K]` (e.g.
+/// `waits_on`); the other keys of `extra` are handled as by [`write_truth`].
+pub fn write_truth_kinds(path: &str, extra: Value) {
+    let mut extra = extra;
+    let kind_extra = extra.as_object_mut().and_then(|o| o.remove("kinds")).unwrap_or(json!({}));
+    let (kinds, mut all) = with_kinds(|m| {
+        let mut names: Vec<(&'static str, &KindRec)> = m.iter().map(|(n, k)| (*n, k)).collect();
+        names.sort_by_key(|(_, k)| k.order);
+        let mut kinds = serde_json::Map::new();
+        let mut all: Vec<(u64, &'static str)> = Vec::new();
+        for (name, k) in names {
+            let a = k.park.as_ref().unwrap_or_else(|| panic!("kind {name} never parked"));
+            let mut v = json!({
+                "count": k.ids.len(),
+                "future_type": k.future_type,
+                "state": "idle",
+                "file": a.file,
+                "line": a.line,
+                "function": a.function,
+            });
+            if let Some(Value::Object(x)) = kind_extra.get(name) {
+                for (key, val) in x {
+                    v[key.as_str()] = val.clone();
+                }
+            }
+            kinds.insert(name.to_string(), v);
+            all.extend(k.ids.iter().map(|&id| (id, name)));
+        }
+        (kinds, all)
+    });
+    all.sort_unstable();
+    let mut tasks = String::with_capacity(all.len() * 36 + 16);
+    tasks.push('[');
+    for (i, (id, kind)) in all.iter().enumerate() {
+        use std::fmt::Write as _;
+        let sep = if i == 0 { "\n" } else { ",\n" };
+        write!(tasks, "{sep}    {{\"id\": {id}, \"kind\": \"{kind}\"}}").unwrap();
+    }
+    tasks.push_str(if all.is_empty() { "]" } else { "\n  ]" });
+    let count = all.len();
+    drop(all);
+    let obj = extra.as_object_mut().expect("extra must be an object");
+    obj.insert("task_count".to_string(), json!(count));
+    obj.insert("kinds".to_string(), Value::Object(kinds));
+    // write_truth with an empty registry writes "tasks": []; splice the
+    // (large) list in as text rather than as a serde Value per task.
+    let tmp = format!("{path}.kinds");
+    write_truth_file(&tmp, extra);
+    let text = std::fs::read_to_string(&tmp).expect("read truth");
+    let text = text.replacen("\n  \"tasks\": [],\n", &format!("\n  \"tasks\": {tasks},\n"), 1);
+    std::fs::remove_file(&tmp).ok();
+    let tmp = format!("{path}.tmp");
     std::fs::write(&tmp, text).expect("write truth");
     std::fs::rename(&tmp, path).expect("rename truth");
     let mut out = std::io::stdout().lock();
