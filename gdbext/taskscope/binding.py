@@ -25,6 +25,7 @@ SCHEMA = "taskscope/1"
 JSON_FRAMES = 1
 JSON_LOCALS = 2
 JSON_GRAPH = 4
+JSON_COMPACT = 16  # tasks as rows over shared values: expanded by Session.tasks()
 JSON_THREADS_ONLY = 8
 
 # enum tscope_session_flags
@@ -178,6 +179,17 @@ def _fs(path):
 
 
 _DESC_KEYS = ("name", "task", "future", "in_arc", "notified", "state", "states")
+
+
+def _expand(model):
+    """A JSON_COMPACT document as the plain one: each task row [shape, v1,
+    ...] becomes its object.  Values equal in the text are one object here
+    (a location shared by many tasks): read them, do not modify them."""
+    c = model.pop("compact", None)
+    if c is not None:
+        shapes, get = c["shapes"], c["values"].__getitem__
+        model["tasks"] = [dict(zip(shapes[r[0]], map(get, r[1:]))) for r in model["tasks"]]
+    return model
 
 
 def load_executors(path):
@@ -400,8 +412,8 @@ class Session(_Handle):
                  | (JSON_GRAPH if graph else 0))
         if flags not in self._docs:
             self._docs[flags] = _json_text(lambda ret: library().tscope_session_tasks_json(
-                self._h, flags, ret))
-        model = json.loads(self._docs[flags])
+                self._h, flags | JSON_COMPACT, ret))
+        model = _expand(json.loads(self._docs[flags]))
         byvalue = getattr(self, "_byvalue_tids", ())
         for b in model.get("block_on", []):
             loc = b.get("location") or {}

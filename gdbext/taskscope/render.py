@@ -95,12 +95,23 @@ def tasks_table(model, thread_label=None, wide=False):
     # id last, in list order.
     tasks = sorted(model.get("tasks", []),
                    key=lambda t: (t.get("id") is None, t.get("id") or 0))
+    # Many tasks share their future and location (one object each in a
+    # compact document): their texts are made once.
+    texts = {}
     for t in tasks:
         th = ""
         if t.get("thread") is not None:
             th = thread_label(t["thread"]) if thread_label else "LWP %d" % t["thread"]
+        if t.get("crashed") or t.get("running_at") or t.get("error"):
+            text = (future_text(t, wide), location_text(t, wide))
+        else:
+            key = (t.get("root_future"), t.get("future"), id(t.get("location")),
+                   id(t.get("root_location")), t.get("location_error"), t.get("stage"))
+            text = texts.get(key)
+            if text is None:
+                text = texts[key] = (future_text(t, wide), location_text(t, wide), t)
         rows.append(("" if t.get("id") is None else str(t["id"]), t.get("state", "?"),
-                     th, future_text(t, wide), location_text(t, wide)))
+                     th, text[0], text[1]))
     head = ("Id", "State", "Thread", "Future", "Location")
     widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(4)]
     out = []

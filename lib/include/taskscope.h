@@ -270,6 +270,11 @@ enum tscope_json_flags {
 	TSCOPE_JSON_LOCALS = 2, /* with each frame's live locals */
 	TSCOPE_JSON_GRAPH = 4,  /* "resources", "edges" and "diagnoses" */
 	TSCOPE_JSON_THREADS_ONLY = 8, /* runtimes and threads, no task walk */
+	/* "tasks" as rows, for a reader that parses a large document:
+	 * each task is [shape, v1, v2, ...], its object being
+	 * {compact.shapes[shape][i]: compact.values[v(i+1)]}; equal values
+	 * (a location, a future type shared by many tasks) are written once */
+	TSCOPE_JSON_COMPACT = 16,
 };
 
 TSCOPE_PUBLIC struct tscope_error *

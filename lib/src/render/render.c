@@ -306,6 +306,128 @@ static struct tscope_error *find_executors(struct model *model)
 	return err;
 }
 
+/* ------------------------------------------------------------ compact rows
+ *
+ * A task's object, rendered as usual, becomes a row [shape, v1, ...]: its
+ * keys (in order) are one of the shapes, each value the index of its text
+ * among the values (each distinct text once).  A large document's reader
+ * then parses each repeated location, type and chain once. */
+
+struct compact {
+	struct strmap shapes, values; /* text -> index */
+	struct strbuf shapes_out, values_out;
+	size_t nshapes, nvalues;
+	struct strbuf key; /* scratch */
+};
+
+static void compact_init(struct compact *c)
+{
+	memset(c, 0, sizeof(*c));
+	strmap_init(&c->shapes);
+	strmap_init(&c->values);
+	sb_init(&c->shapes_out);
+	sb_init(&c->values_out);
+	sb_init(&c->key);
+}
+
+/* The index of @text (@n bytes) in @map, adding it to @list (a JSON
+ * array's body) when new. */
+static size_t intern_text(struct compact *c, struct strmap *map, struct strbuf *list,
+			  size_t *count, const char *text, size_t n)
+{
+	c->key.len = 0;
+	sb_append(&c->key, text, n);
+	sb_append(&c->key, "", 1);
+	uint64_t idx;
+	if (c->key.oom || strmap_lookup(map, c->key.s, &idx))
+		return c->key.oom ? 0 : (size_t)idx;
+	idx = (*count)++;
+	strmap_insert(map, c->key.s, n, idx);
+	if (idx)
+		sb_puts(list, ", ");
+	sb_append(list, text, n);
+	return (size_t)idx;
+}
+
+/* The end of the JSON value at @p (a string, object, array or literal). */
+static const char *json_value_end(const char *p, const char *end)
+{
+	int depth = 0;
+	bool str = false;
+	for (; p < end; p++) {
+		char ch = *p;
+		if (str) {
+			if (ch == '\\')
+				p++;
+			else if (ch == '"')
+				str = false;
+			if (!str && !depth)
+				return p + 1;
+			continue;
+		}
+		if (ch == '"')
+			str = true;
+		else if (ch == '{' || ch == '[')
+			depth++;
+		else if (ch == '}' || ch == ']') {
+			if (!depth)
+				return p; /* the end of the enclosing object */
+			if (!--depth)
+				return p + 1;
+		} else if (!depth && ch == ',')
+			return p;
+	}
+	return end;
+}
+
+static void compact_row(struct compact *c, const struct strbuf *obj, struct strbuf *out)
+{
+	const char *p = obj->s, *end = obj->s + obj->len;
+	struct strbuf keys, row;
+	sb_init(&keys);
+	sb_init(&row);
+	sb_puts(&keys, "[");
+	while (p < end && *p != '"')
+		p++;
+	while (p < end && *p == '"') {
+		const char *k = p, *ke = json_value_end(p, end);
+		sb_append(&keys, ", ", keys.len > 1 ? 2 : 0);
+		sb_append(&keys, k, (size_t)(ke - k));
+		p = ke;
+		while (p < end && (*p == ':' || *p == ' ' || *p == '\n'))
+			p++;
+		const char *v = p, *ve = json_value_end(p, end);
+		sb_printf(&row, ", %zu",
+			  intern_text(c, &c->values, &c->values_out, &c->nvalues, v, (size_t)(ve - v)));
+		p = ve;
+		while (p < end && *p != '"' && *p != '}')
+			p++;
+	}
+	sb_puts(&keys, "]");
+	sb_printf(out, "[%zu", intern_text(c, &c->shapes, &c->shapes_out, &c->nshapes, keys.s,
+					   keys.len));
+	sb_append(out, row.s, row.len);
+	sb_puts(out, "]");
+	sb_free(&keys);
+	sb_free(&row);
+}
+
+static void compact_finish(struct compact *c, struct strbuf *out)
+{
+	sb_puts(out, "\"compact\": {\"shapes\": [");
+	sb_append(out, c->shapes_out.s, c->shapes_out.len);
+	sb_puts(out, "],\n\"values\": [");
+	sb_append(out, c->values_out.s, c->values_out.len);
+	sb_puts(out, "]},\n");
+	if (c->key.oom || c->shapes_out.oom || c->values_out.oom)
+		out->oom = true;
+	strmap_free(&c->shapes);
+	strmap_free(&c->values);
+	sb_free(&c->shapes_out);
+	sb_free(&c->values_out);
+	sb_free(&c->key);
+}
+
 static void model_free(struct model *model)
 {
 	if (!model)
@@ -332,6 +454,8 @@ static void session_model_free(void *model)
 
 /* Decode the model: every executor's runtimes and tasks, the host's
  * block_on futures, what each task waits on. */
+static void model_walk(struct model *model);
+
 static struct tscope_error *model_build(struct tscope_session *s, bool threads_only,
 					struct model **ret)
 {
@@ -368,16 +492,28 @@ static struct tscope_error *model_build(struct tscope_session *s, bool threads_o
 			"results may be wrong", s->core_build_id, s->prog->build_id), "FORCED");
 	if ((err = find_executors(model)))
 		goto fail;
-	model->threads_only = threads_only;
-	if (!threads_only) {
-		for (size_t i = 0; i < model->nexecs; i++) {
-			size_t first = model->ntasks;
-			model->execs[i]->walk(model, model->exec_state[i]);
-			for (size_t k = first; k < model->ntasks; k++)
-				model->tasks[k].exec = (int)i;
-		}
-		add_thread_futures(model);
+	model->threads_only = true;
+	if (!threads_only)
+		model_walk(model);
+	*ret = model;
+	return NULL;
+fail:
+	model_free(model);
+	return err;
+}
+
+/* The tasks of a model whose runtimes are found: every executor's walk,
+ * the host's block_on futures, what each task waits on. */
+static void model_walk(struct model *model)
+{
+	model->threads_only = false;
+	for (size_t i = 0; i < model->nexecs; i++) {
+		size_t first = model->ntasks;
+		model->execs[i]->walk(model, model->exec_state[i]);
+		for (size_t k = first; k < model->ntasks; k++)
+			model->tasks[k].exec = (int)i;
 	}
+	add_thread_futures(model);
 	/* A task listed but not decoded (unreadable cell, unknown future
 	 * type) leaves the model incomplete as surely as a cut list. */
 	size_t bad = 0, listed = 0;
@@ -394,11 +530,6 @@ static struct tscope_error *model_build(struct tscope_session *s, bool threads_o
 			   "%zu of %zu tasks could not be decoded; the first: %s",
 			   bad, listed, first_bad), "tasks");
 	graph_build(model);
-	*ret = model;
-	return NULL;
-fail:
-	model_free(model);
-	return err;
 }
 
 /* The session's model, decoded on its first use and kept until what it
@@ -409,10 +540,8 @@ static struct tscope_error *model_get(struct tscope_session *s, unsigned flags,
 {
 	bool threads_only = flags & TSCOPE_JSON_THREADS_ONLY;
 	struct model *model = s->model;
-	if (model && model->threads_only && !threads_only) {
-		session_drop_model(s);
-		model = NULL;
-	}
+	if (model && model->threads_only && !threads_only)
+		model_walk(model);
 	if (!model) {
 		struct tscope_error *err = model_build(s, threads_only, &model);
 		if (err)
@@ -437,13 +566,32 @@ struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 	model->flags = flags;
 	sb_puts(out, "\"tasks\": [");
 	size_t shown = 0;
+	struct compact c;
+	struct strbuf one;
+	bool compact = flags & TSCOPE_JSON_COMPACT;
+	if (compact) {
+		compact_init(&c);
+		sb_init(&one);
+		model->out = &one;
+	}
 	for (size_t i = 0; i < model->ntasks; i++) {
 		if (model->tasks[i].pseudo)
 			continue;
 		sb_puts(out, shown++ ? ",\n  " : "\n  ");
-		render_task(model, &model->tasks[i]);
+		if (compact) {
+			one.len = 0;
+			render_task(model, &model->tasks[i]);
+			compact_row(&c, &one, out);
+		} else {
+			render_task(model, &model->tasks[i]);
+		}
 	}
 	sb_puts(out, shown ? "\n],\n" : "],\n");
+	if (compact) {
+		compact_finish(&c, out);
+		sb_free(&one);
+		model->out = out;
+	}
 	sb_puts(out, "\"block_on\": [");
 	shown = 0;
 	for (size_t i = 0; i < model->ntasks; i++) {
