@@ -120,6 +120,7 @@ def test_every_task_is_listed_with_frames(case):
     sc, doc = case
     assert doc.get("schema") == "taskscope/1"
     found = _by_id(doc["tasks"])
+    helpers.nonempty(sc.truth["tasks"], "%s's truth tasks" % sc.name)
     missing = sorted(t["id"] for t in sc.truth["tasks"] if t["id"] not in found)
     assert not missing, "%s: tasks missing from async backtrace: %s" % (sc.name, missing[:20])
     empty = sorted(t["id"] for t in sc.truth["tasks"] if not found[t["id"]].get("frames"))
@@ -134,9 +135,10 @@ def test_user_frames_are_the_truth_chain(case):
     sc, doc = case
     found = _by_id(doc["tasks"])
     wrong = []
-    for t in sc.truth["tasks"]:
-        if t["id"] not in found:
-            continue
+    # (a missing task is test_every_task_is_listed_with_frames's failure)
+    listed = helpers.nonempty([t for t in sc.truth["tasks"] if t["id"] in found],
+                              "%s's truth tasks listed by async backtrace" % sc.name)
+    for t in listed:
         frames = found[t["id"]].get("frames")
         if t.get("dynamic"):
             # Busy loops: only the root function is stable.
@@ -156,6 +158,8 @@ def test_user_frames_are_the_truth_chain(case):
 def test_frames_are_numbered_innermost_first(case):
     sc, doc = case
     wrong = []
+    helpers.nonempty([t for t in doc["tasks"] if t.get("frames")],
+                     "%s's tasks with frames" % sc.name)
     for t in doc["tasks"]:
         levels = [f.get("level") for f in t.get("frames") or []]
         if levels != list(range(len(levels))):
@@ -326,7 +330,7 @@ def test_alias_bt_and_human_view(scenarios):
     rc, parts, out, err = helpers.gdb_sections(
         sc.exe, sc.core, ["async bt", "async backtrace all"])
     assert parts[0] and parts[0] == parts[1], "async bt differs from async backtrace all"
-    for t in sc.truth["tasks"]:
+    for t in helpers.nonempty(sc.truth["tasks"], "mutex_deadlock's truth tasks"):
         assert re.search(r"^Task %d \(%s\): " % (t["id"], t["state"]), parts[0], re.M), (
             "no title line for task %d in:\n%s" % (t["id"], parts[0]))
         for c in t["chain"]:
@@ -450,7 +454,8 @@ def test_running_task_shows_its_live_frames(scenarios, name, host):
     for t in running:
         live = found[t["id"]].get("live_frames") or []
         user = [(f["function"], f["line"]) for f in live if f.get("user")]
-        exp = [(c["function"], c["line"]) for c in reversed(t["chain"])]
+        exp = helpers.nonempty([(c["function"], c["line"]) for c in reversed(t["chain"])],
+                               "task %d's truth chain" % t["id"])
         assert len(user) == len(exp) and all(helpers.function_matches(ef, gf) and gl == el
                                              for (gf, gl), (ef, el) in zip(user, exp)), (t["id"], user, exp)
     if host == "cli":
