@@ -25,7 +25,10 @@ def run_cli(*args, timeout=helpers.GDB_TIMEOUT):
 
 @pytest.fixture(scope="module")
 def sc(scenarios):
-    return scenarios("mutex_deadlock")
+    s = scenarios("mutex_deadlock")
+    # every check below goes over the truth's tasks
+    helpers.nonempty(s.truth["tasks"], "mutex_deadlock's truth tasks")
+    return s
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)
