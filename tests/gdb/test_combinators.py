@@ -38,7 +38,9 @@ def _branch_lines(comb, file):
 
 def _expected_branches(t):
     return sorted(((b["chain"][-1].get("function") or b["function"], b["chain"][-1]["line"])
-                   for b in t["branches"]), key=lambda x: (x[1], str(x[0])))
+                   for b in helpers.nonempty(t.get("branches") or [],
+                                             "task %d's truth branches" % t["id"])),
+                  key=lambda x: (x[1], str(x[0])))
 
 
 def test_join_all_lists_every_child_with_its_line(scenarios):
@@ -69,6 +71,7 @@ def test_joinset_counts_its_tasks_and_names_them(scenarios):
     assert comb.get("children") == t["children"], (comb.get("children"), t["children"])
     joined = sorted(f["joins"]["id"] for b in comb["branches"] for f in b["frames"]
                     if f.get("kind") == "join_handle" and f.get("joins"))
+    helpers.nonempty(t["children_ids"], "joinset_count's truth children")
     assert joined == sorted(t["children_ids"]), "joined tasks: expected %s, found %s" % (
         sorted(t["children_ids"]), joined)
 
