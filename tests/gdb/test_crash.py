@@ -283,11 +283,12 @@ def test_core_records_the_fatal_signal_on_the_crashing_thread(crash, name):
     else:
         # abort() raises SIGABRT with tgkill on its own thread.
         assert si["code"] == SI_TKILL and si["pid"] == sc.truth["pid"], si
-    for th in sc.truth["threads"]:
-        if not th["crashing"]:
-            got = by_tid[th["tid"]][0]["orig_rax"]
-            assert got == th["syscall"], "LWP %d: orig_rax %d in the core, the truth saw %s" % (
-                th["tid"], got, th["syscall_name"])
+    others = helpers.nonempty([th for th in sc.truth["threads"] if not th["crashing"]],
+                              "%s's truth threads besides the crashing one" % name)
+    for th in others:
+        got = by_tid[th["tid"]][0]["orig_rax"]
+        assert got == th["syscall"], "LWP %d: orig_rax %d in the core, the truth saw %s" % (
+            th["tid"], got, th["syscall_name"])
 
 
 @pytest.mark.parametrize("name", CRASHES)
@@ -305,7 +306,8 @@ def test_gdb_backtrace_of_the_crashing_thread_reaches_the_truth_chain(crash, nam
         name, c["function"], shown)
     # A running task's async fns are all on the native stack, innermost
     # first; the blocking job's chain is its one plain fn.
-    levels = [_frame_index(frames, f["function"]) for f in reversed(c["chain"])]
+    levels = [_frame_index(frames, f["function"])
+              for f in reversed(helpers.nonempty(c["chain"], "%s's truth crash chain" % name))]
     assert None not in levels and levels == sorted(levels), \
         "chain %s at frames %s:\n%s" % ([f["function"] for f in c["chain"]], levels, shown)
     # gdb's line of each chain frame is the truth's, except double_panic's
@@ -395,7 +397,8 @@ def test_crashing_task_shows_its_live_frames(crash, name, host):
     t = doc["tasks"][0]
     user = [(f["function"], f["line"]) for f in t.get("live_frames") or []
             if f.get("user") and str(f.get("file")).endswith(".rs")]
-    exp = [(x["function"], x["line"]) for x in reversed(c["chain"])]
+    exp = [(x["function"], x["line"])
+           for x in reversed(helpers.nonempty(c["chain"], "%s's truth crash chain" % name))]
     if name == "double_panic":
         exp[0] = (exp[0][0], None)  # import_batch is in its cleanup, not at the panic! line
         user = [(f, None) if i == 0 else (f, l) for i, (f, l) in enumerate(user)]
