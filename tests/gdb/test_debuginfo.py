@@ -124,7 +124,7 @@ def _truth_problems(sc, doc):
     program recorded: task ids, and each task's user frames (function and
     line, outermost first)."""
     found = {t.get("id"): t for t in doc["tasks"]}
-    want = {t["id"]: t for t in sc.truth["tasks"]}
+    want = {t["id"]: t for t in helpers.nonempty(sc.truth["tasks"], "%s's truth tasks" % sc.name)}
     probs = []
     if set(found) != set(want):
         probs.append("task ids: expected %s, found %s" % (sorted(want), sorted(found)))
