@@ -96,12 +96,14 @@ def test_deadlock_cause_apart_from_consequences(scenarios, name):
     sc = scenarios(name)
     doc = _diagnose(sc)
     found = [d for d in doc["diagnoses"] if d["kind"] == "deadlock"]
-    exp = [d for d in _truth_diagnoses(sc.truth) if d["kind"] == "deadlock"]
+    exp = helpers.nonempty([d for d in _truth_diagnoses(sc.truth) if d["kind"] == "deadlock"],
+                           "%s's truth deadlocks" % name)
     assert len(found) == len(exp), (exp, [d["tasks"] for d in found])
     for e in exp:
         d = next((d for d in found if sorted(d["tasks"]) == sorted(e["tasks"])), None)
         assert d is not None, "deadlock over %s not found: %s" % (e["tasks"], [x["tasks"] for x in found])
-        steps = d.get("cycle") or []
+        steps = helpers.nonempty(d.get("cycle") or [], "the steps of %s's deadlock over %s"
+                                 % (name, d["tasks"]))
         assert [s["task"] for s in steps] == d["tasks"], (steps, d["tasks"])
         for k, s in enumerate(steps):
             nxt = steps[(k + 1) % len(steps)]["task"]
@@ -132,7 +134,12 @@ def test_output_file_is_clean_json(scenarios, tmp_path):
 @pytest.mark.parametrize("name", DIAGNOSED)
 def test_diagnoses_carry_confidence(scenarios, name):
     """Each diagnosis says how sure it is (certain/likely/possible) and why."""
-    doc = _diagnose(scenarios(name))
+    sc = scenarios(name)
+    doc = _diagnose(sc)
+    if not doc["diagnoses"]:
+        assert not _truth_diagnoses(sc.truth), "%s: no diagnoses, the truth has %s" % (
+            name, _truth_diagnoses(sc.truth))
+        pytest.skip("%s: no diagnoses (as the truth says) to check" % name)
     for d in doc["diagnoses"]:
         assert d.get("confidence") in ("certain", "likely", "possible"), d
         assert d.get("confidence_reason"), d
@@ -188,7 +195,7 @@ def test_deadlock_narrative_names_tasks_and_lines(scenarios):
             continue
         text = dl[0]["text"]
         truth = {t["id"]: t for t in sc.truth["tasks"]}
-        cycle = sc.truth["cycle"]
+        cycle = helpers.nonempty(sc.truth["cycle"], "%s's truth cycle" % name)
         needles = []
         for i in cycle:
             needles.append("task %d " % i)
@@ -260,7 +267,7 @@ def test_lock_and_channel_resources_match_truth(scenarios, name):
     doc = _graph(sc)
     ours = doc.get("resources", [])
     wrong = []
-    for r in _truth_resources(sc.truth):
+    for r in helpers.nonempty(_truth_resources(sc.truth), "%s's truth locks and channels" % name):
         cands = [x for x in ours if x.get("kind") == r["kind"]
                  and sorted(w["task"] for w in x.get("waiters") or []) == r["waiters"]]
         if len(cands) != 1:
@@ -319,7 +326,7 @@ def test_futurelock_names_holder_and_victims(scenarios):
     text = fl[0]["text"]
     truth = {t["id"]: t for t in sc.truth["tasks"]}
     assert text.startswith("task %d " % exp["holder"]), text
-    for i in exp["tasks"]:
+    for i in helpers.nonempty(exp["tasks"], "futurelock's truth victims"):
         where = "%s:%d" % (truth[i]["file"].rsplit("/", 1)[-1], truth[i]["chain"][0]["line"])
         assert "task %d " % i in text and where in text, "%s / %s missing: %s" % (i, where, text)
 
@@ -333,8 +340,14 @@ def test_waits_on_kind_matches_truth(scenarios, name):
     model = helpers.gdb_json(sc.exe, sc.core, "info async-tasks --json")
     found = {t["id"]: t for t in model["tasks"] if t.get("id") is not None}
     wrong = []
-    for t in sc.truth["tasks"]:
-        if "waits_on" not in t or t.get("dynamic") or t["id"] not in found:
+    recorded = [t for t in sc.truth["tasks"] if "waits_on" in t and not t.get("dynamic")]
+    if not recorded:
+        pytest.skip("%s's truth records no task's waits_on" % name)
+    # (a task not listed is test_tasks's failure; the others are compared)
+    helpers.nonempty([t for t in recorded if t["id"] in found],
+                     "%s's truth tasks with waits_on that are listed" % name)
+    for t in recorded:
+        if t["id"] not in found:
             continue
         ours = found[t["id"]]
         if "waits_on" not in ours:
@@ -361,6 +374,7 @@ def test_join_chain_waits_on_the_joined_task(scenarios):
     found = {t["id"]: t for t in model["tasks"]}
     exp = {w: r["target"] for r in sc.truth["resources"] if r["kind"] == "join"
            for w in r["waited_by"]}
+    helpers.nonempty(exp, "join_chain's truth joins")
     got = {i: (found[i].get("waits_on") or {}).get("task") for i in exp}
     assert got == exp, "waiting task -> joined task: expected %s, found %s" % (exp, got)
     assert all((found[i]["waits_on"] or {}).get("kind") == "join" for i in exp)
@@ -377,10 +391,13 @@ def test_graph_dot_is_dot_with_every_task(scenarios, name):
     assert lines[0] == "digraph taskscope {" and lines[-1] == "}", (lines[:3], lines[-3:])
     assert text.count("{") == text.count("}"), "unbalanced braces"
     nodes = set(re.findall(r'^\s+"((?:task|resource|thread):\d+)" \[', text, re.M))
-    ids = {t["id"] for t in sc.truth["tasks"]}
+    ids = set(helpers.nonempty((t["id"] for t in sc.truth["tasks"]), "%s's truth tasks" % name))
     missing = sorted(ids - {int(n.split(":")[1]) for n in nodes if n.startswith("task:")})
     assert not missing, "task nodes missing: %s" % missing[:20]
-    for a, b in re.findall(r'^\s+"([^"]+)" -> "([^"]+)"', text, re.M):
+    edges = re.findall(r'^\s+"([^"]+)" -> "([^"]+)"', text, re.M)
+    if sc.truth.get("cycle"):
+        helpers.nonempty(edges, "the edges of %s's graph" % name)
+    for a, b in edges:
         assert a in nodes and b in nodes, "edge %s -> %s to an undeclared node" % (a, b)
     stuck = set(sc.truth.get("cycle") or [])
     red = {int(i) for i in re.findall(r'"task:(\d+)" \[[^\]]*color=red', text)}
@@ -391,7 +408,8 @@ def test_graph_human_view_lists_holders_and_waiters(scenarios):
     sc = scenarios("mutex_deadlock")
     rc, text, out, err = helpers.gdb_text(sc.exe, sc.core, "async graph")
     assert rc == 0 and text, err
-    for r in _truth_resources(sc.truth):
+    for r in helpers.nonempty(_truth_resources(sc.truth), "mutex_deadlock's truth mutexes"):
+        assert r["holders"] and r["waiters"], r
         for h in r["holders"]:
             assert re.search(r"held-by\s+task %d \(guard `\w+`, taken at \S+:%d\)"
                              % (h, r["held_line"]), text), (r, text)
@@ -463,10 +481,11 @@ def test_sleep_deadlines_match_the_durations_the_program_chose(scenarios):
         if r["kind"] == "sleep" and r["waiters"]:
             left[r["waiters"][0]["task"]] = r.get("time_left_s")
     wrong = []
-    for res in sc.truth["resources"]:
+    sleeps = helpers.nonempty([res for res in sc.truth["resources"] if res.get("kind") == "sleep"
+                               and res.get("duration_secs") and len(res.get("waited_by", [])) == 1],
+                              "sleepers' truth sleeps")
+    for res in sleeps:
         dur = res.get("duration_secs")
-        if res.get("kind") != "sleep" or not dur or len(res.get("waited_by", [])) != 1:
-            continue
         tid = res["waited_by"][0]
         got = left.get(tid)
         if got is None or not (dur - 60 <= got <= dur):
@@ -484,7 +503,8 @@ def test_block_on_future_holds_the_senders_main_keeps(scenarios):
     model = helpers.gdb_json(sc.exe, sc.core, "async graph --json")
     main = sc.truth["pid"]
     assert [b["thread"] for b in model["block_on"]] == [main], model["block_on"]
-    oneshots = [r for r in model["resources"] if r["kind"] == "oneshot"]
+    oneshots = helpers.nonempty([r for r in model["resources"] if r["kind"] == "oneshot"],
+                                "many_idle's oneshot resources")
     assert len(oneshots) == len(sc.truth["tasks"]), len(oneshots)
     unheld = [r["address"] for r in oneshots
               if not any(h.get("thread") == main and h["how"] == "sender" for h in r["held_by"])]
@@ -522,10 +542,10 @@ def test_sockets_are_io_resources_with_their_fd_and_interest(scenarios):
             for w in r["waiters"]:
                 io[w["task"]] = (r.get("fd"), r.get("interest"))
     wrong = []
-    for res in sc.truth["resources"]:
-        if res["kind"] != "io":
-            continue
-        for tid in res["waited_by"]:
+    sockets = helpers.nonempty([res for res in sc.truth["resources"] if res["kind"] == "io"],
+                               "network_wait's truth sockets")
+    for res in sockets:
+        for tid in helpers.nonempty(res["waited_by"], "the waiters of %s" % res["name"]):
             if io.get(tid) != (res["fd"], ["readable"]):
                 wrong.append("task %d (%s): expected fd %d readable, found %s"
                              % (tid, res["name"], res["fd"], io.get(tid)))
