@@ -71,7 +71,7 @@ def test_live_process_lists_the_truth_tasks(live):
     sc, pid, truth = live
     model = helpers.gdb_json(None, None, pid=pid)
     found = {t["id"]: t for t in model["tasks"]}
-    expected = {t["id"]: t for t in truth["tasks"]}
+    expected = {t["id"]: t for t in helpers.nonempty(truth["tasks"], "%s's truth tasks" % sc.name)}
     assert set(found) == set(expected), "%s live: expected ids %s, found %s" % (
         sc.name, sorted(expected), sorted(found))
     wrong = []
@@ -97,7 +97,7 @@ def test_live_process_human_view(live):
     sc, pid, truth = live
     rc, text, out, err = helpers.gdb_text(None, None, "info async-tasks", pid=pid)
     assert rc == 0 and text, "exit %d\nstderr:\n%s" % (rc, err)
-    n = len(truth["tasks"])
+    n = len(helpers.nonempty(truth["tasks"], "the truth tasks"))
     assert any(l.startswith("%d task%s on 1 runtime" % (n, "" if n == 1 else "s"))
                for l in text.splitlines()), text
     for t in truth["tasks"]:
@@ -128,7 +128,8 @@ def test_live_process_through_gdbs_own_memory_reader(live, monkeypatch):
     model = helpers.gdb_json(None, None, pid=pid)
     assert model["target"] == "debugger target", model["target"]
     found = {t["id"]: helpers.root_loc(t).get("line") for t in model["tasks"]}
-    expected = {t["id"]: t["chain"][0]["line"] for t in truth["tasks"]}
+    expected = {t["id"]: t["chain"][0]["line"]
+                for t in helpers.nonempty(truth["tasks"], "%s's truth tasks" % sc.name)}
     assert found == expected, "expected %s, found %s" % (expected, found)
 
 
@@ -184,7 +185,8 @@ def test_cli_pid_shows_a_running_tasks_live_frames(live_blocked):
     for t in running:
         live = found[t["id"]].get("live_frames") or []
         user = [(f["function"], f["line"]) for f in live if f.get("user")]
-        exp = [(c["function"], c["line"]) for c in reversed(t["chain"])]
+        exp = helpers.nonempty([(c["function"], c["line"]) for c in reversed(t["chain"])],
+                               "task %d's truth chain" % t["id"])
         assert len(user) == len(exp) and all(helpers.function_matches(ef, gf) and gl == el
                                              for (gf, gl), (ef, el) in zip(user, exp)), (user, exp)
         assert any("sleep" in (f.get("function") or "") for f in live if not f.get("user")), live
