@@ -411,6 +411,8 @@ def test_matrix_tasks_match_truth(case):
                 sum(exp.values()), len(found), dict(exp - got), dict(got - exp))
         pairing = case.pairing
         assert not _set_problems(case), "; ".join(_set_problems(case))
+        helpers.nonempty([f for i, f in enumerate(found) if _found_id(f, i) in pairing["pairs"]],
+                         "the listed tasks paired with a truth task")
         wrong = []
         for i, f in enumerate(found):
             t = pairing["pairs"].get(_found_id(f, i))
@@ -512,6 +514,8 @@ def test_matrix_chains_match_truth(case):
         doc = case.doc("async backtrace all --json")
         assert not _set_problems(case), "; ".join(_set_problems(case))
         found = doc.get("tasks") or []
+        helpers.nonempty([f for i, f in enumerate(found) if _found_id(f, i) in case.pairing["pairs"]],
+                         "the listed tasks paired with a truth task")
         wrong = []
         for i, f in enumerate(found):
             t = case.pairing["pairs"].get(_found_id(f, i))
