@@ -54,7 +54,7 @@ def test_state_machines_print_where_they_are_suspended(deadlock):
     as `async fn <name> suspended at <file>:<line>` with the truth lines."""
     sc, ck, lvl, model = deadlock
     cmds, exp = [], []
-    for i, t in enumerate(sc.truth["tasks"]):
+    for i, t in enumerate(helpers.nonempty(sc.truth["tasks"], "%s's truth tasks" % sc.name)):
         m = [x for x in model["tasks"] if x["id"] == t["id"]][0]
         cmds.append(_cast_var("sm%d" % i, int(m["future_address"], 16),
                               "gdb.lookup_type(%r).pointer()" % m["future"]))
