@@ -79,4 +79,16 @@ void u64map_free(struct u64map *m);
 bool u64map_put(struct u64map *m, uint64_t key, uint64_t val);
 bool u64map_get(const struct u64map *m, uint64_t key, uint64_t *ret);
 
+/* Open @path for reading if it is a regular file, and only then: a path the
+ * user gave or a core named may be a FIFO (open() would block forever), a
+ * device (opening one can have effects, reading one may never end) or a
+ * directory.  It is stat()ed first, opened with O_NONBLOCK and O_NOCTTY, then
+ * fstat()ed again (it may have changed in between).  Returns the descriptor
+ * (O_CLOEXEC; @st_ret, if not NULL, its status); -1 when it cannot be
+ * opened, *@why_ret then strerror(errno); -2 when it is not a regular file,
+ * *@why_ret then a static phrase to follow the path in a message ("is a
+ * directory", "is a FIFO (named pipe)", ...). */
+struct stat;
+int open_regular_file(const char *path, struct stat *st_ret, const char **why_ret);
+
 #endif

@@ -1,6 +1,10 @@
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -349,4 +353,54 @@ bool u64map_get(const struct u64map *m, uint64_t key, uint64_t *ret)
 		j = (j + 1) & (m->cap - 1);
 	}
 	return false;
+}
+
+/* ------------------------------------------------------- opening files */
+
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "is a directory";
+	if (S_ISFIFO(mode))
+		return "is a FIFO (named pipe)";
+	if (S_ISCHR(mode))
+		return "is a character device";
+	if (S_ISBLK(mode))
+		return "is a block device";
+	if (S_ISSOCK(mode))
+		return "is a socket";
+	return "is not a regular file";
+}
+
+int open_regular_file(const char *path, struct stat *st_ret, const char **why_ret)
+{
+	struct stat st, fst;
+	*why_ret = NULL;
+	if (stat(path, &st) != 0) {
+		*why_ret = strerror(errno);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		*why_ret = file_kind(st.st_mode);
+		return -2;
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		*why_ret = strerror(errno);
+		return -1;
+	}
+	int r = fstat(fd, &fst);
+	if (r != 0 || !S_ISREG(fst.st_mode)) {
+		*why_ret = r != 0 ? strerror(errno) : file_kind(fst.st_mode);
+		close(fd);
+		return r != 0 ? -1 : -2;
+	}
+	/* O_NONBLOCK means nothing for a regular file; dropped all the same
+	 * so that the descriptor is an ordinary one */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	if (st_ret)
+		*st_ret = fst;
+	return fd;
 }

@@ -38,7 +38,8 @@ struct usym {
 struct uobj {
 	char *path;       /* the file on this machine */
 	const char *label; /* what frames say they are in (NULL: path) */
-	int memfd;        /* the vDSO's image, copied out of the target (-1) */
+	int memfd;        /* the open file (the vDSO's: its image copied out
+			   * of the target), -1 until opened */
 	uint64_t lo, hi;  /* its mappings' runtime range */
 	uint64_t base;    /* runtime address of its file offset 0, if known */
 	bool has_base;
@@ -177,14 +178,9 @@ static bool read_symbols(struct uobj *o, Elf *elf, bool dynsym_too)
  * PT_LOAD). */
 static void read_elf_info(struct uobj *o, uint64_t *vaddr0, bool *have_vaddr0)
 {
-	int fd = open(o->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	Elf *elf = elf_begin(o->memfd, ELF_C_READ_MMAP, NULL);
+	if (!elf)
 		return;
-	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!elf) {
-		close(fd);
-		return;
-	}
 	size_t nph;
 	if (elf_getphdrnum(elf, &nph) == 0) {
 		for (size_t i = 0; i < nph; i++) {
@@ -206,7 +202,8 @@ static void read_elf_info(struct uobj *o, uint64_t *vaddr0, bool *have_vaddr0)
 			if (!r || !r[0])
 				continue;
 			snprintf(path, sizeof(path), "%s/.build-id/%.2s/%s.debug", r, id, id + 2);
-			int dfd = open(path, O_RDONLY | O_CLOEXEC);
+			const char *why;
+			int dfd = open_regular_file(path, NULL, &why);
 			if (dfd < 0)
 				continue;
 			Elf *delf = elf_begin(dfd, ELF_C_READ_MMAP, NULL);
@@ -220,7 +217,41 @@ static void read_elf_info(struct uobj *o, uint64_t *vaddr0, bool *have_vaddr0)
 			read_symbols(o, elf, true);
 	}
 	elf_end(elf);
-	close(fd);
+}
+
+/* Open the object's file into o->memfd (the vDSO's is open already): the
+ * executable the user gave, or a file the target names, only if it is the
+ * file that was mapped (target_open_mapped_file: a core names any path it
+ * likes).  False, with o->why, when it cannot be used. */
+static bool obj_file(struct unwinder *u, struct uobj *o)
+{
+	if (o->memfd >= 0)
+		return true;
+	const char *why = "is mapped by no mapping of the target";
+	int fd = -2;
+	if (o->main) {
+		fd = open_regular_file(o->path, NULL, &why);
+	} else {
+		struct tscope_target *t = u->s->target;
+		const struct tscope_mapping *m = NULL;
+		for (size_t i = 0; i < target_num_mappings(t); i++) {
+			const struct tscope_mapping *c = target_mapping(t, i);
+			if (c->path && !strcmp(c->path, o->path) &&
+			    (!m || (c->pgoff == 0 && c->start == o->base)))
+				m = c;
+		}
+		if (m)
+			fd = target_open_mapped_file(t, m, &why);
+	}
+	if (fd >= 0) {
+		o->memfd = fd;
+		return true;
+	}
+	char buf[4200];
+	snprintf(buf, sizeof(buf), fd == -1 ? "cannot open %s: %s" : "%s %s", o->path, why);
+	free(o->why);
+	o->why = strdup(buf);
+	return false;
 }
 
 /* Open the file's CFI (once). */
@@ -252,6 +283,8 @@ static void obj_open(struct unwinder *u, struct uobj *o)
 	o->opened = true;
 	uint64_t vaddr0 = 0;
 	bool have = false;
+	if (!obj_file(u, o))
+		return;
 	if (o->main)
 		program_symbols(o, u->s->prog);
 	else
@@ -265,8 +298,8 @@ static void obj_open(struct unwinder *u, struct uobj *o)
 		}
 	}
 	Dwarf_Error e = NULL;
-	int r = dwarf_init_path(o->path, NULL, 0, DW_DLC_READ, DW_GROUPNUMBER_ANY,
-				NULL, NULL, &o->dbg, NULL, 0, NULL, &e);
+	int r = dwarf_init_b(o->memfd, DW_DLC_READ, DW_GROUPNUMBER_ANY, NULL, NULL,
+			     &o->dbg, &e);
 	if (r != DW_DLV_OK) {
 		if (r == DW_DLV_ERROR && e)
 			dwarf_dealloc_error(NULL, e);

@@ -288,11 +288,16 @@ tscope_program_open(const char *path, struct tscope_program **ret)
 		err = &tscope_error_nomem;
 		goto out;
 	}
-	prog->fd = open(path, O_RDONLY | O_CLOEXEC);
+	const char *why;
+	prog->fd = open_regular_file(path, NULL, &why);
 	if (prog->fd < 0) {
-		err = tscope_error_create(TSCOPE_ERROR_OS,
-					  "cannot open executable %s: %s", path,
-					  strerror(errno));
+		err = prog->fd == -2
+			      ? tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
+						    "%s %s, not an executable: give the "
+						    "path of the program's ELF file", path, why)
+			      : tscope_error_create(TSCOPE_ERROR_OS,
+						    "cannot open executable %s: %s", path, why);
+		prog->fd = -1;
 		goto out;
 	}
 	elf_version(EV_CURRENT);
@@ -464,10 +469,10 @@ static bool file_crc32(int fd, uint32_t *ret)
 static bool try_debug_file(struct tscope_program *prog, const char *path,
 			   const uint32_t *crc, char *why, size_t whylen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	const char *kind;
+	int fd = open_regular_file(path, NULL, &kind);
 	if (fd < 0) {
-		snprintf(why, whylen, "%s",
-			 errno == ENOENT ? "not found" : strerror(errno));
+		snprintf(why, whylen, "%s", fd == -1 && errno == ENOENT ? "not found" : kind);
 		return false;
 	}
 	struct stat st, est;
@@ -1077,10 +1082,21 @@ static struct tscope_error *open_dwp(struct tscope_program *prog)
 	char *path;
 	if (asprintf(&path, "%s.dwp", prog->path) < 0)
 		return &tscope_error_nomem;
-	if (access(path, R_OK) != 0) {
+	/* libdwarf opens the path itself: only a regular file may be given
+	 * to it (a FIFO named exe.dwp would hang it) */
+	const char *why;
+	int fd = open_regular_file(path, NULL, &why);
+	if (fd < 0) {
+		struct tscope_error *err =
+			fd == -1 && errno == ENOENT
+				? tscope_error_create(TSCOPE_ERROR_NOT_FOUND, "no .dwp")
+				: tscope_error_create(TSCOPE_ERROR_NO_DEBUG_INFO,
+						      fd == -1 ? "cannot open %s: %s" : "%s %s",
+						      path, why);
 		free(path);
-		return tscope_error_create(TSCOPE_ERROR_NOT_FOUND, "no .dwp");
+		return err;
 	}
+	close(fd);
 	Dwarf_Debug dwp = NULL;
 	Dwarf_Error derr = NULL;
 	int r = dwarf_init_path(path, NULL, 0, DW_DLC_READ, DW_GROUPNUMBER_ANY,

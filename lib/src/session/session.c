@@ -157,8 +157,11 @@ tscope_session_create_flags(struct tscope_program *prog,
 	}
 	if (truncated) {
 		if (asprintf(&s->warning,
-			     "%s is truncated (%llu of %llu bytes); results "
-			     "may be incomplete", target_describe(target),
+			     "%s is truncated: %llu of the %llu bytes its program "
+			     "headers describe (the writer stopped early: a core size "
+			     "limit, ulimit -c, a full disk, an interrupted copy); "
+			     "results may be incomplete: re-create the core, or copy "
+			     "it again", target_describe(target),
 			     (unsigned long long)have,
 			     (unsigned long long)want) < 0)
 			s->warning = NULL;

@@ -145,6 +145,7 @@ static bool add_mapping(struct tscope_target *t, uint64_t start, uint64_t end,
 	m->end = end;
 	m->pgoff = pgoff;
 	m->fd = -1;
+	m->why = NULL;
 	t->nmaps++;
 	return true;
 }
@@ -256,10 +257,100 @@ static struct tscope_error *parse_core_notes(struct tscope_target *t,
 	return NULL;
 }
 
+/* No core is larger than x86-64's user address space (128 TiB) plus its
+ * notes: a program header saying its data ends beyond that is corrupt, not
+ * a sign of a truncated file. */
+#define PLAUSIBLE_CORE_SIZE (1ull << 47)
+/* Segment data follows segment data: gcore packs it, the kernel aligns it
+ * to pages.  A segment that starts past the end of the file and past the
+ * previous segment's end by more than this is not the tail of a cut core. */
+#define MAX_SEGMENT_GAP (64u << 10)
+
+/* A program header that cannot be what a core writer wrote: the core is
+ * corrupt (NULL if @ph is plausible).  @i is its index, for the message. */
+static struct tscope_error *implausible_phdr(const char *path, unsigned i,
+					     const Elf64_Phdr *ph)
+{
+	uint64_t end = ph->p_offset + ph->p_filesz;
+	if (ph->p_filesz && (end < ph->p_offset || end > PLAUSIBLE_CORE_SIZE))
+		return tscope_error_create(
+			TSCOPE_ERROR_BAD_FORMAT,
+			"%s: program header %u says its segment is 0x%llx bytes at file "
+			"offset 0x%llx, so it ends past any plausible core size: the core "
+			"is corrupt (re-create it with gcore or a kernel core dump, or "
+			"copy it again)",
+			path, i, (unsigned long long)ph->p_filesz,
+			(unsigned long long)ph->p_offset);
+	if (ph->p_type != PT_LOAD)
+		return NULL;
+	if (ph->p_vaddr + ph->p_memsz < ph->p_vaddr)
+		return tscope_error_create(
+			TSCOPE_ERROR_BAD_FORMAT,
+			"%s: program header %u says its segment of 0x%llx bytes starts at "
+			"0x%llx, past the end of the address space: the core is corrupt "
+			"(re-create it, or copy it again)",
+			path, i, (unsigned long long)ph->p_memsz,
+			(unsigned long long)ph->p_vaddr);
+	if (ph->p_filesz > ph->p_memsz)
+		return tscope_error_create(
+			TSCOPE_ERROR_BAD_FORMAT,
+			"%s: program header %u gives its segment at 0x%llx 0x%llx bytes in "
+			"the file but only 0x%llx in memory: the core is corrupt "
+			"(re-create it, or copy it again)",
+			path, i, (unsigned long long)ph->p_vaddr,
+			(unsigned long long)ph->p_filesz, (unsigned long long)ph->p_memsz);
+	return NULL;
+}
+
+/* A segment whose data lies past the end of the file is what a cut core
+ * looks like (RLIMIT_CORE, a full disk), unless the rest of the layout
+ * says otherwise: a segment after it in the file is whole, or it starts
+ * well past both the end of the file and the data before it. */
+static struct tscope_error *check_past_end(const char *path, const Elf64_Phdr *ph,
+					   unsigned n, uint64_t file_size,
+					   uint64_t headers_end)
+{
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t off = ph[i].p_offset, end = off + ph[i].p_filesz;
+		if (!ph[i].p_filesz || end <= file_size)
+			continue;
+		uint64_t prev_end = headers_end;
+		for (unsigned j = 0; j < n; j++) {
+			uint64_t o = ph[j].p_offset, e = o + ph[j].p_filesz;
+			if (j == i || !ph[j].p_filesz)
+				continue;
+			if (o > off && e <= file_size)
+				return tscope_error_create(
+					TSCOPE_ERROR_BAD_FORMAT,
+					"%s: program header %u says its segment is at file "
+					"offsets 0x%llx-0x%llx, past the end of the file (%llu "
+					"bytes), yet the segment of program header %u, after it "
+					"in the file, is whole: a corrupt program header, not a "
+					"truncated core (re-create the core, or copy it again)",
+					path, i, (unsigned long long)off, (unsigned long long)end,
+					(unsigned long long)file_size, j);
+			if (o < off && e > prev_end)
+				prev_end = e;
+		}
+		if (off > file_size && off > prev_end + MAX_SEGMENT_GAP)
+			return tscope_error_create(
+				TSCOPE_ERROR_BAD_FORMAT,
+				"%s: program header %u says its segment starts at file offset "
+				"0x%llx, %llu bytes past the end of the file and of the data "
+				"before it (0x%llx): a corrupt program header, not a truncated "
+				"core (re-create the core, or copy it again)",
+				path, i, (unsigned long long)off,
+				(unsigned long long)(off - file_size),
+				(unsigned long long)prev_end);
+	}
+	return NULL;
+}
+
 TSCOPE_PUBLIC struct tscope_error *
 tscope_target_open_core(const char *path, struct tscope_target **ret)
 {
 	struct tscope_error *err = NULL;
+	Elf64_Phdr *ph = NULL;
 	struct tscope_target *t = target_alloc(TARGET_CORE);
 	if (!t)
 		return &tscope_error_nomem;
@@ -268,18 +359,24 @@ tscope_target_open_core(const char *path, struct tscope_target **ret)
 		err = &tscope_error_nomem;
 		goto out;
 	}
-	t->fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	const char *why;
+	t->fd = open_regular_file(path, &st, &why);
 	if (t->fd < 0) {
-		err = tscope_error_create(TSCOPE_ERROR_OS,
-					  "cannot open core file %s: %s", path,
-					  strerror(errno));
+		err = t->fd == -2
+			      ? tscope_error_create(
+					TSCOPE_ERROR_INVALID_ARGUMENT,
+					"%s %s, not a core file: give the path of a core "
+					"dump (gcore's, or the kernel's)", path, why)
+			      : tscope_error_create(TSCOPE_ERROR_OS,
+						    "cannot open core file %s: %s", path, why);
+		t->fd = -1;
 		goto out;
 	}
-	struct stat st;
-	if (fstat(t->fd, &st) < 0 || st.st_size < (off_t)sizeof(Elf64_Ehdr)) {
+	if (st.st_size < (off_t)sizeof(Elf64_Ehdr)) {
 		err = tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
-					  "%s is too small to be an ELF core file",
-					  path);
+					  "%s is too small to be an ELF core file (%lld "
+					  "bytes)", path, (long long)st.st_size);
 		goto out;
 	}
 	t->map_size = (uint64_t)st.st_size;
@@ -290,39 +387,67 @@ tscope_target_open_core(const char *path, struct tscope_target **ret)
 		goto out;
 	}
 	t->map = map;
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)t->map;
-	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
-	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_type != ET_CORE) {
+	/* Headers are copied out of the map, never cast in place: a corrupt
+	 * core puts them at any offset (e_phoff 0x41), unaligned. */
+	Elf64_Ehdr eh;
+	memcpy(&eh, t->map, sizeof(eh));
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_type != ET_CORE) {
 		err = tscope_error_create(
 			TSCOPE_ERROR_BAD_FORMAT,
 			"%s is not a 64-bit ELF core file (make one with gcore or "
 			"a kernel core dump)", path);
 		goto out;
 	}
-	if (eh->e_machine != EM_X86_64) {
+	if (eh.e_machine != EM_X86_64) {
 		err = tscope_error_create(TSCOPE_ERROR_UNSUPPORTED,
 					  "%s: only x86-64 cores are supported",
 					  path);
 		goto out;
 	}
-	if (eh->e_phentsize != sizeof(Elf64_Phdr) ||
-	    eh->e_phoff > t->map_size ||
-	    (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) >
-		    t->map_size - eh->e_phoff) {
-		err = tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
-					  "%s: program headers lie outside the "
-					  "file (truncated core?)", path);
+	/* More than 65534 program headers: the count is in section 0. */
+	uint64_t phnum = eh.e_phnum;
+	if (phnum == PN_XNUM && eh.e_shoff && eh.e_shoff <= t->map_size &&
+	    t->map_size - eh.e_shoff >= sizeof(Elf64_Shdr)) {
+		Elf64_Shdr sh0;
+		memcpy(&sh0, t->map + eh.e_shoff, sizeof(sh0));
+		phnum = sh0.sh_info;
+	}
+	if (eh.e_phentsize != sizeof(Elf64_Phdr)) {
+		err = tscope_error_create(
+			TSCOPE_ERROR_BAD_FORMAT,
+			"%s: its ELF header says program headers are %u bytes, not %zu: "
+			"the core is corrupt (re-create it, or copy it again)", path,
+			(unsigned)eh.e_phentsize, sizeof(Elf64_Phdr));
 		goto out;
 	}
-	const Elf64_Phdr *ph = (const Elf64_Phdr *)(t->map + eh->e_phoff);
-	t->segs = calloc(eh->e_phnum ? eh->e_phnum : 1, sizeof(*t->segs));
-	if (!t->segs) {
+	if (eh.e_phoff > t->map_size ||
+	    phnum * sizeof(Elf64_Phdr) > t->map_size - eh.e_phoff) {
+		err = tscope_error_create(
+			TSCOPE_ERROR_BAD_FORMAT,
+			"%s: its ELF header puts %llu program headers at file offset "
+			"0x%llx, past the end of the file (%llu bytes): a truncated or "
+			"corrupt core (re-create it, or copy it again)", path,
+			(unsigned long long)phnum, (unsigned long long)eh.e_phoff,
+			(unsigned long long)t->map_size);
+		goto out;
+	}
+	ph = calloc(phnum ? phnum : 1, sizeof(*ph));
+	t->segs = calloc(phnum ? phnum : 1, sizeof(*t->segs));
+	if (!ph || !t->segs) {
 		err = &tscope_error_nomem;
 		goto out;
 	}
-	for (unsigned i = 0; i < eh->e_phnum; i++) {
+	memcpy(ph, t->map + eh.e_phoff, phnum * sizeof(*ph));
+	for (unsigned i = 0; i < phnum; i++)
+		if ((err = implausible_phdr(path, i, &ph[i])))
+			goto out;
+	if ((err = check_past_end(path, ph, (unsigned)phnum, t->map_size,
+				  eh.e_phoff + phnum * sizeof(*ph))))
+		goto out;
+	for (unsigned i = 0; i < phnum; i++) {
 		uint64_t end = ph[i].p_offset + ph[i].p_filesz;
-		if (end > t->want_size)
+		if (ph[i].p_filesz && end > t->want_size)
 			t->want_size = end;
 		if (ph[i].p_type == PT_LOAD) {
 			struct segment *s = &t->segs[t->nsegs++];
@@ -342,9 +467,11 @@ tscope_target_open_core(const char *path, struct tscope_target **ret)
 				goto out;
 		}
 	}
+	free(ph);
 	*ret = t;
 	return NULL;
 out:
+	free(ph);
 	tscope_target_destroy(t);
 	return err;
 }
@@ -584,8 +711,164 @@ tscope_target_thread(struct tscope_target *t, size_t i, int *tid_ret,
 	return NULL;
 }
 
+/* Bytes the core itself holds (its segments' file data), never the files
+ * NT_FILE names: what those files are checked against. */
+static bool dumped_read(struct tscope_target *t, uint64_t addr, void *buf,
+			uint64_t len)
+{
+	for (size_t i = 0; i < t->nsegs; i++) {
+		const struct segment *s = &t->segs[i];
+		if (addr < s->vaddr || addr - s->vaddr >= s->filesz)
+			continue;
+		uint64_t in = addr - s->vaddr;
+		if (len > s->filesz - in || s->offset > t->map_size ||
+		    in + len > t->map_size - s->offset)
+			return false;
+		memcpy(buf, t->map + s->offset + in, len);
+		return true;
+	}
+	return false;
+}
+
+static bool image_read(struct tscope_target *t, uint64_t addr, void *buf,
+		       uint64_t len)
+{
+	if (t->kind == TARGET_CORE)
+		return dumped_read(t, addr, buf, len);
+	struct tscope_error *err = tscope_target_read(t, addr, buf, len);
+	tscope_error_destroy(err);
+	return !err;
+}
+
+/* The GNU build-id among @n bytes of ELF notes into @id; its length, 0 if
+ * there is none. */
+static size_t notes_build_id(const unsigned char *p, size_t n, unsigned char id[64])
+{
+	size_t off = 0;
+	while (off + 12 <= n) {
+		uint32_t namesz, descsz, type;
+		memcpy(&namesz, p + off, 4);
+		memcpy(&descsz, p + off + 4, 4);
+		memcpy(&type, p + off + 8, 4);
+		uint64_t doff = off + 12 + (((uint64_t)namesz + 3) & ~3ull);
+		uint64_t next = doff + (((uint64_t)descsz + 3) & ~3ull);
+		if (next > n)
+			break;
+		if (type == NT_GNU_BUILD_ID && namesz == 4 &&
+		    !memcmp(p + off + 12, "GNU", 4) && descsz && descsz <= 64) {
+			memcpy(id, p + doff, descsz);
+			return descsz;
+		}
+		off = next;
+	}
+	return 0;
+}
+
+#define MAX_IMAGE_PHDRS 64
+
+/* The build-id in the target's own copy of the ELF image whose file offset
+ * 0 is mapped at @base (its headers and notes, when the core dumped them);
+ * 0 when the target does not have it. */
+static size_t target_image_build_id(struct tscope_target *t, uint64_t base,
+				    unsigned char id[64])
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph[MAX_IMAGE_PHDRS];
+	if (!image_read(t, base, &eh, sizeof(eh)) ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > MAX_IMAGE_PHDRS ||
+	    !image_read(t, base + eh.e_phoff, ph, eh.e_phnum * sizeof(*ph)))
+		return 0;
+	uint64_t bias = 0;
+	for (unsigned i = 0; i < eh.e_phnum; i++)
+		if (ph[i].p_type == PT_LOAD) {
+			bias = base - (ph[i].p_vaddr - ph[i].p_offset);
+			break;
+		}
+	unsigned char buf[4096];
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		size_t n;
+		if (ph[i].p_type == PT_NOTE && ph[i].p_filesz <= sizeof(buf) &&
+		    image_read(t, ph[i].p_vaddr + bias, buf, ph[i].p_filesz) &&
+		    (n = notes_build_id(buf, ph[i].p_filesz, id)))
+			return n;
+	}
+	return 0;
+}
+
+/* The build-id of the ELF file @fd: its length (0: none), -1 if the file
+ * is not a 64-bit ELF file. */
+static int file_build_id(int fd, unsigned char id[64])
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph[MAX_IMAGE_PHDRS];
+	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64)
+		return -1;
+	if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > MAX_IMAGE_PHDRS ||
+	    eh.e_phoff > INT64_MAX ||
+	    pread(fd, ph, eh.e_phnum * sizeof(*ph), (off_t)eh.e_phoff) !=
+		    (ssize_t)(eh.e_phnum * sizeof(*ph)))
+		return 0;
+	unsigned char buf[4096];
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		size_t n;
+		if (ph[i].p_type == PT_NOTE && ph[i].p_filesz <= sizeof(buf) &&
+		    ph[i].p_offset <= INT64_MAX &&
+		    pread(fd, buf, ph[i].p_filesz, (off_t)ph[i].p_offset) ==
+			    (ssize_t)ph[i].p_filesz &&
+		    (n = notes_build_id(buf, ph[i].p_filesz, id)))
+			return (int)n;
+	}
+	return 0;
+}
+
+int target_open_mapped_file(struct tscope_target *t, const struct tscope_mapping *m,
+			    const char **why)
+{
+	struct stat st;
+	int fd = open_regular_file(m->path, &st, why);
+	if (fd < 0)
+		return fd;
+	/* The mapping's bytes must be in the file (its last page may be
+	 * partly past the end). */
+	uint64_t size = ((uint64_t)st.st_size + PAGE - 1) & ~(uint64_t)(PAGE - 1);
+	if (m->end <= m->start || m->pgoff > size || m->end - m->start > size - m->pgoff) {
+		*why = "is smaller than the core's mapping of it says (another file, or "
+		       "changed since the core was written)";
+		close(fd);
+		return -2;
+	}
+	unsigned char fid[64], cid[64];
+	int flen = file_build_id(fd, fid);
+	if (flen < 0) {
+		*why = "is not an ELF file (only the pages of mapped ELF files are read "
+		       "from the files a core names)";
+		close(fd);
+		return -2;
+	}
+	/* The image starts at the file's mapping at offset 0 at or below @m
+	 * (a file may be mapped more than once). */
+	const struct tscope_mapping *m0 = NULL;
+	for (size_t i = 0; i < t->nmaps; i++) {
+		const struct tscope_mapping *c = &t->maps[i];
+		if (c->pgoff == 0 && c->start <= m->start && !strcmp(c->path, m->path) &&
+		    (!m0 || c->start > m0->start))
+			m0 = c;
+	}
+	size_t clen = m0 ? target_image_build_id(t, m0->start, cid) : 0;
+	if (clen && (clen != (size_t)flen || memcmp(cid, fid, clen))) {
+		*why = "has another build-id than the image the core mapped from it "
+		       "(another build of it is there now)";
+		close(fd);
+		return -2;
+	}
+	return fd;
+}
+
 /* Pages a core left out (read-only file-backed text and data) are still in
- * the file named in NT_FILE. */
+ * the file named in NT_FILE, if it is still the file that was mapped
+ * (target_open_mapped_file); else they are missing. */
 static bool read_from_mapped_file(struct tscope_target *t, uint64_t addr,
 				  unsigned char *buf, uint64_t len)
 {
@@ -594,7 +877,7 @@ static bool read_from_mapped_file(struct tscope_target *t, uint64_t addr,
 		if (addr < m->start || addr + len > m->end)
 			continue;
 		if (m->fd == -1) {
-			m->fd = open(m->path, O_RDONLY | O_CLOEXEC);
+			m->fd = target_open_mapped_file(t, m, &m->why);
 			if (m->fd < 0)
 				m->fd = -2;
 		}
@@ -605,6 +888,16 @@ static bool read_from_mapped_file(struct tscope_target *t, uint64_t addr,
 		return n == (ssize_t)len;
 	}
 	return false;
+}
+
+/* The mapping of @addr whose file was refused, if any. */
+static const struct tscope_mapping *refused_mapping(struct tscope_target *t,
+						    uint64_t addr)
+{
+	for (size_t i = 0; i < t->nmaps; i++)
+		if (addr >= t->maps[i].start && addr < t->maps[i].end)
+			return t->maps[i].fd == -2 && t->maps[i].why ? &t->maps[i] : NULL;
+	return NULL;
 }
 
 static struct tscope_error *core_read(struct tscope_target *t, uint64_t addr,
@@ -644,12 +937,21 @@ static struct tscope_error *core_read(struct tscope_target *t, uint64_t addr,
 		/* Not dumped: only file-backed pages can be recovered. */
 		if (chunk > PAGE - (addr % PAGE))
 			chunk = PAGE - (addr % PAGE);
-		if (!read_from_mapped_file(t, addr, buf, chunk))
+		if (!read_from_mapped_file(t, addr, buf, chunk)) {
+			const struct tscope_mapping *m = refused_mapping(t, addr);
+			if (m)
+				return tscope_error_create(
+					TSCOPE_ERROR_FAULT,
+					"cannot read 0x%llx: not in the core's memory, and "
+					"%s, the file the core maps there, %s; its pages "
+					"count as missing", (unsigned long long)addr,
+					m->path, m->why);
 			return tscope_error_create(
 				TSCOPE_ERROR_FAULT,
 				"cannot read 0x%llx: not in the core's memory "
 				"(not dumped, or not a valid address)",
 				(unsigned long long)addr);
+		}
 next:
 		addr += chunk;
 		buf += chunk;

@@ -7,8 +7,21 @@
 struct tscope_mapping {
 	uint64_t start, end, pgoff; /* pgoff in bytes */
 	char *path;
-	int fd; /* -1 not yet opened, -2 could not open */
+	int fd; /* -1 not yet opened, -2 could not open or refused */
+	const char *why; /* why refused (static), when fd is -2 */
 };
+
+/* Open the file @m names (a new descriptor: the caller closes it) if it is
+ * the file the target mapped there: a regular file (never a FIFO, a device
+ * or a directory), an ELF file, whose build-id is the one in the target's
+ * copy of the image's headers when the target has them, and which holds
+ * the mapping's whole range (file offset + size).  Otherwise -1 when it
+ * cannot be opened (@why: strerror(errno)), -2 when it is not that file
+ * (@why: a static phrase to follow the path: "is a FIFO (named pipe)", "is
+ * not an ELF file", ...).  A core names any path it likes: this is what
+ * keeps it from making the library read (or hang on) anything else. */
+int target_open_mapped_file(struct tscope_target *t, const struct tscope_mapping *m,
+			    const char **why);
 
 struct tscope_thread {
 	int tid;
