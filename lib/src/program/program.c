@@ -1106,6 +1106,8 @@ static struct tscope_error *open_dwp(struct tscope_program *prog)
 		struct tscope_error *err = tscope_error_create(
 			TSCOPE_ERROR_NO_DEBUG_INFO, "libdwarf cannot read %s: %s",
 			path, r == DW_DLV_ERROR ? dwarf_errmsg(derr) : "no DWARF");
+		if (r == DW_DLV_ERROR && derr) /* made without a Dwarf_Debug */
+			dwarf_dealloc_error(NULL, derr);
 		free(path);
 		return err;
 	}
@@ -1153,6 +1155,8 @@ struct tscope_error *program_ensure_index(struct tscope_program *prog)
 			TSCOPE_ERROR_NO_DEBUG_INFO, "libdwarf cannot read %s: %s",
 			dwarf_path,
 			r == DW_DLV_ERROR ? dwarf_errmsg(derr) : "no DWARF sections");
+		if (r == DW_DLV_ERROR && derr) /* made without a Dwarf_Debug */
+			dwarf_dealloc_error(NULL, derr);
 		prog->dbg = NULL;
 		goto fail;
 	}
@@ -1195,7 +1199,8 @@ struct tscope_error *program_ensure_index(struct tscope_program *prog)
 				  "debug = 2 (full debug info)", prog->path);
 		goto fail;
 	}
-	qsort(prog->funcs, prog->nfuncs, sizeof(*prog->funcs), cmp_func);
+	if (prog->nfuncs) /* funcs is NULL when there are none */
+		qsort(prog->funcs, prog->nfuncs, sizeof(*prog->funcs), cmp_func);
 	prog->indexed = true;
 	prog->index_seconds = now_seconds() - t0;
 	return NULL;
@@ -1273,6 +1278,8 @@ tscope_program_function_at(struct tscope_program *prog, uint64_t pc,
 		if (pc >= prog->funcs[i].lo && pc < prog->funcs[i].hi) {
 			*die_ret = prog->funcs[i].die;
 			*name_ret = type_name(prog, prog->funcs[i].die);
+			if (!*name_ret) /* a subprogram without DW_AT_name */
+				*name_ret = "??";
 			return NULL;
 		}
 	}
