@@ -181,14 +181,38 @@ def _fs(path):
 _DESC_KEYS = ("name", "task", "future", "in_arc", "notified", "state", "states")
 
 
-def _expand(model):
+class TaskRows:
+    """The shapes and values of a compact document's task rows (JSON_COMPACT):
+    render.tasks_table() reads rows without making a dict of each."""
+
+    def __init__(self, shapes, values):
+        self.shapes, self.values = shapes, values
+        self.pos = [{k: i + 1 for i, k in enumerate(sh)} for sh in shapes]
+
+    def get(self, row, key, default=None):
+        i = self.pos[row[0]].get(key)
+        return default if i is None else self.values[row[i]]
+
+    def expand(self, row):
+        return dict(zip(self.shapes[row[0]], map(self.values.__getitem__, row[1:])))
+
+
+def _expand(model, rows=False):
     """A JSON_COMPACT document as the plain one: each task row [shape, v1,
     ...] becomes its object.  Values equal in the text are one object here
-    (a location shared by many tasks): read them, do not modify them."""
+    (a location shared by many tasks): read them, do not modify them.
+    With @rows, rows stay rows (model["task_rows"] reads them), except
+    those of running or undecoded tasks, which front ends annotate."""
     c = model.pop("compact", None)
-    if c is not None:
-        shapes, get = c["shapes"], c["values"].__getitem__
-        model["tasks"] = [dict(zip(shapes[r[0]], map(get, r[1:]))) for r in model["tasks"]]
+    if c is None:
+        return model
+    tr = TaskRows(c["shapes"], c["values"])
+    if not rows:
+        model["tasks"] = [tr.expand(r) for r in model["tasks"]]
+        return model
+    model["task_rows"] = tr
+    model["tasks"] = [tr.expand(r) if tr.get(r, "state") == "running" or tr.get(r, "error")
+                      else r for r in model["tasks"]]
     return model
 
 
@@ -404,16 +428,17 @@ class Session(_Handle):
         return _json_result(lambda ret: library().tscope_session_tasks_json(
             self._h, JSON_THREADS_ONLY, ret))
 
-    def tasks(self, frames=False, locals=False, graph=False):
+    def tasks(self, frames=False, locals=False, graph=False, rows=False):
         """The decoded model as a dict (docs/schema.json); with frames=True
         each task carries its await chain, with locals=True their locals,
-        with graph=True the resources, edges and diagnoses."""
+        with graph=True the resources, edges and diagnoses.  rows=True
+        (for render.tasks_table): tasks stay compact rows, see _expand()."""
         flags = ((JSON_FRAMES if frames or locals else 0) | (JSON_LOCALS if locals else 0)
                  | (JSON_GRAPH if graph else 0))
         if flags not in self._docs:
             self._docs[flags] = _json_text(lambda ret: library().tscope_session_tasks_json(
                 self._h, flags | JSON_COMPACT, ret))
-        model = _expand(json.loads(self._docs[flags]))
+        model = _expand(json.loads(self._docs[flags]), rows)
         byvalue = getattr(self, "_byvalue_tids", ())
         for b in model.get("block_on", []):
             loc = b.get("location") or {}

@@ -466,7 +466,11 @@ class TaskscopeCommand(gdb.Command):
         """The model, noting (and, in text mode, printing first) whether the
         decode is incomplete; invoke() then fails with that note."""
         t0 = time.monotonic()
-        model = (session or open_session()).tasks(**kw)
+        session = session or open_session()
+        model = session.tasks(**kw)
+        if model.get("crash") and kw.get("rows"):
+            kw["rows"] = False  # the crash's analysis reads every task
+            model = session.tasks(**kw)
         took = time.monotonic() - t0
         if took > 1.0 and not self._json:
             # a big program: say what took the time (stderr, not the result)
@@ -515,14 +519,16 @@ the tested toolchains and builds are in docs/supported.md).
 
     def run(self, args):
         session = open_session()
+        # the plain table reads compact rows (binding.TaskRows)
+        rows = not (args.json or args.state or args.match)
         if args.limit:
             session.set_limits(args.limit)
             try:
-                model = self.load(session)
+                model = self.load(session, rows=rows)
             finally:
                 session.set_limits(0)  # the session outlives this command
         else:
-            model = self.load(session)
+            model = self.load(session, rows=rows)
         add_running_positions(model)
         if args.state:
             model["tasks"] = [t for t in model["tasks"] if t.get("state") == args.state]
@@ -894,7 +900,8 @@ def add_running_positions(model):
     """A running task's state machine still shows its last await; the
     thread polling it knows where it is now: "running_at"."""
     for t in model.get("tasks", []):
-        if t.get("state") == "running" and t.get("thread"):
+        # (a compact model's rows are never running tasks: binding._expand)
+        if isinstance(t, dict) and t.get("state") == "running" and t.get("thread"):
             pos = _thread_position(t["thread"])
             if pos and pos[2]:
                 t["running_at"] = pos[2]

@@ -91,27 +91,49 @@ def tasks_table(model, thread_label=None, wide=False):
     summary.  thread_label(tid) -> text names a thread (gdb numbers);
     @wide keeps every name whole (generic arguments, rustc's markers)."""
     rows = []
-    # By id (lists are walked in shard and link order); tasks without an
-    # id last, in list order.
-    tasks = sorted(model.get("tasks", []),
-                   key=lambda t: (t.get("id") is None, t.get("id") or 0))
-    # Many tasks share their future and location (one object each in a
+    # A compact model's tasks are rows (binding.TaskRows), but for the few
+    # a front end annotates (running ones): fields read without a dict.
+    tr = model.get("task_rows")
+    vals = tr.values if tr else None
+    skip = ("id", "address", "future_address", "thread", "state", "state_word", "refcount",
+            "waits_on")
+    # per shape: where id, state and thread are, and the positions every
+    # other field (the same for tasks of one text) is at
+    shape_pos = [(p.get("id"), p.get("state"), p.get("thread"),
+                  tuple(i for k, i in p.items() if k not in skip)) for p in (tr.pos if tr else [])]
+    # Many tasks share their future and location (one value each in a
     # compact document): their texts are made once.
     texts = {}
-    for t in tasks:
-        th = ""
-        if t.get("thread") is not None:
-            th = thread_label(t["thread"]) if thread_label else "LWP %d" % t["thread"]
-        if t.get("crashed") or t.get("running_at") or t.get("error"):
-            text = (future_text(t, wide), location_text(t, wide))
+    for t in model.get("tasks", []):
+        if isinstance(t, dict):
+            tid, state, thread = t.get("id"), t.get("state"), t.get("thread")
+            if t.get("crashed") or t.get("running_at") or t.get("error"):
+                text = (future_text(t, wide), location_text(t, wide))
+            else:
+                key = (t.get("root_future"), t.get("future"), id(t.get("location")),
+                       id(t.get("root_location")), t.get("location_error"), t.get("stage"))
+                text = texts.get(key)
+                if text is None:
+                    text = texts[key] = (future_text(t, wide), location_text(t, wide), t)
         else:
-            key = (t.get("root_future"), t.get("future"), id(t.get("location")),
-                   id(t.get("root_location")), t.get("location_error"), t.get("stage"))
+            pi, ps, pt, rest = shape_pos[t[0]]
+            tid = None if pi is None else vals[t[pi]]
+            state = None if ps is None else vals[t[ps]]
+            thread = None if pt is None else vals[t[pt]]
+            key = (t[0],) + tuple(t[i] for i in rest)
             text = texts.get(key)
             if text is None:
-                text = texts[key] = (future_text(t, wide), location_text(t, wide), t)
-        rows.append(("" if t.get("id") is None else str(t["id"]), t.get("state", "?"),
+                d = tr.expand(t)
+                text = texts[key] = (future_text(d, wide), location_text(d, wide))
+        th = ""
+        if thread is not None:
+            th = thread_label(thread) if thread_label else "LWP %d" % thread
+        rows.append((tid, "" if tid is None else str(tid), "?" if state is None else state,
                      th, text[0], text[1]))
+    # By id (lists are walked in shard and link order); tasks without an
+    # id last, in list order.
+    rows.sort(key=lambda r: (r[0] is None, r[0] or 0))
+    rows = [r[1:] for r in rows]
     head = ("Id", "State", "Thread", "Future", "Location")
     widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(4)]
     out = []
@@ -183,9 +205,11 @@ def diagnose_lines(model):
 
 def summary(model):
     tasks = model.get("tasks", [])
+    tr = model.get("task_rows")
     counts = {}
     for t in tasks:
-        counts[t.get("state", "?")] = counts.get(t.get("state", "?"), 0) + 1
+        st = t.get("state", "?") if isinstance(t, dict) else tr.get(t, "state", "?")
+        counts[st] = counts.get(st, 0) + 1
     parts = ["%d %s" % (counts[s], s) for s in STATE_ORDER if s in counts]
     parts += ["%d %s" % (n, s) for s, n in sorted(counts.items()) if s not in STATE_ORDER]
     rts = model.get("runtimes", [])

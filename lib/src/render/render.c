@@ -380,6 +380,16 @@ static const char *json_value_end(const char *p, const char *end)
 	return end;
 }
 
+/* Keys whose value no two tasks share (@k is the quoted key). */
+static bool unique_key(const char *k, size_t n)
+{
+	static const char *const keys[] = {"\"id\"", "\"address\"", "\"future_address\""};
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (strlen(keys[i]) == n && !memcmp(keys[i], k, n))
+			return true;
+	return false;
+}
+
 static void compact_row(struct compact *c, const struct strbuf *obj, struct strbuf *out)
 {
 	const char *p = obj->s, *end = obj->s + obj->len;
@@ -397,8 +407,17 @@ static void compact_row(struct compact *c, const struct strbuf *obj, struct strb
 		while (p < end && (*p == ':' || *p == ' ' || *p == '\n'))
 			p++;
 		const char *v = p, *ve = json_value_end(p, end);
-		sb_printf(&row, ", %zu",
-			  intern_text(c, &c->values, &c->values_out, &c->nvalues, v, (size_t)(ve - v)));
+		size_t vi;
+		if (unique_key(k, (size_t)(ke - k))) {
+			/* one per task: appended, not looked up */
+			vi = c->nvalues++;
+			sb_append(&c->values_out, ", ", vi ? 2 : 0);
+			sb_append(&c->values_out, v, (size_t)(ve - v));
+		} else {
+			vi = intern_text(c, &c->values, &c->values_out, &c->nvalues, v,
+					 (size_t)(ve - v));
+		}
+		sb_printf(&row, ", %zu", vi);
 		p = ve;
 		while (p < end && *p != '"' && *p != '}')
 			p++;
