@@ -302,38 +302,78 @@ static struct tscope_error *implausible_phdr(const char *path, unsigned i,
 	return NULL;
 }
 
+struct span {
+	uint64_t off, end;
+};
+
+static int cmp_span(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
 /* A segment whose data lies past the end of the file is what a cut core
  * looks like (RLIMIT_CORE, a full disk), unless the rest of the layout
  * says otherwise: a segment after it in the file is whole, or it starts
- * well past both the end of the file and the data before it. */
+ * well past both the end of the file and the data before it.  O(n log n):
+ * a core may have tens of thousands of segments. */
 static struct tscope_error *check_past_end(const char *path, const Elf64_Phdr *ph,
 					   unsigned n, uint64_t file_size,
 					   uint64_t headers_end)
 {
+	/* the last whole segment in the file, and the spans by offset with
+	 * the furthest end so far */
+	uint64_t last_whole = 0;
+	unsigned whole = n;
+	struct span *sp = calloc(n ? n : 1, sizeof(*sp));
+	size_t ns = 0;
+	if (!sp)
+		return &tscope_error_nomem;
 	for (unsigned i = 0; i < n; i++) {
+		if (!ph[i].p_filesz)
+			continue;
+		uint64_t end = ph[i].p_offset + ph[i].p_filesz;
+		if (end <= file_size && (whole == n || ph[i].p_offset > last_whole)) {
+			last_whole = ph[i].p_offset;
+			whole = i;
+		}
+		sp[ns++] = (struct span){ph[i].p_offset, end};
+	}
+	qsort(sp, ns ? ns : 1, sizeof(*sp), cmp_span);
+	for (size_t k = 1; k < ns; k++)
+		if (sp[k].end < sp[k - 1].end)
+			sp[k].end = sp[k - 1].end;
+	struct tscope_error *err = NULL;
+	for (unsigned i = 0; i < n && !err; i++) {
 		uint64_t off = ph[i].p_offset, end = off + ph[i].p_filesz;
 		if (!ph[i].p_filesz || end <= file_size)
 			continue;
-		uint64_t prev_end = headers_end;
-		for (unsigned j = 0; j < n; j++) {
-			uint64_t o = ph[j].p_offset, e = o + ph[j].p_filesz;
-			if (j == i || !ph[j].p_filesz)
-				continue;
-			if (o > off && e <= file_size)
-				return tscope_error_create(
-					TSCOPE_ERROR_BAD_FORMAT,
-					"%s: program header %u says its segment is at file "
-					"offsets 0x%llx-0x%llx, past the end of the file (%llu "
-					"bytes), yet the segment of program header %u, after it "
-					"in the file, is whole: a corrupt program header, not a "
-					"truncated core (re-create the core, or copy it again)",
-					path, i, (unsigned long long)off, (unsigned long long)end,
-					(unsigned long long)file_size, j);
-			if (o < off && e > prev_end)
-				prev_end = e;
+		if (whole != n && last_whole > off) {
+			err = tscope_error_create(
+				TSCOPE_ERROR_BAD_FORMAT,
+				"%s: program header %u says its segment is at file offsets "
+				"0x%llx-0x%llx, past the end of the file (%llu bytes), yet the "
+				"segment of program header %u, after it in the file, is whole: "
+				"a corrupt program header, not a truncated core (re-create the "
+				"core, or copy it again)",
+				path, i, (unsigned long long)off, (unsigned long long)end,
+				(unsigned long long)file_size, whole);
+			break;
 		}
+		/* the furthest end of the spans that start before this one */
+		size_t lo = 0, hi = ns;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (sp[mid].off < off)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		uint64_t prev_end = lo ? sp[lo - 1].end : 0;
+		if (prev_end < headers_end)
+			prev_end = headers_end;
 		if (off > file_size && off > prev_end + MAX_SEGMENT_GAP)
-			return tscope_error_create(
+			err = tscope_error_create(
 				TSCOPE_ERROR_BAD_FORMAT,
 				"%s: program header %u says its segment starts at file offset "
 				"0x%llx, %llu bytes past the end of the file and of the data "
@@ -343,7 +383,8 @@ static struct tscope_error *check_past_end(const char *path, const Elf64_Phdr *p
 				(unsigned long long)(off - file_size),
 				(unsigned long long)prev_end);
 	}
-	return NULL;
+	free(sp);
+	return err;
 }
 
 TSCOPE_PUBLIC struct tscope_error *
