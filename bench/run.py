@@ -81,6 +81,7 @@ class Run:
     def __init__(self, wall, cpu, maxrss, peak_anon, status, timed_out=False, err=""):
         self.wall, self.cpu, self.maxrss, self.peak_anon = wall, cpu, maxrss, peak_anon
         self.status, self.timed_out, self.err = status, timed_out, err
+        self.failed = False  # exited non-zero (e.g. at the --mem-limit): wall is a lower bound
 
 
 def _rss_anon(pid):
@@ -94,11 +95,23 @@ def _rss_anon(pid):
     return 0
 
 
+MEM_LIMIT = [0]  # bytes of address space per child (--mem-limit), 0: none
+
+
+def _limit():
+    if MEM_LIMIT[0]:
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (MEM_LIMIT[0], MEM_LIMIT[0]))
+
+
 def measure(argv, timeout, stdout=subprocess.DEVNULL, ok=(0,)):
-    """Run argv in the scratch directory; sample its RssAnon while it runs."""
+    """Run argv in the scratch directory; sample its RssAnon while it runs.
+    A run that fails is kept (failed, its stderr's tail printed): at 1M
+    tasks a command may hit the --mem-limit."""
     t0 = time.perf_counter()
     errf = tempfile.TemporaryFile(dir=SCRATCH)
-    p = subprocess.Popen(argv, cwd=SCRATCH, stdout=stdout, stderr=errf, stdin=subprocess.DEVNULL)
+    p = subprocess.Popen(argv, cwd=SCRATCH, stdout=stdout, stderr=errf, stdin=subprocess.DEVNULL,
+                         preexec_fn=_limit)
     peak = 0
     while True:
         pid, status, ru = os.wait4(p.pid, os.WNOHANG)
@@ -116,10 +129,12 @@ def measure(argv, timeout, stdout=subprocess.DEVNULL, ok=(0,)):
     p.returncode = os.waitstatus_to_exitcode(status)
     errf.seek(0)
     err = errf.read().decode("utf-8", "replace")
+    run = Run(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, peak, p.returncode, err=err)
     if p.returncode not in ok:
-        raise SystemExit("benchmark command failed (exit %d): %s\n%s"
-                         % (p.returncode, " ".join(argv), err[-2000:]))
-    return Run(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, peak, p.returncode, err=err)
+        print("benchmark command failed (exit %d): %s\n%s"
+              % (p.returncode, " ".join(argv), err[-1500:]), file=sys.stderr)
+        run.failed = True
+    return run
 
 
 def repeat(fn, n):
@@ -129,8 +144,8 @@ def repeat(fn, n):
     for _ in range(n):
         r = fn()
         runs.append(r)
-        if r.timed_out:
-            break
+        if r.timed_out or r.failed:
+            return r
     runs.sort(key=lambda r: r.wall)
     return runs[len(runs) // 2]
 
@@ -185,25 +200,28 @@ def sample():
 t = threading.Thread(target=sample)
 t.start()
 out = ctypes.c_void_p()
+t0 = time.perf_counter()
 err = binding.library().tscope_session_tasks_json(sess._h, flags | binding.JSON_COMPACT,
                                                    ctypes.byref(out))
+secs = time.perf_counter() - t0
 peak[0] = max(peak[0], anon())
 done.append(1)
 t.join()
 binding._check(err)
 n = len(ctypes.string_at(out))
 binding.library().tscope_free(out)
-print(before, peak[0], n)
+print(before, peak[0], n, secs)
 """
 
 
 def lib_mem(exe, core, graph, timeout):
-    """(KB before, KB peak, bytes of JSON) of the library's decode alone."""
+    """(KB before, KB peak, bytes of JSON, seconds) of the library's decode
+    alone: one tscope_session_tasks_json() call, no Python parse."""
     p = subprocess.run([sys.executable, "-c", LIB_MEM_PROBE, os.path.join(ROOT, "gdbext"), exe, core,
                         str(binding.JSON_GRAPH if graph else 0)], stdout=subprocess.PIPE, text=True,
                        cwd=SCRATCH, timeout=timeout, check=True)
-    before, peak, n = (int(x) for x in p.stdout.split())
-    return before, peak, n
+    before, peak, n, secs = p.stdout.split()
+    return int(before), int(peak), int(n), float(secs)
 
 
 def naive_check(out_file, core):
@@ -245,7 +263,8 @@ def bench_scenario(name, rep, timeout):
     walk_out = os.path.join(SCRATCH, "naive-%s.txt" % name)
     step("naive", lambda: measure(gdb_argv(exe, core, "naive-walk " + walk_out, source=WALKER),
                                   timeout))
-    r["naive_tasks"] = naive_check(walk_out, core) if not r["naive"].timed_out else None
+    r["naive_tasks"] = naive_check(walk_out, core) if not (r["naive"].timed_out
+                                                          or r["naive"].failed) else None
     step("gdb_symbols", lambda: measure(
         gdb_argv(exe, None, "info functions ^taskscope_bench_no_such_fn$", source=None), timeout),
         rep)
@@ -269,11 +288,26 @@ def bench_scenario(name, rep, timeout):
             counts["tasks"] = len(doc["tasks"])
             counts["complete"] = doc["complete"]
         return inproc(go)
-    step("lib_tasks", lambda: lib_tasks(False))
-    step("lib_graph", lambda: lib_tasks(True))
-    r["ntasks"], r["complete"] = counts["tasks"], counts["complete"]
     r["lib_mem_tasks"] = lib_mem(exe, core, False, timeout)
     r["lib_mem_graph"] = lib_mem(exe, core, True, timeout)
+    if not big:
+        step("lib_tasks", lambda: lib_tasks(False))
+        step("lib_graph", lambda: lib_tasks(True))
+        r["ntasks"], r["complete"] = counts["tasks"], counts["complete"]
+    else:
+        # no parse of a GB document in this process (its memory would add to
+        # the children's): the library call alone, its count from the truth
+        # or from the naive walker (checked against the truth)
+        r["lib_tasks"] = Run(r["lib_mem_tasks"][3], r["lib_mem_tasks"][3], 0, 0, 0)
+        r["lib_graph"] = Run(r["lib_mem_graph"][3], r["lib_mem_graph"][3], 0, 0, 0)
+        r["lib_parsed"] = False
+        truth = os.path.join(os.path.dirname(core), "truth.json")
+        if os.path.exists(truth):
+            with open(truth) as f:
+                r["ntasks"] = len(json.load(f)["tasks"])
+        else:
+            r["ntasks"] = r.get("naive_tasks") or 0
+        r["complete"] = True
     print("  %-14s %8.0f B/task" % ("lib_mem", (r["lib_mem_tasks"][1] - r["lib_mem_tasks"][0])
                                     * 1024 / max(r["ntasks"], 1)), file=sys.stderr)
     cli_ok = (0, 3)
@@ -289,7 +323,11 @@ def bench_scenario(name, rep, timeout):
 def fmt_s(run):
     if run is None:
         return "-"
-    return (">%.0f s (timeout)" % run.wall) if run.timed_out else "%.2f s" % run.wall
+    if run.timed_out:
+        return ">%.0f s (timeout)" % run.wall
+    if run.failed:
+        return ">%.1f s (failed, exit %d)" % (run.wall, run.status)
+    return "%.2f s" % run.wall
 
 
 def ratio(x, base, cpu=False):
@@ -315,13 +353,18 @@ def rows_for(r):
         out.append((label, fmt_s(x), "%.2f s" % x.cpu, "%.2fx" % ratio(x, base)
                     + (" (+%.2f s)" % (x.wall - base.wall) if key != "gdb_load" else ""),
                     "%.2fx" % ratio(x, base, cpu=True)))
+    parsed = "" if r.get("lib_parsed", True) else " (the call alone, no parse)"
     for key, label in (("gdb_symbols", "gdb symbols only (no core)"), ("lib_index", "lib: DWARF index"),
-                       ("lib_tasks", "lib: tasks"), ("lib_graph", "lib: tasks + graph"),
+                       ("lib_tasks", "lib: tasks" + parsed), ("lib_graph", "lib: tasks + graph" + parsed),
                        ("cli_tasks", "cli tasks --json"), ("cli_diagnose", "cli diagnose --json")):
         x = r[key]
         cli = key.startswith("cli")
         out.append((label, fmt_s(x), "%.2f s" % x.cpu, ("%.2fx" % ratio(x, base)) if cli else "",
                     ("%.2fx" % ratio(x, base, cpu=True)) if cli else ""))
+        if key in ("lib_tasks", "lib_graph") and r.get("lib_parsed", True):
+            m = r["lib_mem_tasks" if key == "lib_tasks" else "lib_mem_graph"]
+            out.append(("  of which the library call (JSON text %.0f MB)" % (m[2] / 1e6),
+                        "%.2f s" % m[3], "", "", ""))
         if key == "lib_index" and r.get("dwarf_walk"):
             out.append(("libdwarf: every DIE (bench/dwarf_walk)", fmt_s(r["dwarf_walk"]), "", "", ""))
     return out
@@ -345,7 +388,7 @@ def derived(results):
             "a_tasks_cpu": ratio(r["gdb_tasks"], base, True),
             "a_diagnose_cpu": ratio(r["gdb_diagnose"], base, True),
             "c_cpu": ratio(r["lib_index"], r["gdb_symbols"], True),
-            "b_lower_bound": r["naive"].timed_out,
+            "b_lower_bound": r["naive"].timed_out or r["naive"].failed,
             "c": ratio(r["lib_index"], r["gdb_symbols"]),
             "maxrss_mb": cli.maxrss / 1024, "anon_mb": cli.peak_anon / 1024,
             "anon_per_task": cli.peak_anon * 1024 / n if n else 0,
@@ -586,11 +629,15 @@ def write_doc(results, d, slope, m, argv, load_before):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--timeout", type=float, default=1800,
+    ap.add_argument("--timeout", type=float, default=600,
                     help="seconds before a command is killed and reported as timed out")
+    ap.add_argument("--mem-limit", type=float, default=8,
+                    help="GB of address space per measured child (0: none), so that a 1M-task "
+                         "run cannot take the machine's memory")
     ap.add_argument("--write-doc", action="store_true", help="write docs/performance.md")
     ap.add_argument("scenarios", nargs="*", default=["mixed_10k", "mixed_100k"])
     a = ap.parse_args()
+    MEM_LIMIT[0] = int(a.mem_limit * (1 << 30))
     with open("/proc/loadavg") as f:
         load_before = " ".join(f.read().split()[:3])
     results = []
