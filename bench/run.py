@@ -518,7 +518,7 @@ def print_report(results, d, slope, m):
         m["nproc"], m["cpu"], m["ram_gb"], m["load"]))
 
 
-def write_doc(results, d, slope, m, argv, load_before):
+def write_doc(results, d, slope, m, argv, load_before, repeat_n, timeout, mem_gb):
     L = []
     L.append("# Performance")
     L.append("")
@@ -546,8 +546,11 @@ def write_doc(results, d, slope, m, argv, load_before):
     L.append("multi-thread runtime, 40% on a oneshot, 20% in an hour's sleep, 10% waiting for a")
     L.append("Mutex an idle task holds, 15% on an mpsc receiver, 10% in join chains of three,")
     L.append("the rest on a Notify, and one AB-BA deadlock in the middle. Each command runs")
-    L.append("%d times (once for cores over 300 MB); the median by wall time is shown." % results[0].get("_repeat", 0)
-             if results and results[0].get("_repeat") else "Each command runs --repeat times; the median is shown.")
+    L.append("%d times (once for cores over 300 MB, and gdb's load always %d times); the median by"
+             % (repeat_n, repeat_n))
+    L.append("wall time is shown. A command is killed after %.0f s (shown as `>N s (timeout)`) and"
+             % timeout)
+    L.append("each child may use %.0f GB of address space (`>N s (failed)` past it)." % mem_gb)
     L.append("")
     L.append("| step | command |")
     L.append("|---|---|")
@@ -644,7 +647,6 @@ def main():
     try:
         for name in a.scenarios:
             r = bench_scenario(name, a.repeat, a.timeout)
-            r["_repeat"] = a.repeat
             results.append(r)
     finally:
         shutil.rmtree(SCRATCH, ignore_errors=True)
@@ -652,7 +654,7 @@ def main():
     m = machine()
     print_report(results, d, slope, m)
     if a.write_doc:
-        write_doc(results, d, slope, m, sys.argv[1:], load_before)
+        write_doc(results, d, slope, m, sys.argv[1:], load_before, a.repeat, a.timeout, a.mem_limit)
 
 
 if __name__ == "__main__":
