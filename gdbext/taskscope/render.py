@@ -156,6 +156,8 @@ def tasks_table(model, thread_label=None, wide=False):
         out.append("warning: " + w)
     for e in model.get("errors", []):
         out.append("error: " + e)
+    for e in model.get("implausible", []):
+        out.append("implausible: " + e)
     return out
 
 
@@ -166,8 +168,14 @@ def incomplete_note(model):
     them, so a batch run exits non-zero and no partial answer reads as the
     whole."""
     errors = model.get("errors", [])
-    if model.get("complete", not errors) and not errors:
+    implausible = model.get("implausible", [])
+    if model.get("complete", not errors) and not errors and not implausible:
         return None
+    if not errors and implausible:
+        # memory contradicts itself: a corrupted or torn core
+        return ("taskscope: IMPLAUSIBLE decode, the memory contradicts itself and results "
+                "built on it may be wrong (%d fact%s; first: %s)" % (
+                    len(implausible), "" if len(implausible) == 1 else "s", implausible[0]))
     return "taskscope: INCOMPLETE decode, results cover only what could be read (%d error%s; first: %s)" % (
         len(errors), "" if len(errors) == 1 else "s", errors[0] if errors else "unknown")
 
@@ -433,6 +441,8 @@ def graph_lines(model):
         if "time_left_s" in r:
             bits.append("fires in %.1f s" % r["time_left_s"] if r["time_left_s"] >= 0
                         else "overdue by %.1f s" % -r["time_left_s"])
+        if r.get("implausible"):
+            bits.append("IMPLAUSIBLE: %s" % r["implausible"])
         out.append("[%d] %s%s" % (r["index"], resource_label(r),
                                   " (%s)" % ", ".join(bits) if bits else ""))
         for h in r.get("held_by", []):

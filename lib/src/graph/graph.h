@@ -121,6 +121,7 @@ struct resource {
 	/* where the first dormant future is kept: the local and its `let` */
 	const char *dormant_local, *dormant_file;
 	uint32_t dormant_line;
+	char *implausible; /* why its state is not to be trusted, NULL */
 };
 
 /* How sure a diagnosis is, and why: a core is one instant, and some
@@ -290,5 +291,10 @@ bool sem_of(struct tscope_session *s, struct tval prim, uint64_t *ret);
 void shared_state(struct model *model, size_t ri, struct tval shared);
 bool through(struct tscope_session *s, struct tval v, struct tval *ret);
 const char *type_name_of(struct tscope_session *s, uint64_t type);
+
+/* plausible.c: resources whose state contradicts what was found, and the
+ * diagnoses built on an implausible resource or task. */
+void check_resources(struct model *model);
+void flag_implausible_diagnoses(struct model *model);
 
 #endif

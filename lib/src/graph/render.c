@@ -180,6 +180,10 @@ void graph_render(struct model *model, struct strbuf *o)
 		}
 		if (r->has_tx)
 			sb_printf(o, ", \"senders\": %llu", (unsigned long long)r->tx_count);
+		if (r->implausible) {
+			sb_puts(o, ", \"implausible\": ");
+			sb_json_string(o, r->implausible);
+		}
 		if (r->fd >= 0)
 			sb_printf(o, ", \"fd\": %lld", (long long)r->fd);
 		if (r->interest) {
@@ -286,6 +290,7 @@ void graph_free(struct model *model)
 		free(g->res[i].holders);
 		free(g->res[i].waiters);
 		free(g->res[i].dormant);
+		free(g->res[i].implausible);
 	}
 	free(g->res);
 	u64map_free(&g->by_key);

@@ -33,6 +33,22 @@ void note_error(struct model *model, struct tscope_error *err,
 		model->errors[model->nerrors++] = msg;
 }
 
+void note_implausible(struct model *model, const char *fmt, ...)
+{
+	if (model->nimplausible >= MAX_ERRORS) {
+		model->implausible_dropped++;
+		return;
+	}
+	char *msg = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	if (msg)
+		model->implausible[model->nimplausible++] = msg;
+}
+
 struct runtime *runtime_push(struct model *model, int exec)
 {
 	if (model->nrt == MAX_RUNTIMES)

@@ -76,6 +76,7 @@ struct task_rec {
 	struct fchain chain;
 	char *error;
 	bool pseudo;  /* a thread's block_on future, not an executor's task */
+	bool implausible; /* a fact of it disagrees with another (model->implausible) */
 	const char *exec_name; /* the executor as a description named it,
 				* NULL: the executor's own name */
 	size_t wrapper_frames; /* leading frames that are the executor's own
@@ -104,6 +105,11 @@ struct model {
 	struct task_rec *tasks;
 	size_t ntasks, tasks_cap;
 	struct graph *graph;
+	/* facts memory states twice that disagree (a list's own count and
+	 * the tasks walked, a lock's state and its holders): each what and
+	 * the evidence, in words; "implausible" in the document */
+	char *implausible[MAX_ERRORS];
+	size_t nimplausible, implausible_dropped;
 	bool threads_only; /* runtimes and threads only: no task walked */
 };
 
@@ -112,6 +118,9 @@ void note_error(struct model *model, struct tscope_error *err, const char *fmt, 
 	__attribute__((format(printf, 3, 4)));
 /* A runtime slot of executor @exec, zeroed; NULL when MAX_RUNTIMES are in use. */
 struct runtime *runtime_push(struct model *model, int exec);
+/* An implausible fact, with its evidence (model->implausible). */
+void note_implausible(struct model *model, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 struct thread_info *model_thread(struct model *model, int tid);
 
 #endif

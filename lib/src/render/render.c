@@ -160,6 +160,8 @@ static void render_task(struct model *model, const struct task_rec *t)
 		sb_puts(o, ", \"error\": ");
 		sb_json_string(o, t->error);
 	}
+	if (t->implausible)
+		sb_puts(o, ", \"implausible\": true");
 	sb_puts(o, "}");
 }
 
@@ -459,6 +461,8 @@ static void model_free(struct model *model)
 	free(model->tasks);
 	for (size_t i = 0; i < model->nerrors; i++)
 		free(model->errors[i]);
+	for (size_t i = 0; i < model->nimplausible; i++)
+		free(model->implausible[i]);
 	for (size_t i = 0; i < model->nexecs; i++)
 		if (model->execs[i]->destroy)
 			model->execs[i]->destroy(model->exec_state[i]);
@@ -625,10 +629,13 @@ struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 	render_runtimes(model, out);
 	crash_render(model, out);
 	/* complete: every runtime found was walked to its end without an
-	 * error.  Front ends say so before any verdict when it is false. */
+	 * error, and no fact contradicts another.  Front ends say so before
+	 * any verdict when it is false. */
+	/* (an implausible fact: what was walked may not be all there is) */
+	bool complete = !model->errors_dropped && !model->nerrors && !model->nimplausible;
 	sb_printf(out, "\"truncated\": %s, \"complete\": %s, ",
 		  model->errors_dropped || model->nerrors ? "true" : "false",
-		  model->errors_dropped || model->nerrors ? "false" : "true");
+		  complete ? "true" : "false");
 	sb_puts(out, "\"errors\": [");
 	for (size_t i = 0; i < model->nerrors; i++) {
 		if (i)
@@ -638,6 +645,15 @@ struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 	if (model->errors_dropped)
 		sb_printf(out, "%s\"... and %zu more errors\"",
 			  model->nerrors ? ", " : "", model->errors_dropped);
+	sb_puts(out, "], \"implausible\": [");
+	for (size_t i = 0; i < model->nimplausible; i++) {
+		if (i)
+			sb_puts(out, ", ");
+		sb_json_string(out, model->implausible[i]);
+	}
+	if (model->implausible_dropped)
+		sb_printf(out, "%s\"... and %zu more\"", model->nimplausible ? ", " : "",
+			  model->implausible_dropped);
 	sb_puts(out, "], \"warnings\": [");
 	bool w = false;
 	if (s->forced) {

@@ -900,9 +900,32 @@ static struct tscope_error *tokio_find(struct model *m, bool *found, void **stat
 static void tokio_walk(struct model *m, void *state)
 {
 	struct tokio *tk = state;
+	size_t first = m->ntasks;
 	for (size_t i = 0; i < m->nrt; i++)
 		if (m->rt[i].exec == tk->exec)
 			walk_runtime(tk, i);
+	/* Task ids come from one counter (Id::next's NEXT_ID, 1.21+): an id
+	 * at or past it was never handed out. */
+	const struct elf_sym *sym = program_find_rust_symbol(
+		m->s->prog, "tokio::runtime::task::id::Id::next::NEXT_ID", false, -1);
+	uint64_t next;
+	if (!sym || !val_ok(target_read_u64(m->s->target, sym->value + m->s->bias, &next)) ||
+	    !next)
+		return;
+	size_t bad = 0;
+	for (size_t i = first; i < m->ntasks; i++) {
+		struct task_rec *t = &m->tasks[i];
+		if (t->pseudo || !t->has_id || t->id < next)
+			continue;
+		t->implausible = true;
+		if (!bad++)
+			note_implausible(m, "task id %llu: tokio has handed out ids below %llu only "
+				"(its NEXT_ID counter): a corrupted task header",
+				(unsigned long long)t->id, (unsigned long long)next);
+	}
+	if (bad > 1)
+		note_implausible(m, "%zu task ids at or past tokio's NEXT_ID (%llu) in all", bad,
+				 (unsigned long long)next);
 }
 
 static void tokio_render_task(struct model *m, void *state, const struct task_rec *t,
