@@ -7,6 +7,8 @@ prefix); the dynamic linker's search path.
 
 import ctypes
 import json
+import threading
+import time
 import os
 import sys
 
@@ -129,6 +131,7 @@ def _declare(lib):
         "tscope_session_thread_frames_json": (P, [P, ctypes.c_int, ctypes.c_uint, PP]),
         "tscope_session_add_executor": (P, [P, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
                                             ctypes.c_int, ctypes.c_char_p]),
+        "tscope_session_progress": (ctypes.c_uint64, [P]),
         "tscope_session_executor_state": (P, [P, ctypes.c_char_p, ctypes.c_char_p,
                                               ctypes.c_char_p]),
         "tscope_session_add_thread_future": (P, [P, ctypes.c_int, ctypes.c_uint64,
@@ -179,6 +182,50 @@ def _fs(path):
 
 
 _DESC_KEYS = ("name", "task", "future", "in_arc", "notified", "state", "states")
+
+
+class _Progress:
+    """A progress line on stderr while a decode runs over a second (the
+    library releases the GIL; this thread reads its task counter): on a
+    terminal, or always with TASKSCOPE_PROGRESS=1; never with =0.  Written
+    to fd 2 directly: gdb's own streams are not for other threads.
+    TASKSCOPE_PROGRESS_AFTER: seconds before the first line (1)."""
+
+    def __init__(self, handle):
+        self._h = handle
+        want = os.environ.get("TASKSCOPE_PROGRESS")
+        self._on = want == "1" or (want != "0" and os.isatty(2))
+        self._done = threading.Event()
+        try:
+            self._after = float(os.environ.get("TASKSCOPE_PROGRESS_AFTER", "1"))
+        except ValueError:
+            self._after = 1.0
+
+    def _run(self):
+        if self._done.wait(self._after):
+            return
+        t0 = time.monotonic() - self._after
+        while True:
+            n = library().tscope_session_progress(self._h)
+            msg = "taskscope: decoding, %d tasks so far (%.0f s)" % (n, time.monotonic() - t0)
+            os.write(2, (("\r" if os.isatty(2) else "") + msg +
+                         ("" if os.isatty(2) else "\n")).encode())
+            if self._done.wait(0.5 if os.isatty(2) else 5.0):
+                break
+        if os.isatty(2):
+            os.write(2, b"\r\x1b[K")
+
+    def __enter__(self):
+        if self._on:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        if self._on:
+            self._thread.join()
+        return False
 
 
 class TaskRows:
@@ -436,8 +483,9 @@ class Session(_Handle):
         flags = ((JSON_FRAMES if frames or locals else 0) | (JSON_LOCALS if locals else 0)
                  | (JSON_GRAPH if graph else 0))
         if flags not in self._docs:
-            self._docs[flags] = _json_text(lambda ret: library().tscope_session_tasks_json(
-                self._h, flags | JSON_COMPACT, ret))
+            with _Progress(self._h):
+                self._docs[flags] = _json_text(lambda ret: library().tscope_session_tasks_json(
+                    self._h, flags | JSON_COMPACT, ret))
         model = _expand(json.loads(self._docs[flags]), rows)
         byvalue = getattr(self, "_byvalue_tids", ())
         for b in model.get("block_on", []):

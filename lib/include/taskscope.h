@@ -246,6 +246,10 @@ enum tscope_session_flags {
  */
 TSCOPE_PUBLIC void tscope_session_refresh(struct tscope_session *session);
 
+/* Tasks walked so far by the decode under way in another thread (for a
+ * progress line); safe to call while tscope_session_tasks_json() runs. */
+TSCOPE_PUBLIC uint64_t tscope_session_progress(struct tscope_session *session);
+
 /* tscope_session_create() with @flags (enum tscope_session_flags). */
 TSCOPE_PUBLIC struct tscope_error *
 tscope_session_create_flags(struct tscope_program *prog,

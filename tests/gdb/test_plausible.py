@@ -155,3 +155,4 @@ def test_a_task_id_past_the_id_counter_is_implausible(deadlock, tmp_path):
     dl = [d for d in diag["diagnoses"] if d["kind"] == "deadlock"]
     assert len(dl) == 1 and bogus in dl[0]["tasks"], dl
     assert dl[0]["confidence"] == "possible" and "implausible" in dl[0]["text"], dl[0]
+

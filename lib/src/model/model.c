@@ -79,5 +79,7 @@ struct task_rec *task_push(struct model *model)
 	}
 	struct task_rec *t = &model->tasks[model->ntasks++];
 	memset(t, 0, sizeof(*t));
+	/* read by another thread of the host: tscope_session_progress() */
+	__atomic_store_n(&model->s->progress, (uint64_t)model->ntasks, __ATOMIC_RELAXED);
 	return t;
 }

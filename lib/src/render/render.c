@@ -486,6 +486,7 @@ static struct tscope_error *model_build(struct tscope_session *s, bool threads_o
 	if (!model)
 		return &tscope_error_nomem;
 	model->s = s;
+	__atomic_store_n(&s->progress, 0, __ATOMIC_RELAXED);
 	model->hooks.arg = model;
 	model->hooks.task_brief = task_brief;
 	struct tscope_error *err = NULL;

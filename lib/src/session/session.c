@@ -243,6 +243,11 @@ void session_drop_model(struct tscope_session *s)
 	s->model = NULL;
 }
 
+TSCOPE_PUBLIC uint64_t tscope_session_progress(struct tscope_session *s)
+{
+	return s ? __atomic_load_n(&s->progress, __ATOMIC_RELAXED) : 0;
+}
+
 TSCOPE_PUBLIC void tscope_session_refresh(struct tscope_session *s)
 {
 	if (s)

@@ -44,6 +44,7 @@ struct tscope_session {
 	 * decoded from changes: session_drop_model() */
 	void *model;
 	void (*model_free)(void *);
+	uint64_t progress; /* tasks walked by the decode under way (atomic) */
 };
 
 /* Forget the session's model: the next document decodes it again. */
