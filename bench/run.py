@@ -59,6 +59,11 @@ sys.path.insert(0, os.path.join(ROOT, "gdbext"))
 from taskscope import binding  # noqa: E402
 
 FIXTURES = os.environ.get("TASKSCOPE_FIXTURES", os.path.join(ROOT, "build", "fixtures"))
+# Another checkout's capture script and fixtures can be used, e.g. when this
+# tree is an exported snapshot (git archive) benchmarked apart from a working
+# tree others are changing: TASKSCOPE_CAPTURE, TASKSCOPE_FIXTURES,
+# TASKSCOPE_REVISION (the commit the snapshot is of).
+CAPTURE = os.environ.get("TASKSCOPE_CAPTURE", os.path.join(ROOT, "core-fixtures", "capture"))
 GDBEXT = os.path.join(ROOT, "gdbext", "taskscope.py")
 WALKER = os.path.join(ROOT, "bench", "naive_walker.py")
 CLI = os.path.join(ROOT, "cli", "taskscope")
@@ -168,7 +173,7 @@ def inproc(fn):
 
 
 def capture(name):
-    subprocess.run([os.path.join(ROOT, "core-fixtures", "capture"), name, FIXTURES],
+    subprocess.run([CAPTURE, name, FIXTURES],
                    check=True, stdout=subprocess.DEVNULL, cwd=SCRATCH)
     d = os.path.join(FIXTURES, name)
     return os.path.join(d, "exe"), os.path.join(d, "core")
@@ -490,6 +495,8 @@ def machine():
 
 
 def git_head():
+    if os.environ.get("TASKSCOPE_REVISION"):
+        return os.environ["TASKSCOPE_REVISION"]
     try:
         return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                               stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
