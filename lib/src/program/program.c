@@ -267,6 +267,46 @@ const struct elf_sym *program_find_rust_symbol(struct tscope_program *prog,
 	return program_rust_symbols(prog, path, prefix, stt, &sym, 1) ? sym : NULL;
 }
 
+/* Whether @elf's section header table, and every section with bytes in
+ * the file, lie inside its file of @size bytes (libdwarf allocates what a
+ * header says before it reads: a corrupt size asked it for 2^63 bytes).
+ * Names what is wrong in @why. */
+static bool section_table_fits(Elf *elf, uint64_t size, char *why, size_t whylen)
+{
+	GElf_Ehdr eh;
+	size_t n;
+	if (!gelf_getehdr(elf, &eh) || elf_getshdrnum(elf, &n) != 0) {
+		snprintf(why, whylen, "its ELF header cannot be read (%s)", elf_errmsg(-1));
+		return false;
+	}
+	if (!n)
+		return true;
+	uint64_t bytes = (uint64_t)n * (eh.e_shentsize ? eh.e_shentsize : 1);
+	if (n > size || bytes / n != (eh.e_shentsize ? eh.e_shentsize : 1) ||
+	    eh.e_shoff > size || bytes > size - eh.e_shoff) {
+		snprintf(why, whylen,
+			 "its ELF header puts %zu section headers at file offset 0x%llx, "
+			 "past the end of the file (%llu bytes)", n,
+			 (unsigned long long)eh.e_shoff, (unsigned long long)size);
+		return false;
+	}
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS || !sh.sh_size)
+			continue;
+		if (sh.sh_offset > size || sh.sh_size > size - sh.sh_offset) {
+			snprintf(why, whylen,
+				 "its section %zu says it is 0x%llx bytes at file offset "
+				 "0x%llx, past the end of the file (%llu bytes)",
+				 elf_ndxscn(scn), (unsigned long long)sh.sh_size,
+				 (unsigned long long)sh.sh_offset, (unsigned long long)size);
+			return false;
+		}
+	}
+	return true;
+}
+
 TSCOPE_PUBLIC struct tscope_error *
 tscope_program_open(const char *path, struct tscope_program **ret)
 {
@@ -289,7 +329,9 @@ tscope_program_open(const char *path, struct tscope_program **ret)
 		goto out;
 	}
 	const char *why;
-	prog->fd = open_regular_file(path, NULL, &why);
+	struct stat st;
+	char bad[256];
+	prog->fd = open_regular_file(path, &st, &why);
 	if (prog->fd < 0) {
 		err = prog->fd == -2
 			      ? tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
@@ -305,6 +347,13 @@ tscope_program_open(const char *path, struct tscope_program **ret)
 	if (!prog->elf) {
 		err = tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
 					  "%s: %s", path, elf_errmsg(-1));
+		goto out;
+	}
+	if (elf_kind(prog->elf) == ELF_K_ELF &&
+	    !section_table_fits(prog->elf, (uint64_t)st.st_size, bad, sizeof(bad))) {
+		err = tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
+					  "%s: %s: a corrupt or truncated executable "
+					  "(copy or build it again)", path, bad);
 		goto out;
 	}
 	err = read_elf(prog);
@@ -486,6 +535,9 @@ static bool try_debug_file(struct tscope_program *prog, const char *path,
 	else if (!(elf = elf_begin(fd, ELF_C_READ_MMAP, NULL)) ||
 		 elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh))
 		snprintf(why, whylen, "not an ELF file");
+	else if (!section_table_fits(elf, (uint64_t)st.st_size, why, whylen)) {
+		/* @why says it */
+	}
 	else if (scan_sections(elf, &sc),
 		 prog->build_id[0] && strcmp(sc.build_id, prog->build_id) != 0)
 		snprintf(why, whylen,
