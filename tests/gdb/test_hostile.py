@@ -503,3 +503,23 @@ def test_fuzz_regressions_replay_clean(sc, target):
         pytest.fail("replaying fuzz/regress/%s hung" % target)
     assert p.returncode == 0 and "runtime error" not in p.stderr, (
         "fuzz/regress/%s: exit %d\n%s" % (target, p.returncode, p.stderr[-4000:]))
+
+
+# ------------------------------------------------ corrupt executables
+
+def test_section_past_the_end_of_the_executable_is_called_corrupt(sc, tmp_path):
+    """A section header claiming 2^63 bytes (what fuzz_dwarf found: libdwarf
+    allocated it): the executable is refused before libdwarf reads it, with
+    the section and the file's size named."""
+    with open(sc.exe, "rb") as f:
+        data = bytearray(f.read())
+    e_shoff = struct.unpack_from("<Q", data, 0x28)[0]
+    e_shentsize, e_shnum = struct.unpack_from("<HH", data, 0x3A)
+    i = next(k for k in range(1, e_shnum)
+             if struct.unpack_from("<I", data, e_shoff + k * e_shentsize + 4)[0] != 8)
+    struct.pack_into("<Q", data, e_shoff + i * e_shentsize + 0x20, 1 << 63)  # sh_size
+    exe = _write(tmp_path, "exe", data)
+    rc, out, err = _cli(["tasks", exe, sc.core])
+    assert rc == 1, (rc, err)
+    assert "its section %d says it is 0x8000000000000000 bytes" % i in err, err
+    assert "corrupt" in err, err
