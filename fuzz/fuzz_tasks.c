@@ -5,12 +5,14 @@
  * then the whole decode: tscope_session_tasks_json with frames, locals and
  * the graph (executors, await chains, resources, diagnoses).
  *
- * The input is a list of 16-byte edits {u64 where, u64 value}: the top two
- * bits of where choose how value is written at word (where % words) of the
- * writable data:
+ * The input is a list of 16-byte edits {u64 where, u64 value}.  Bit 61 of
+ * where chooses the word: set, a word within 2 KiB of one of the addresses
+ * the unmodified core's decode names (task headers, futures, resources:
+ * where a corruption matters), clear, word (where % words) of all the
+ * writable data.  The top two bits choose how value is written there:
  *   0  value itself;
- *   1  a pointer: 0, ~0, the word's own address, or the address of word
- *      (value % words) (another mapped address);
+ *   1  a pointer: 0, ~0, the word's own address, or another mapped
+ *      address (one the decode names, or any word's);
  *   2  a small number (value & 0xff): counts, states, discriminants;
  *   3  one byte (value & 0xff) at byte (where % bytes).
  * The edits are undone after each input.
@@ -39,12 +41,39 @@ static struct tscope_program *prog;
 static int fd = -1;
 static char path[64];
 static bool verbose; /* $TASKSCOPE_FUZZ_VERBOSE: say what each input gave */
+static uint64_t *hot; /* positions (in the writable data) the decode names */
+static size_t nhot;
 
 static void die(const char *what, struct tscope_error *err)
 {
 	fprintf(stderr, "fuzz_tasks: %s%s%s\n", what, err ? ": " : "",
 		err ? tscope_error_message(err) : "");
 	exit(1);
+}
+
+static char *decode(void);
+
+/* The addresses the unmodified core's decode names ("0x..." in its JSON)
+ * that are in the writable data: where edits matter most. */
+static void find_hot(void)
+{
+	char *json = decode();
+	for (const char *p = json; p && (p = strstr(p, "\"0x")); p++) {
+		uint64_t a = strtoull(p + 1, NULL, 16), pos = 0;
+		for (size_t i = 0; i < nsegs; pos += segs[i].len, i++) {
+			if (a < segs[i].vaddr || a - segs[i].vaddr >= segs[i].len)
+				continue;
+			uint64_t *n = realloc(hot, (nhot + 1) * sizeof(*hot));
+			if (n) {
+				hot = n;
+				hot[nhot++] = pos + (a - segs[i].vaddr);
+			}
+			break;
+		}
+	}
+	tscope_free(json);
+	if (verbose)
+		fprintf(stderr, "fuzz_tasks: %zu addresses in the writable data\n", nhot);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -99,6 +128,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (fd < 0 || pwrite(fd, core, core_len, 0) != (ssize_t)core_len)
 		die("cannot write the core to a memfd", NULL);
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	find_hot();
 	return 0;
 }
 
@@ -117,6 +147,32 @@ static void locate(uint64_t pos, uint64_t *off, uint64_t *addr)
 	*addr = segs[0].vaddr;
 }
 
+/* The whole decode of the core as the memfd has it now: its JSON (NULL
+ * when it failed). */
+static char *decode(void)
+{
+	struct tscope_target *t;
+	struct tscope_session *s;
+	char *json = NULL;
+	struct tscope_error *err = tscope_target_open_core(path, &t);
+	if (!err) {
+		err = tscope_session_create(prog, t, &s);
+		if (!err) {
+			tscope_session_set_limits(s, 20000);
+			err = tscope_session_tasks_json(
+				s, TSCOPE_JSON_FRAMES | TSCOPE_JSON_LOCALS | TSCOPE_JSON_GRAPH, &json);
+			if (verbose && json)
+				fprintf(stderr, "fuzz_tasks: %zu bytes of JSON\n", strlen(json));
+			tscope_session_destroy(s);
+		}
+		tscope_target_destroy(t);
+	}
+	if (verbose && err)
+		fprintf(stderr, "fuzz_tasks: %s\n", tscope_error_message(err));
+	tscope_error_destroy(err);
+	return json;
+}
+
 #define MAX_EDITS 256
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -128,15 +184,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(&where, data + k, 8);
 		memcpy(&value, data + k + 8, 8);
 		unsigned mode = where >> 62;
-		uint64_t pos = mode == 3 ? (where & ~(3ull << 62)) % total
-					 : ((where & ~(3ull << 62)) % (total / 8)) * 8;
+		uint64_t pos, r = where & ((1ull << 61) - 1);
+		if ((where >> 61 & 1) && nhot) {
+			uint64_t h = hot[(r >> 12) % nhot], d = r & 0xfff;
+			pos = h + d >= 2048 ? h + d - 2048 : 0;
+			if (pos >= total)
+				pos = total - 1;
+		} else {
+			pos = r % total;
+		}
+		if (mode != 3)
+			pos = pos / 8 * 8 < total - 7 ? pos / 8 * 8 : total - 8;
 		locate(pos, &off, &addr);
 		switch (mode) {
 		case 0:
 			w = value;
 			break;
 		case 1:
-			locate(((value >> 2) % (total / 8)) * 8, &other, &w);
+			/* another address: one the decode names, or any word */
+			locate(nhot && (value & 4) ? hot[(value >> 3) % nhot] / 8 * 8
+						   : ((value >> 3) % (total / 8)) * 8,
+			       &other, &w);
 			w = (value & 3) == 0 ? 0 : (value & 3) == 1 ? ~0ull
 			    : (value & 3) == 2 ? addr : w;
 			break;
@@ -154,26 +222,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		edited[nedits][1] = n;
 		nedits++;
 	}
-	struct tscope_target *t;
-	struct tscope_session *s;
-	struct tscope_error *err = tscope_target_open_core(path, &t);
-	if (!err) {
-		err = tscope_session_create(prog, t, &s);
-		if (!err) {
-			char *json = NULL;
-			tscope_session_set_limits(s, 20000);
-			err = tscope_session_tasks_json(
-				s, TSCOPE_JSON_FRAMES | TSCOPE_JSON_LOCALS | TSCOPE_JSON_GRAPH, &json);
-			if (verbose && json)
-				fprintf(stderr, "fuzz_tasks: %zu bytes of JSON\n", strlen(json));
-			tscope_free(json);
-			tscope_session_destroy(s);
-		}
-		tscope_target_destroy(t);
-	}
-	if (verbose && err)
-		fprintf(stderr, "fuzz_tasks: %s\n", tscope_error_message(err));
-	tscope_error_destroy(err);
+	tscope_free(decode());
 	for (size_t i = nedits; i-- > 0;)
 		if (pwrite(fd, core + edited[i][0], edited[i][1], (off_t)edited[i][0]) !=
 		    (ssize_t)edited[i][1])
