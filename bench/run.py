@@ -32,7 +32,8 @@ Ratios:
       per task, and the slope between the two largest scenarios
       (the marginal cost of one more task).
 
-Usage: bench/run.py [--repeat N] [--timeout S] [--write-doc] [SCENARIO ...]
+Usage: bench/run.py [--repeat N] [--timeout S] [--mem-limit GB] [--write-doc]
+                    [--save FILE | --load FILE] [SCENARIO ...]
   default scenarios: mixed_10k mixed_100k; ./dev scale adds mixed_1m
   (captured with core-fixtures/capture into $TASKSCOPE_FIXTURES, default
   build/fixtures).  --write-doc writes docs/performance.md from this run.
@@ -419,6 +420,31 @@ def derived(results):
     return d, slope
 
 
+def breakdown_rows(results):
+    """Where gdb's commands spend the time beyond gdb's load: the DWARF
+    index, the library's decode (the call alone, no parse), and the rest
+    (the gdb front in Python: the document's parse, the rendering; gdb's own
+    work for the extension)."""
+    out = []
+    for r in results:
+        base = r["gdb_load"]
+        for key, mem, label in (("gdb_tasks", "lib_mem_tasks", "info async-tasks --json"),
+                                ("gdb_diagnose", "lib_mem_graph", "async diagnose --json")):
+            x = r[key]
+            if x.timed_out or x.failed:
+                out.append((r["name"], label, fmt_s(x), "", "", ""))
+                continue
+            ext = x.wall - base.wall
+            idx, call = r["lib_index"].wall, r[mem][3]
+            out.append((r["name"], label, "%.2f s" % ext, "%.2f s" % idx, "%.2f s" % call,
+                        "%.2f s" % (ext - idx - call)))
+    return out
+
+
+BREAKDOWN_HEADERS = ("scenario", "command", "beyond gdb's load", "DWARF index", "library decode",
+                     "the rest (Python front, gdb)")
+
+
 def table(headers, rows):
     w = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
     line = lambda cells: "| " + " | ".join(str(c).ljust(n) for c, n in zip(cells, w)) + " |"
@@ -518,6 +544,9 @@ def print_report(results, d, slope, m):
         print("memory slope %s -> %s: library %.0f B/task (with graph %.0f), cli tasks %.0f B/task, "
               "cli diagnose %.0f B/task" % (slope["from"], slope["to"], slope["lib"], slope["lib_graph"],
                                             slope["tasks"], slope["diagnose"]))
+    print()
+    for line in table(BREAKDOWN_HEADERS, breakdown_rows(results)):
+        print(line)
     print()
     for what, got, met, _ in targets(d, slope):
         print("%-4s %-70s %s" % ("met" if met else "MISS", what, got))
@@ -625,11 +654,16 @@ def write_doc(results, d, slope, m, argv, load_before, repeat_n, timeout, mem_gb
         rows.append((what, got, "met" if met else "missed (%.1fx over)" % by if by != float("inf") else "missed"))
     L += table(("target", "measured", ""), rows)
     L.append("")
-    L.append("Where a target is missed, the time goes (issue 11, \"where the time goes today\")")
-    L.append("to the whole model crossing into Python as one JSON document and being parsed and,")
-    L.append("in the CLI, re-serialized by Python's pure-Python encoder (`json.dump(..., indent=1)`);")
-    L.append("see the per-step tables: `lib: tasks` is the library alone, the rest of")
-    L.append("`gdb + info async-tasks` beyond it is gdb's Python.")
+    L.append("## Where the time goes")
+    L.append("")
+    L.append("gdb's commands beyond gdb's own load, split into the library's DWARF index (`lib")
+    L.append("index`), its decode (one `tscope_session_tasks_json()` call, no parse: the memory")
+    L.append("probe's timing) and the rest, which is the gdb front in Python (parsing the")
+    L.append("library's JSON document, rendering) and gdb's work for it. The CLI's extra time over")
+    L.append("`lib: tasks` is Python too: the parse, and `json.dump(model, indent=1)` (CPython's")
+    L.append("pure-Python encoder once `indent` is given).")
+    L.append("")
+    L += table(BREAKDOWN_HEADERS, breakdown_rows(results))
     L.append("")
     with open(DOC, "w") as f:
         f.write("\n".join(L))
@@ -645,23 +679,48 @@ def main():
                     help="GB of address space per measured child (0: none), so that a 1M-task "
                          "run cannot take the machine's memory")
     ap.add_argument("--write-doc", action="store_true", help="write docs/performance.md")
+    ap.add_argument("--save", metavar="FILE", help="the measurements as JSON into FILE")
+    ap.add_argument("--load", metavar="FILE",
+                    help="report (and --write-doc) from a --save FILE instead of measuring")
     ap.add_argument("scenarios", nargs="*", default=["mixed_10k", "mixed_100k"])
     a = ap.parse_args()
     MEM_LIMIT[0] = int(a.mem_limit * (1 << 30))
     with open("/proc/loadavg") as f:
         load_before = " ".join(f.read().split()[:3])
     results = []
-    try:
-        for name in a.scenarios:
-            r = bench_scenario(name, a.repeat, a.timeout)
+    if a.load:
+        with open(a.load) as f:
+            saved = json.load(f)
+        for r in saved["results"]:
+            for k, v in r.items():
+                if isinstance(v, dict) and v.get("_run"):
+                    run = Run(v["wall"], v["cpu"], v["maxrss"], v["peak_anon"], v["status"],
+                              v["timed_out"])
+                    run.failed = v["failed"]
+                    r[k] = run
             results.append(r)
-    finally:
+        m, load_before, argv = saved["machine"], saved["load_before"], saved["argv"]
+        a.repeat, a.timeout, a.mem_limit = saved["repeat"], saved["timeout"], saved["mem_limit"]
         shutil.rmtree(SCRATCH, ignore_errors=True)
+    else:
+        argv = sys.argv[1:]
+        try:
+            for name in a.scenarios:
+                results.append(bench_scenario(name, a.repeat, a.timeout))
+        finally:
+            shutil.rmtree(SCRATCH, ignore_errors=True)
+        m = machine()
+    if a.save:
+        enc = lambda r: {k: (dict(vars(v), err="", _run=True) if isinstance(v, Run) else v)
+                         for k, v in r.items()}
+        with open(a.save, "w") as f:
+            json.dump({"results": [enc(r) for r in results], "machine": m, "argv": argv,
+                       "load_before": load_before, "repeat": a.repeat, "timeout": a.timeout,
+                       "mem_limit": a.mem_limit}, f, indent=1)
     d, slope = derived(results)
-    m = machine()
     print_report(results, d, slope, m)
     if a.write_doc:
-        write_doc(results, d, slope, m, sys.argv[1:], load_before, a.repeat, a.timeout, a.mem_limit)
+        write_doc(results, d, slope, m, argv, load_before, a.repeat, a.timeout, a.mem_limit)
 
 
 if __name__ == "__main__":
