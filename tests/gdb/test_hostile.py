@@ -299,18 +299,25 @@ def test_fifo_named_by_nt_file_does_not_hang(sc, core_bytes, tmp_path, short_dir
     assert kind == "error" and "is a FIFO (named pipe)" in msg, (kind, msg)
 
 
+def _exe_named_as(core_bytes, tmp_path, short_dir, base, make):
+    """A copy of the core whose NT_FILE names the executable's mappings
+    @short_dir/@base, a file make(path) writes: (core, the file offset of a
+    page of the executable the core left out, the library's read of it)."""
+    data = bytearray(core_bytes)
+    make(_rename_mappings(data, _exe_maps(data), short_dir, base))
+    core = _write(tmp_path, "core", data)
+    addr, pg = _undumped_exe_page(data)
+    return core, pg, _read_core(core, addr)
+
+
 @pytest.mark.parametrize("host", ["cli", "gdb"])
 def test_text_pages_from_the_right_file_are_still_read(sc, core_bytes, tmp_path, short_dir,
                                                        host):
     """Control: NT_FILE naming a copy of the very executable (same
     build-id) still gives the pages the core left out, and the decode is
     whole."""
-    data = bytearray(core_bytes)
-    copy = _rename_mappings(data, _exe_maps(data), short_dir, "e")
-    shutil.copyfile(sc.exe, copy)
-    core = _write(tmp_path, "core", data)
-    addr, pg = _undumped_exe_page(data)
-    kind, got = _read_core(core, addr)
+    core, pg, (kind, got) = _exe_named_as(core_bytes, tmp_path, short_dir, "e",
+                                          lambda p: shutil.copyfile(sc.exe, p))
     with open(sc.exe, "rb") as f:
         f.seek(pg)
         assert kind == "ok" and got == f.read(64), (kind, got)
@@ -330,12 +337,8 @@ def test_another_build_named_by_nt_file_is_not_read(sc, core_bytes, tmp_path, sh
     than the one in the core's copy of the executable's headers): its bytes
     are not the core's, so the pages it would give are missing."""
     other = helpers.capture("channel_cycle", helpers.FIXTURES)
-    data = bytearray(core_bytes)
-    path = _rename_mappings(data, _exe_maps(data), short_dir, "x")
-    shutil.copyfile(other.exe, path)
-    core = _write(tmp_path, "core", data)
-    addr, _ = _undumped_exe_page(data)
-    kind, msg = _read_core(core, addr)
+    core, _, (kind, msg) = _exe_named_as(core_bytes, tmp_path, short_dir, "x",
+                                         lambda p: shutil.copyfile(other.exe, p))
     assert kind == "error" and "has another build-id" in msg, (kind, msg)
     rc, out, err = _cli(["tasks", "--json", sc.exe, core])
     assert rc in (0, 3), (rc, err)
@@ -344,13 +347,10 @@ def test_another_build_named_by_nt_file_is_not_read(sc, core_bytes, tmp_path, sh
 def test_non_elf_file_named_by_nt_file_is_not_read(sc, core_bytes, tmp_path, short_dir):
     """A core naming a file that is no ELF image (a stand-in for any file
     of the user's) gets none of its bytes."""
-    data = bytearray(core_bytes)
-    secret = _rename_mappings(data, _exe_maps(data), short_dir, "s")
-    with open(secret, "wb") as f:
-        f.write(b"SECRET!!" * (os.path.getsize(sc.exe) // 8))
-    core = _write(tmp_path, "core", data)
-    addr, _ = _undumped_exe_page(data)
-    kind, msg = _read_core(core, addr)
+    def secret(path):
+        with open(path, "wb") as f:
+            f.write(b"SECRET!!" * (os.path.getsize(sc.exe) // 8))
+    core, _, (kind, msg) = _exe_named_as(core_bytes, tmp_path, short_dir, "s", secret)
     assert kind == "error" and "is not an ELF file" in msg, (kind, msg)
     rc, out, err = _cli(["tasks", "--json", sc.exe, core])
     assert "SECRET" not in out and "5345435245" not in out.lower(), out[:2000]

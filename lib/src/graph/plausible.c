@@ -35,15 +35,20 @@ static void mark(struct model *model, struct resource *r, const char *fmt, ...)
 void check_resources(struct model *model)
 {
 	struct graph *g = model->graph;
+	/* tasks waiting to acquire each resource: one pass over the tasks */
+	size_t *acquiring = calloc(g->nres ? g->nres : 1, sizeof(*acquiring));
+	if (!acquiring)
+		return;
+	for (size_t i = 0; i < model->ntasks; i++)
+		if (g->wait_res[i] && g->wait_side[i] == SIDE_ACQUIRE)
+			acquiring[g->wait_res[i] - 1]++;
 	for (size_t ri = 0; ri < g->nres; ri++) {
 		struct resource *r = &g->res[ri];
 		if (!r->state_known)
 			continue;
-		size_t guards = 0, waiting = 0;
+		size_t guards = 0, waiting = acquiring[ri];
 		for (size_t i = 0; i < r->nholders; i++)
 			guards += r->holders[i].how == HOLD_GUARD;
-		for (size_t i = 0; i < model->ntasks; i++)
-			waiting += g->wait_res[i] == ri + 1 && g->wait_side[i] == SIDE_ACQUIRE;
 		if (r->kind == RES_MUTEX && r->avail > 1)
 			mark(model, r, "its semaphore says %llu permits are free, a Mutex has one",
 			     (unsigned long long)r->avail);
@@ -69,6 +74,7 @@ void check_resources(struct model *model)
 		if (r->has_tx && r->tx_count > (1ull << 32) && !r->implausible)
 			mark(model, r, "%llu senders", (unsigned long long)r->tx_count);
 	}
+	free(acquiring);
 }
 
 void flag_implausible_diagnoses(struct model *model)

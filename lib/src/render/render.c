@@ -579,6 +579,21 @@ static struct tscope_error *model_get(struct tscope_session *s, unsigned flags,
 	return NULL;
 }
 
+/* "KEY": [the messages..., "... and N MORE"] */
+static void render_messages(struct strbuf *out, const char *key, char *const *msgs, size_t n,
+			    size_t dropped, const char *more)
+{
+	sb_printf(out, "\"%s\": [", key);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			sb_puts(out, ", ");
+		sb_json_string(out, msgs[i]);
+	}
+	if (dropped)
+		sb_printf(out, "%s\"... and %zu %s\"", n ? ", " : "", dropped, more);
+	sb_puts(out, "]");
+}
+
 struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 				  struct strbuf *out)
 {
@@ -630,32 +645,19 @@ struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 	render_runtimes(model, out);
 	crash_render(model, out);
 	/* complete: every runtime found was walked to its end without an
-	 * error, and no fact contradicts another.  Front ends say so before
-	 * any verdict when it is false. */
-	/* (an implausible fact: what was walked may not be all there is) */
+	 * error, and no fact contradicts another (then what was walked may
+	 * not be all there is).  Front ends say so before any verdict when
+	 * it is false. */
 	bool complete = !model->errors_dropped && !model->nerrors && !model->nimplausible;
 	sb_printf(out, "\"truncated\": %s, \"complete\": %s, ",
 		  model->errors_dropped || model->nerrors ? "true" : "false",
 		  complete ? "true" : "false");
-	sb_puts(out, "\"errors\": [");
-	for (size_t i = 0; i < model->nerrors; i++) {
-		if (i)
-			sb_puts(out, ", ");
-		sb_json_string(out, model->errors[i]);
-	}
-	if (model->errors_dropped)
-		sb_printf(out, "%s\"... and %zu more errors\"",
-			  model->nerrors ? ", " : "", model->errors_dropped);
-	sb_puts(out, "], \"implausible\": [");
-	for (size_t i = 0; i < model->nimplausible; i++) {
-		if (i)
-			sb_puts(out, ", ");
-		sb_json_string(out, model->implausible[i]);
-	}
-	if (model->implausible_dropped)
-		sb_printf(out, "%s\"... and %zu more\"", model->nimplausible ? ", " : "",
-			  model->implausible_dropped);
-	sb_puts(out, "], \"warnings\": [");
+	render_messages(out, "errors", model->errors, model->nerrors, model->errors_dropped,
+			"more errors");
+	sb_puts(out, ", ");
+	render_messages(out, "implausible", model->implausible, model->nimplausible,
+			model->implausible_dropped, "more");
+	sb_puts(out, ", \"warnings\": [");
 	bool w = false;
 	if (s->forced) {
 		sb_json_string(out, s->forced);
