@@ -15,8 +15,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	/* no network, no system debug files: only the input is read */
+	/* no network, no system debug files: only the input is read; no
+	 * index cache (each input would rewrite one, or load another's) */
 	unsetenv("DEBUGINFOD_URLS");
+	setenv("TASKSCOPE_CACHE", "0", 1);
 	return 0;
 }
 

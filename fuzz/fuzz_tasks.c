@@ -82,6 +82,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	const char *exe = getenv("TASKSCOPE_FUZZ_EXE"), *cp = getenv("TASKSCOPE_FUZZ_CORE");
 	verbose = getenv("TASKSCOPE_FUZZ_VERBOSE") != NULL;
+	setenv("TASKSCOPE_CACHE", "0", 1); /* the index is built once anyway */
 	if (!exe || !cp)
 		die("set TASKSCOPE_FUZZ_EXE and TASKSCOPE_FUZZ_CORE (a fixture's exe and core)", NULL);
 	FILE *f = fopen(cp, "rb");

@@ -57,6 +57,7 @@ struct strmap {
 	size_t cap, count;
 	char **chunks;
 	size_t nchunks, chunk_used, chunk_cap;
+	bool borrowed; /* entries are not ours (a mapped index cache): never freed */
 };
 void strmap_init(struct strmap *m);
 void strmap_free(struct strmap *m);
@@ -73,6 +74,7 @@ uint64_t hash_bytes(const void *p, size_t n);
 struct u64map {
 	uint64_t *keys, *vals;
 	size_t cap, count;
+	bool borrowed; /* keys and vals are not ours (a mapped index cache) */
 };
 void u64map_init(struct u64map *m);
 void u64map_free(struct u64map *m);

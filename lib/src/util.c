@@ -199,7 +199,8 @@ void strmap_free(struct strmap *m)
 	for (size_t i = 0; i < m->nchunks; i++)
 		free(m->chunks[i]);
 	free(m->chunks);
-	free(m->entries);
+	if (!m->borrowed)
+		free(m->entries);
 	strmap_init(m);
 }
 
@@ -240,7 +241,9 @@ static bool strmap_grow(struct strmap *m)
 			j = (j + 1) & (cap - 1);
 		e[j] = m->entries[i];
 	}
-	free(m->entries);
+	if (!m->borrowed)
+		free(m->entries);
+	m->borrowed = false;
 	m->entries = e;
 	m->cap = cap;
 	return true;
@@ -290,8 +293,10 @@ bool strmap_lookup(const struct strmap *m, const char *key, uint64_t *ret)
 void u64map_init(struct u64map *m) { memset(m, 0, sizeof(*m)); }
 void u64map_free(struct u64map *m)
 {
-	free(m->keys);
-	free(m->vals);
+	if (!m->borrowed) {
+		free(m->keys);
+		free(m->vals);
+	}
 	u64map_init(m);
 }
 
@@ -323,8 +328,11 @@ bool u64map_put(struct u64map *m, uint64_t key, uint64_t val)
 			keys[j] = m->keys[i];
 			vals[j] = m->vals[i];
 		}
-		free(m->keys);
-		free(m->vals);
+		if (!m->borrowed) {
+			free(m->keys);
+			free(m->vals);
+		}
+		m->borrowed = false;
 		m->keys = keys;
 		m->vals = vals;
 		m->cap = cap;

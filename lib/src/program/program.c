@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -406,8 +407,10 @@ TSCOPE_PUBLIC void tscope_program_destroy(struct tscope_program *prog)
 	u64map_free(&prog->name_of);
 	u64map_free(&prog->cu_of);
 	u64map_free(&prog->vtables);
-	free(prog->funcs);
-	free(prog->poll_fns);
+	if (!prog->index_from_cache) { /* else in the mapping */
+		free(prog->funcs);
+		free(prog->poll_fns);
+	}
 	strmap_free(&prog->futures);
 	strmap_free(&prog->call_lines);
 	strmap_free(&prog->call_line_nos);
@@ -428,6 +431,8 @@ TSCOPE_PUBLIC void tscope_program_destroy(struct tscope_program *prog)
 		elf_end(prog->elf);
 	if (prog->fd >= 0)
 		close(prog->fd);
+	if (prog->cache_map)
+		munmap(prog->cache_map, prog->cache_len);
 	free(prog->path);
 	free(prog);
 }
@@ -1212,14 +1217,18 @@ struct tscope_error *program_ensure_index(struct tscope_program *prog)
 		prog->dbg = NULL;
 		goto fail;
 	}
-	bool split = false;
-	err = index_units(prog, prog->dbg, 0, &split);
+	/* The index of an earlier session on this build, if there is one
+	 * that fits (cache.c); libdwarf still decodes types by offset. */
+	bool cached = program_cache_load(prog);
+	bool split = cached && prog->index_split;
+	if (!cached)
+		err = index_units(prog, prog->dbg, 0, &split);
 	if (!err && split) {
 		/* Split DWARF: the executable holds skeleton units (and the
 		 * full units of a prebuilt std); the crate's own units are in
 		 * EXE.dwp (-C split-debuginfo=packed), indexed as well. */
 		err = open_dwp(prog);
-		if (!err)
+		if (!err && !cached)
 			err = index_units(prog, prog->dwp_dbg, DIE_DWP, &split);
 		else if (tscope_error_code(err) == TSCOPE_ERROR_NOT_FOUND) {
 			tscope_error_destroy(err);
@@ -1251,10 +1260,15 @@ struct tscope_error *program_ensure_index(struct tscope_program *prog)
 				  "debug = 2 (full debug info)", prog->path);
 		goto fail;
 	}
-	if (prog->nfuncs) /* funcs is NULL when there are none */
+	if (prog->nfuncs && !cached) /* funcs is NULL when there are none */
 		qsort(prog->funcs, prog->nfuncs, sizeof(*prog->funcs), cmp_func);
 	prog->indexed = true;
+	prog->index_split = split;
 	prog->index_seconds = now_seconds() - t0;
+	if (!cached) {
+		prog->walk_seconds = prog->index_seconds;
+		program_cache_store(prog);
+	}
 	return NULL;
 fail:
 	prog->index_err = err;

@@ -129,7 +129,18 @@ struct tscope_program {
 	struct strmap call_lines, call_line_nos; /* program_await_call_line cache */
 	uint64_t index_dies;      /* DIEs visited by the index pass */
 	char tokio_version[32];   /* "1.54.1" from tokio's unit names, or "" */
-	double index_seconds;
+	double index_seconds;     /* this session's: the walk, or the cache load */
+	double walk_seconds;      /* the walk's, in the session that made the index */
+	bool index_split;         /* the index covers EXE.dwp too */
+
+	/* The on-disk index cache (cache.c).  When the index came from it, the
+	 * maps above (types, vars, fnames, name_of, cu_of, skeletons, vtables:
+	 * borrowed), funcs and poll_fns live in cache_map, a private writable
+	 * mapping of the cache file, and names' strings in its string blob. */
+	bool index_from_cache;
+	void *cache_map;
+	size_t cache_len;
+	char cache_status[512];   /* what the cache did, in words */
 };
 
 /* DIE offsets name one of two DWARF files: the executable's, or (bit
@@ -145,6 +156,24 @@ static inline Dwarf_Off die_off(uint64_t off)
 }
 
 struct tscope_error *program_ensure_index(struct tscope_program *prog);
+
+/* The DWARF index cache (cache.c), keyed by build-id; see its comment for
+ * the file format and where it lives.  program_cache_load(): fill the index
+ * of @prog (whose prog->dbg is open) from its cache file; false when there
+ * is none that fits (disabled, absent, stale, corrupt: @prog is then left
+ * untouched and cache_status says why).  program_cache_store(): after an
+ * index pass, write it (atomically: a temporary file renamed); failures are
+ * silent (cache_status says them).  TASKSCOPE_CACHE=0 disables both;
+ * =verbose also says on stderr what they did. */
+bool program_cache_load(struct tscope_program *prog);
+void program_cache_store(struct tscope_program *prog);
+/* The cache file of @prog's build (malloc'd), NULL when caching is off or
+ * impossible (no build-id, no cache directory). */
+char *program_cache_path(const struct tscope_program *prog);
+/* For tests: give the cache file image @file (@len bytes) the checksum of
+ * its contents, so that what they changed in it is seen by the checks
+ * behind the checksum.  False if it is too short to have a header. */
+bool program_cache_seal(void *file, size_t len);
 
 /* A Rust symbol's demangled path (legacy or v0; LLVM's ".llvm.N" suffix
  * cut, the legacy hash dropped), malloc'ed; NULL if @name is none. */
