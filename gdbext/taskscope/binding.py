@@ -111,6 +111,8 @@ def _declare(lib):
         "tscope_target_create_callback": (P, [READ_FN, P, PP]),
         "tscope_target_destroy": (None, [P]),
         "tscope_target_stop_threads": (P, [P]),
+        "tscope_target_snapshot": (P, [P, ctypes.c_uint, ctypes.c_uint64]),
+        "tscope_target_snapshot_json": (P, [P, PP]),
         "tscope_target_set_thread_regs": (P, [P, ctypes.c_int, ctypes.c_uint64,
                                               ctypes.c_uint64, ctypes.c_uint64]),
         "tscope_target_set_exe_bias": (None, [P, ctypes.c_uint64]),
@@ -364,6 +366,16 @@ class Target(_Handle):
         """Live process only: stop its threads (ptrace) and read their
         registers; they resume when the target is closed."""
         _check(library().tscope_target_stop_threads(self._h))
+
+    def snapshot(self, host_stopped=False, max_bytes=0):
+        """Live process only: copy its memory in one stop and resume it
+        (host_stopped: gdb holds it stopped; copy only); later reads come
+        from the copy.  max_bytes 0: $TASKSCOPE_SNAPSHOT_MAX or 2 GiB.
+        Returns the figures: {"stopped_ms", "copy_ms", "bytes_copied",
+        "unreadable", ...} (lib/include/taskscope.h)."""
+        _check(library().tscope_target_snapshot(self._h, 1 if host_stopped else 0,
+                                                int(max_bytes)))
+        return _json_result(lambda out: library().tscope_target_snapshot_json(self._h, out))
 
     def set_thread_regs(self, tid, fs_base, pc=0, sp=0):
         _check(library().tscope_target_set_thread_regs(self._h, tid, fs_base, pc, sp))

@@ -95,6 +95,46 @@ tscope_target_open_pid(int pid, struct tscope_target **ret);
 TSCOPE_PUBLIC struct tscope_error *
 tscope_target_stop_threads(struct tscope_target *target);
 
+/* Flags for tscope_target_snapshot(). */
+enum tscope_snapshot_flags {
+	/* The host holds the process stopped (gdb, its tracer): copy only,
+	 * neither stop nor resume it. */
+	TSCOPE_SNAPSHOT_HOST_STOPPED = 1,
+};
+
+/*
+ * For a pid target: take the memory the decode reads in one stop, and let
+ * the process run again before the decode.  Stops every thread as
+ * tscope_target_stop_threads() does (unless already stopped, or @flags has
+ * TSCOPE_SNAPSHOT_HOST_STOPPED), reads /proc/PID/maps, copies every
+ * readable mapping in bulk (process_vm_readv; pread of /proc/PID/mem where
+ * it refuses) except the code of mapped files, shared file mappings and
+ * the kernel's [vvar]/[vsyscall], then detaches: the process runs on.
+ * From then on every read is served from the copy; the code of a mapped
+ * file from that file (when it is still the file mapped, as for a core),
+ * never from the running process.  Registers, thread-local bases and the
+ * auxiliary vector are those of the stop.  A page that cannot be read
+ * while stopped is unreadable in the snapshot (reads of it fail, naming
+ * the mapping), never a failure of the whole snapshot.
+ * @max_bytes bounds the copy (0: $TASKSCOPE_SNAPSHOT_MAX, bytes or with a
+ * K/M/G suffix, else 2 GiB): a process with more to copy is
+ * TSCOPE_ERROR_LIMIT, saying how to raise it, and is not stopped (or is
+ * resumed).  On any error the process is left as it was found.  Calling it
+ * again is a no-op.  Afterwards tscope_target_stop_threads() is an error.
+ */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_snapshot(struct tscope_target *target, unsigned flags,
+		       uint64_t max_bytes);
+
+/* The snapshot's figures as JSON (free with tscope_free): {"host_stopped",
+ * "stopped_ms" (first PTRACE_SEIZE to the resume; null when the host
+ * holds it stopped), "copy_ms", "bytes_copied", "mappings_copied",
+ * "limit", "unreadable": [{"start", "end", "perms", "mapping", "error"}]
+ * (the first 32), "unreadable_count"}; the same object is the document's
+ * "snapshot" (docs/schema.json).  TSCOPE_ERROR_NOT_FOUND without one. */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_snapshot_json(struct tscope_target *target, char **ret);
+
 /* Host read callback: return 0 and fill @buf on success, non-zero if any
  * byte of [addr, addr+len) is unreadable. */
 typedef int (*tscope_read_fn)(void *arg, uint64_t addr, void *buf,

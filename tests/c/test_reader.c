@@ -1,6 +1,7 @@
 /*
  * The memory reader: a synthetic ELF core written by this test, a host
- * callback target, and the process's own /proc/self/mem.
+ * callback target, the process's own /proc/self/mem, and a snapshot of a
+ * child process (tscope_target_snapshot()).
  *
  * The core (kernel layout: notes first, then PT_LOAD data):
  *   PT_NOTE  NT_PRSTATUS (pid TID, fs_base FS_BASE, rip PC) + NT_AUXV
@@ -11,9 +12,14 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/procfs.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -460,6 +466,222 @@ static void test_pid_target(void)
 	free(heap);
 }
 
+
+/* ------------------------------------------------------- pid snapshot */
+
+/* What the child tells the parent: where its memory is. */
+struct child_layout {
+	uint64_t data, data_len; /* pattern(addr) at each byte */
+	uint64_t guard;          /* a PROT_NONE page */
+	uint64_t beyond, beyond_len; /* a writable file mapping: page 0 in the
+				      * file, pages 1.. past its end (SIGBUS) */
+};
+
+#define CHILD_DATA_PAGES 64
+
+static void *child_thread(void *arg)
+{
+	for (;;)
+		pause();
+	return arg;
+}
+
+/* The child: maps its memory, says where, then on each byte from @cmd
+ * overwrites its data (so that a read of the live process would see it)
+ * and acknowledges; exits at end of file. */
+static void child_main(int out, int cmd, const char *file)
+{
+	struct child_layout l = {0};
+	size_t len = CHILD_DATA_PAGES * 4096;
+	unsigned char *d = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned char *g = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (d == MAP_FAILED || g == MAP_FAILED || fd < 0 || ftruncate(fd, 4096) != 0)
+		_exit(3);
+	unsigned char *b = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	if (b == MAP_FAILED)
+		_exit(3);
+	for (size_t i = 0; i < len; i++)
+		d[i] = pattern((uintptr_t)&d[i]);
+	b[0] = 0x5a;
+	pthread_t th;
+	if (pthread_create(&th, NULL, child_thread, NULL) != 0)
+		_exit(3);
+	l.data = (uintptr_t)d;
+	l.data_len = len;
+	l.guard = (uintptr_t)g;
+	l.beyond = (uintptr_t)b;
+	l.beyond_len = 3 * 4096;
+	if (write(out, &l, sizeof(l)) != (ssize_t)sizeof(l))
+		_exit(3);
+	char c;
+	while (read(cmd, &c, 1) == 1) {
+		memset(d, 0xee, len);
+		if (write(out, &c, 1) != 1)
+			_exit(3);
+	}
+	_exit(0);
+}
+
+/* The child's State: and TracerPid: in /proc/PID/status. */
+static void child_status(int pid, char *state, int *tracer)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	FILE *f = fopen(path, "re");
+	*state = '?';
+	*tracer = -1;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "State:", 6))
+			sscanf(line + 6, " %c", state);
+		else if (!strncmp(line, "TracerPid:", 10))
+			*tracer = atoi(line + 10);
+	}
+	fclose(f);
+}
+
+/* false (and a failed check) if the child is stopped or traced: the
+ * caller then does not wait for it to answer. */
+static bool check_running(int pid, const char *when)
+{
+	char state;
+	int tracer;
+	/* a detached thread may take a moment to leave its stop: the state
+	 * is polled, the tracer is not (it is gone at once) */
+	for (int i = 0; i < 200; i++) {
+		child_status(pid, &state, &tracer);
+		if (state != 't' && state != 'T')
+			break;
+		usleep(5000);
+	}
+	CHECK(state == 'S' || state == 'R', "child %s: State %c, expected running or sleeping",
+	      when, state);
+	CHECK(tracer == 0, "child %s: TracerPid %d, expected 0 (not traced)", when, tracer);
+	return (state == 'S' || state == 'R') && tracer == 0;
+}
+
+static void test_pid_snapshot(void)
+{
+	int to_parent[2], to_child[2];
+	char file[sizeof(tmpdir) + 32];
+	snprintf(file, sizeof(file), "%s/short-file", tmpdir);
+	if (pipe(to_parent) || pipe(to_child)) {
+		CHECK(0, "pipe: %s", strerror(errno));
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(to_parent[0]);
+		close(to_child[1]);
+		child_main(to_parent[1], to_child[0], file);
+	}
+	close(to_parent[1]);
+	close(to_child[0]);
+	struct child_layout l;
+	struct tscope_target *t = NULL;
+	if (read(to_parent[0], &l, sizeof(l)) != (ssize_t)sizeof(l)) {
+		CHECK(0, "the child did not start");
+		goto out;
+	}
+	unsigned char *buf = malloc(l.data_len);
+	if (!buf)
+		goto out;
+
+	/* Over the limit: refused before the process is stopped, with how to
+	 * raise it. */
+	CHECK_OK(tscope_target_open_pid(pid, &t));
+	CHECK_ERR(tscope_target_snapshot(t, 0, 64 * 1024), TSCOPE_ERROR_LIMIT,
+		  "TASKSCOPE_SNAPSHOT_MAX");
+	if (!check_running(pid, "after a snapshot over the limit"))
+		goto out_t;
+	setenv("TASKSCOPE_SNAPSHOT_MAX", "12 parsecs", 1);
+	CHECK_ERR(tscope_target_snapshot(t, 0, 0), TSCOPE_ERROR_INVALID_ARGUMENT,
+		  "TASKSCOPE_SNAPSHOT_MAX=12 parsecs");
+	setenv("TASKSCOPE_SNAPSHOT_MAX", "64K", 1);
+	CHECK_ERR(tscope_target_snapshot(t, 0, 0), TSCOPE_ERROR_LIMIT, "limit of 0 MiB");
+	unsetenv("TASKSCOPE_SNAPSHOT_MAX");
+	if (!check_running(pid, "after a refused snapshot"))
+		goto out_t;
+
+	CHECK_OK(tscope_target_snapshot(t, 0, 0));
+	/* The process runs again and is not traced once the call returns. */
+	if (!check_running(pid, "after the snapshot"))
+		goto out_t;
+	CHECK(tscope_target_num_threads(t) == 2, "expected the child's 2 threads, found %zu",
+	      tscope_target_num_threads(t));
+	for (size_t i = 0; i < tscope_target_num_threads(t); i++) {
+		int tid;
+		uint64_t fs, pc;
+		CHECK_OK(tscope_target_thread(t, i, &tid, &fs, &pc));
+		CHECK(fs && pc, "thread %d has no registers from the stop", tid);
+	}
+	/* The child overwrites its data now; the snapshot still has the
+	 * bytes of the stop. */
+	char c = 'w';
+	CHECK(write(to_child[1], &c, 1) == 1 && read(to_parent[0], &c, 1) == 1,
+	      "the child did not overwrite its data");
+	CHECK_OK(tscope_target_read(t, l.data, buf, l.data_len));
+	CHECK(check_pattern(buf, l.data, l.data_len),
+	      "the snapshot's copy of the child's data is not the data of the stop");
+	CHECK_OK(tscope_target_read(t, l.data + 4000, buf, 300));
+	CHECK(check_pattern(buf, l.data + 4000, 300), "a read across a page of the copy");
+	/* A PROT_NONE page is not in the snapshot: a clean fault naming it. */
+	CHECK_ERR(tscope_target_read(t, l.guard + 8, buf, 8), TSCOPE_ERROR_FAULT,
+		  "is not readable");
+	/* The file mapping: its first page copied, the pages past the file's
+	 * end unreadable and marked, not fatal. */
+	CHECK_OK(tscope_target_read(t, l.beyond, buf, 1));
+	CHECK_U64_EQ(0x5a, buf[0]);
+	CHECK_ERR(tscope_target_read(t, l.beyond + 4096 + 16, buf, 8), TSCOPE_ERROR_FAULT,
+		  "unreadable in its snapshot");
+	CHECK_ERR(tscope_target_read(t, l.beyond + 4090, buf, 16), TSCOPE_ERROR_FAULT,
+		  "could not be read");
+	char *json = NULL;
+	CHECK_OK(tscope_target_snapshot_json(t, &json));
+	char want[128];
+	snprintf(want, sizeof(want), "{\"start\": \"0x%" PRIx64 "\", \"end\": \"0x%" PRIx64 "\"",
+		 l.beyond + 4096, l.beyond + l.beyond_len);
+	CHECK(json && strstr(json, want), "the snapshot's figures do not list %s as "
+	      "unreadable: %s", want, json ? json : "(none)");
+	CHECK(json && strstr(json, "\"unreadable_count\": 1}") &&
+	      strstr(json, "\"host_stopped\": false, \"stopped_ms\": "),
+	      "snapshot figures: %s", json ? json : "(none)");
+	tscope_free(json);
+	/* Once snapshotted, the process is not stopped again. */
+	CHECK_ERR(tscope_target_stop_threads(t), TSCOPE_ERROR_INVALID_ARGUMENT, "snapshot");
+	tscope_target_destroy(t);
+	t = NULL;
+
+	/* A host that holds the process stopped (gdb): copied, not stopped by
+	 * us; the data is the child's current one. */
+	CHECK_OK(tscope_target_open_pid(pid, &t));
+	CHECK_OK(tscope_target_snapshot(t, TSCOPE_SNAPSHOT_HOST_STOPPED, 0));
+	CHECK_OK(tscope_target_read(t, l.data + 100, buf, 16));
+	CHECK_U64_EQ(0xee, buf[0]);
+	CHECK_U64_EQ(0xee, buf[15]);
+	CHECK_OK(tscope_target_snapshot_json(t, &json));
+	CHECK(json && strstr(json, "\"host_stopped\": true, \"stopped_ms\": null"),
+	      "host-stopped snapshot figures: %s", json ? json : "(none)");
+	tscope_free(json);
+	tscope_target_destroy(t);
+	t = NULL;
+
+	/* Not a live process: refused. */
+	CHECK_OK(tscope_target_create_callback(cb_read, NULL, &t));
+	CHECK_ERR(tscope_target_snapshot(t, 0, 0), TSCOPE_ERROR_INVALID_ARGUMENT, "live process");
+out_t:
+	tscope_target_destroy(t);
+	free(buf);
+out:
+	close(to_child[1]);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(to_parent[0]);
+}
+
 static void cleanup(void)
 {
 	char cmd[sizeof(tmpdir) + 16];
@@ -488,5 +710,6 @@ int main(void)
 	test_core_refuses_non_cores(core);
 	test_callback_target();
 	test_pid_target();
+	test_pid_snapshot();
 	return check_report("test_reader");
 }

@@ -15,8 +15,10 @@
 #include <sys/procfs.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "target/target.h"
@@ -28,6 +30,11 @@ struct segment {
 
 #define CACHE_PAGES 256
 #define PAGE 4096
+
+struct snapshot;
+static void snapshot_free(struct snapshot *sn);
+static struct tscope_error *snapshot_read(struct tscope_target *t, uint64_t addr,
+					  unsigned char *buf, uint64_t len);
 
 struct cache_page {
 	uint64_t pageno; /* +1, 0 = empty */
@@ -63,6 +70,8 @@ struct tscope_target {
 	uint64_t bias;
 	int *stopped; /* tids we seized (pid targets) */
 	size_t nstopped;
+	uint64_t stop_t0; /* CLOCK_MONOTONIC ns of the first PTRACE_SEIZE */
+	struct snapshot *snap; /* pid targets after tscope_target_snapshot() */
 };
 
 const char *target_describe(struct tscope_target *t) { return t->desc; }
@@ -628,22 +637,60 @@ static void detach_all(struct tscope_target *t)
 	t->nstopped = 0;
 }
 
-TSCOPE_PUBLIC struct tscope_error *
-tscope_target_stop_threads(struct tscope_target *t)
+static uint64_t now_ns(void)
 {
-	if (t->kind != TARGET_PID)
-		return tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
-					   "only a live process can be stopped");
-	if (t->stopped)
-		return NULL;
-	t->stopped = calloc(t->nthreads ? t->nthreads : 1, sizeof(int));
-	if (!t->stopped)
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static bool seized(struct tscope_target *t, int tid)
+{
+	for (size_t i = 0; i < t->nstopped; i++)
+		if (t->stopped[i] == tid)
+			return true;
+	return false;
+}
+
+/* Seize and interrupt every thread of /proc/PID/task not seized yet (the
+ * list of the open, then again: a thread may have been created meanwhile,
+ * and a seized thread cannot create one unseen any more once stopped).
+ * A thread that exits before it is seized (ESRCH) is skipped; any other
+ * refusal is the error.  *@added: how many were seized. */
+static struct tscope_error *seize_threads(struct tscope_target *t, bool from_proc,
+					  size_t *added)
+{
+	*added = 0;
+	if (from_proc) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/task", t->pid);
+		DIR *d = opendir(path);
+		if (d) {
+			struct dirent *de;
+			/* bounded: a process has at most a few 100k threads */
+			for (unsigned n = 0; (de = readdir(d)) && n < (1u << 20); n++)
+				if (de->d_name[0] >= '0' && de->d_name[0] <= '9' &&
+				    !add_thread(t, atoi(de->d_name))) {
+					closedir(d);
+					return &tscope_error_nomem;
+				}
+			closedir(d);
+		}
+	}
+	int *st = realloc(t->stopped, (t->nthreads ? t->nthreads : 1) * sizeof(int));
+	if (!st)
 		return &tscope_error_nomem;
+	t->stopped = st;
 	for (size_t i = 0; i < t->nthreads; i++) {
 		int tid = t->threads[i].tid;
+		if (seized(t, tid))
+			continue;
+		if (!t->stop_t0)
+			t->stop_t0 = now_ns();
 		if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0) {
 			int e = errno;
-			detach_all(t);
+			if (e == ESRCH && tid != t->pid)
+				continue; /* exited meanwhile: no registers */
 			return tscope_error_create(
 				TSCOPE_ERROR_OS,
 				"cannot attach to thread %d of %s: %s (another "
@@ -653,22 +700,56 @@ tscope_target_stop_threads(struct tscope_target *t)
 		}
 		t->stopped[t->nstopped++] = tid;
 		ptrace(PTRACE_INTERRUPT, tid, NULL, NULL);
+		(*added)++;
 	}
-	for (size_t i = 0; i < t->nstopped; i++) {
-		int st;
-		struct user_regs_struct regs;
-		if (waitpid(t->stopped[i], &st, __WALL) < 0 ||
-		    ptrace(PTRACE_GETREGS, t->stopped[i], NULL, &regs) != 0)
-			continue; /* thread exited meanwhile: no registers */
-		struct tscope_thread *th = &t->threads[i];
-		th->has_regs = true;
-		thread_set_user_regs(th, (const uint64_t *)&regs);
-		th->fs_base = regs.fs_base;
-		th->pc = regs.rip;
-		th->sp = regs.rsp;
-		th->has_syscall = true;
-		th->syscall = (int64_t)regs.orig_rax;
-		th->arg1 = regs.rsi;
+	return NULL;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_stop_threads(struct tscope_target *t)
+{
+	if (t->kind != TARGET_PID)
+		return tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
+					   "only a live process can be stopped");
+	if (t->snap)
+		return tscope_error_create(
+			TSCOPE_ERROR_INVALID_ARGUMENT,
+			"%s is read from its snapshot: it is not stopped again", t->desc);
+	if (t->stopped)
+		return NULL;
+	size_t first = 0, added;
+	struct tscope_error *err = seize_threads(t, false, &added);
+	/* New threads: at most a few rounds (a process spawning threads as
+	 * fast as they are seized is stopped with the ones found). */
+	for (int round = 0; !err; round++) {
+		for (size_t i = first; i < t->nstopped; i++) {
+			int st;
+			struct user_regs_struct regs;
+			if (waitpid(t->stopped[i], &st, __WALL) < 0 ||
+			    ptrace(PTRACE_GETREGS, t->stopped[i], NULL, &regs) != 0)
+				continue; /* thread exited meanwhile: no registers */
+			struct tscope_thread *th = add_thread(t, t->stopped[i]);
+			if (!th) {
+				err = &tscope_error_nomem;
+				break;
+			}
+			th->has_regs = true;
+			thread_set_user_regs(th, (const uint64_t *)&regs);
+			th->fs_base = regs.fs_base;
+			th->pc = regs.rip;
+			th->sp = regs.rsp;
+			th->has_syscall = true;
+			th->syscall = (int64_t)regs.orig_rax;
+			th->arg1 = regs.rsi;
+		}
+		first = t->nstopped;
+		if (err || round == 4 || (err = seize_threads(t, true, &added)) || !added)
+			break;
+	}
+	if (err) {
+		detach_all(t);
+		t->stop_t0 = 0;
+		return err;
 	}
 	/* The threads are stopped now: drop what the cache read before. */
 	if (t->cache)
@@ -681,6 +762,7 @@ TSCOPE_PUBLIC void tscope_target_destroy(struct tscope_target *t)
 	if (!t)
 		return;
 	detach_all(t);
+	snapshot_free(t->snap);
 	if (t->map)
 		munmap((void *)t->map, t->map_size);
 	if (t->fd >= 0)
@@ -1050,6 +1132,610 @@ static struct tscope_error *cached_read(struct tscope_target *t,
 	return NULL;
 }
 
+/* ---------------------------------------------------------------- snapshot
+ *
+ * A pid target's memory copied while its threads stand still, so that the
+ * process runs again before the decode and the decode still reads one
+ * consistent state.  What is copied, from /proc/PID/maps read while the
+ * threads are stopped: every readable mapping but the code of mapped files
+ * (r-x with a path: the file holds it, read from there as a core's missing
+ * pages are, after the same check that it is the file mapped), shared file
+ * mappings (the file's own data, possibly huge) and the kernel's [vvar] and
+ * [vsyscall].  Writable private mappings (heap, anonymous mmaps, thread
+ * stacks, .data/.bss) are copied, and so are read-only ones (.rodata, and
+ * RELRO, whose relocated pointers are not in the file).  In bulk with
+ * process_vm_readv; the rest of a mapping it refuses with pread on
+ * /proc/PID/mem, page by page past a page neither reads: such pages are
+ * unreadable in the snapshot, never the end of it.
+ */
+
+#define SNAPSHOT_DEFAULT_MAX (2ull << 30)
+#define SNAPSHOT_IOV 1024 /* IOV_MAX */
+/* Pages of one mapping tried one by one before the rest of it counts as
+ * unreadable (a large mapping of nothing costs this many preads, not one a
+ * page). */
+#define SNAPSHOT_MAX_BAD_PAGES 64
+
+enum vma_how { VMA_COPY, VMA_FILE, VMA_SKIP };
+
+struct vma {
+	uint64_t start, end, off;
+	char perms[5];
+	char *name; /* "" for anonymous */
+	enum vma_how how;
+	const char *skip_why; /* VMA_SKIP */
+	unsigned char *data;  /* VMA_COPY */
+};
+
+/* A range of the address space: copied (data), unreadable (err), or read
+ * from the mapped file, or not in the snapshot (why). */
+struct snap_region {
+	uint64_t start, end;
+	unsigned char *data;
+	size_t vma;
+	int err;      /* errno of an unreadable part of a copied mapping */
+	uint32_t flags; /* PF_R | PF_W | PF_X */
+};
+
+struct snap_buf {
+	void *p;
+	size_t len;
+};
+
+struct snapshot {
+	struct vma *vmas;
+	size_t nvmas;
+	struct snap_region *regions;
+	size_t nregions;
+	struct snap_buf *bufs;
+	size_t nbufs;
+	uint64_t bytes, limit, stop_ns, copy_ns;
+	size_t copied, unreadable;
+	bool host_stopped;
+};
+
+static void vmas_free(struct vma *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+static void snapshot_free(struct snapshot *sn)
+{
+	if (!sn)
+		return;
+	for (size_t i = 0; i < sn->nbufs; i++)
+		munmap(sn->bufs[i].p, sn->bufs[i].len);
+	free(sn->bufs);
+	free(sn->regions);
+	vmas_free(sn->vmas, sn->nvmas);
+	free(sn);
+}
+
+static void vma_classify(struct vma *v)
+{
+	bool file = v->name[0] == '/';
+	v->how = VMA_COPY;
+	if (v->perms[0] != 'r') {
+		v->how = VMA_SKIP; /* PROT_NONE guard pages, execute-only */
+		v->skip_why = "is not readable (a guard page or reserved memory)";
+	} else if (!strncmp(v->name, "[vvar", 5) || !strcmp(v->name, "[vsyscall]")) {
+		v->how = VMA_SKIP;
+		v->skip_why = "is the kernel's, not the program's";
+	} else if (file && v->perms[3] == 's') {
+		v->how = VMA_SKIP;
+		v->skip_why = "is a shared mapping of a file, not copied";
+	} else if (file && v->perms[2] == 'x' && v->perms[1] != 'w') {
+		v->how = VMA_FILE;
+	}
+}
+
+/* /proc/PID/maps, classified. */
+static struct tscope_error *read_vmas(int pid, const char *desc, struct vma **ret,
+				      size_t *nret)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return tscope_error_create(TSCOPE_ERROR_OS, "cannot read %s: %s (is %s alive?)",
+					   path, strerror(errno), desc);
+	struct vma *v = NULL;
+	size_t n = 0, cap = 0;
+	char line[4096 + 128];
+	struct tscope_error *err = NULL;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long start, end, off;
+		char perms[8];
+		int pos = 0;
+		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %n", &start, &end, perms, &off,
+			   &pos) < 4 || end <= start)
+			continue;
+		char *name = line + pos;
+		name[strcspn(name, "\n")] = '\0';
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			struct vma *nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				err = &tscope_error_nomem;
+				break;
+			}
+			v = nv;
+		}
+		memset(&v[n], 0, sizeof(v[n]));
+		v[n].start = start;
+		v[n].end = end;
+		v[n].off = off;
+		memcpy(v[n].perms, perms, 4);
+		v[n].name = strdup(name);
+		if (!v[n].name) {
+			err = &tscope_error_nomem;
+			break;
+		}
+		vma_classify(&v[n++]);
+	}
+	fclose(f);
+	if (err) {
+		vmas_free(v, n);
+		return err;
+	}
+	*ret = v;
+	*nret = n;
+	return NULL;
+}
+
+static uint64_t vmas_copy_bytes(const struct vma *v, size_t n)
+{
+	uint64_t sum = 0;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].how == VMA_COPY)
+			sum += v[i].end - v[i].start;
+	return sum;
+}
+
+static struct tscope_error *snapshot_limit(const char *desc, uint64_t want, uint64_t limit)
+{
+	return tscope_error_create(
+		TSCOPE_ERROR_LIMIT,
+		"%s has %llu MiB of memory to copy for a snapshot, more than the limit "
+		"of %llu MiB: raise it with TASKSCOPE_SNAPSHOT_MAX=SIZE (bytes, or with "
+		"a K, M or G suffix), or read the process in place while it is stopped "
+		"(the CLI's --no-snapshot)", desc,
+		(unsigned long long)((want + (1 << 20) - 1) >> 20),
+		(unsigned long long)(limit >> 20));
+}
+
+/* TASKSCOPE_SNAPSHOT_MAX: "1073741824", "512M", "4G". */
+static struct tscope_error *snapshot_env_limit(uint64_t *ret)
+{
+	const char *e = getenv("TASKSCOPE_SNAPSHOT_MAX");
+	*ret = SNAPSHOT_DEFAULT_MAX;
+	if (!e || !*e)
+		return NULL;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(e, &end, 10);
+	unsigned shift = 0;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (errno || end == e || *end || v == 0 || v > (UINT64_MAX >> shift))
+		return tscope_error_create(
+			TSCOPE_ERROR_INVALID_ARGUMENT,
+			"TASKSCOPE_SNAPSHOT_MAX=%s is not a size: give bytes, or a number "
+			"with a K, M or G suffix (e.g. 4G)", e);
+	*ret = (uint64_t)v << shift;
+	return NULL;
+}
+
+static void *snap_map(struct snapshot *sn, size_t len, bool prefault)
+{
+	struct snap_buf *b = realloc(sn->bufs, (sn->nbufs + 1) * sizeof(*b));
+	if (!b)
+		return NULL;
+	sn->bufs = b;
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	sn->bufs[sn->nbufs++] = (struct snap_buf){p, len};
+	if (prefault) {
+		/* Fault the pages in now, before the process is stopped: a fresh
+		 * page costs a fault that would otherwise be part of the stop. */
+		madvise(p, len, MADV_HUGEPAGE);
+		for (size_t o = 0; o < len; o += PAGE)
+			((volatile unsigned char *)p)[o] = 0;
+	}
+	return p;
+}
+
+/* Bad pages of copied mappings, in order. */
+struct snap_bad {
+	size_t vma;
+	uint64_t lo, hi; /* offsets in the mapping */
+	int err;
+};
+
+struct bad_list {
+	struct snap_bad *b;
+	size_t n, cap;
+	bool oom;
+};
+
+static void bad_add(struct bad_list *l, size_t vma, uint64_t lo, uint64_t hi, int err)
+{
+	if (l->n && l->b[l->n - 1].vma == vma && l->b[l->n - 1].hi == lo &&
+	    l->b[l->n - 1].err == err) {
+		l->b[l->n - 1].hi = hi;
+		return;
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		struct snap_bad *nb = realloc(l->b, cap * sizeof(*nb));
+		if (!nb) {
+			l->oom = true;
+			return;
+		}
+		l->b = nb;
+		l->cap = cap;
+	}
+	l->b[l->n++] = (struct snap_bad){vma, lo, hi, err};
+}
+
+/* The rest of mapping @i from offset @from, through /proc/PID/mem. */
+static void copy_by_pread(struct tscope_target *t, struct vma *v, size_t i,
+			  uint64_t from, struct bad_list *bad)
+{
+	uint64_t len = v->end - v->start, o = from;
+	unsigned fails = 0;
+	while (o < len) {
+		ssize_t r = t->memfd >= 0 ? pread(t->memfd, v->data + o, len - o,
+						  (off_t)(v->start + o))
+					  : -1;
+		if (r > 0) {
+			o += (uint64_t)r;
+			continue;
+		}
+		int e = r < 0 ? errno : EIO;
+		if (t->memfd < 0)
+			e = EBADF;
+		uint64_t hi = (o / PAGE + 1) * PAGE;
+		if (hi > len || ++fails >= SNAPSHOT_MAX_BAD_PAGES)
+			hi = len;
+		bad_add(bad, i, o, hi, e);
+		o = hi;
+	}
+}
+
+/* Copy every VMA_COPY mapping into its buffer: process_vm_readv over up to
+ * SNAPSHOT_IOV mappings a call; where it stops short (a page it cannot
+ * read), that mapping's rest goes through copy_by_pread and the next call
+ * starts after it. */
+static void copy_vmas(struct tscope_target *t, struct snapshot *sn, struct bad_list *bad)
+{
+	struct iovec loc[SNAPSHOT_IOV], rem[SNAPSHOT_IOV];
+	size_t idx[SNAPSHOT_IOV];
+	bool pvr = true;
+	size_t i = 0;
+	while (i < sn->nvmas) {
+		size_t k = 0, j = i;
+		for (; j < sn->nvmas && k < SNAPSHOT_IOV; j++) {
+			struct vma *v = &sn->vmas[j];
+			if (v->how != VMA_COPY)
+				continue;
+			loc[k] = (struct iovec){v->data, v->end - v->start};
+			rem[k] = (struct iovec){(void *)(uintptr_t)v->start, v->end - v->start};
+			idx[k++] = j;
+		}
+		if (!k)
+			break;
+		ssize_t r = pvr ? process_vm_readv(t->pid, loc, k, rem, k, 0) : -1;
+		if (r < 0 && (errno == ENOSYS || errno == EPERM))
+			pvr = false; /* not here (seccomp, old kernel): pread only */
+		uint64_t done = r > 0 ? (uint64_t)r : 0;
+		size_t e = 0;
+		while (e < k && done >= loc[e].iov_len)
+			done -= loc[e++].iov_len;
+		if (e == k) {
+			i = j;
+			continue;
+		}
+		copy_by_pread(t, &sn->vmas[idx[e]], idx[e], done, bad);
+		i = idx[e] + 1;
+	}
+}
+
+static uint32_t perms_flags(const char *p)
+{
+	return (p[0] == 'r' ? PF_R : 0) | (p[1] == 'w' ? PF_W : 0) | (p[2] == 'x' ? PF_X : 0);
+}
+
+/* Regions of the snapshot in address order: each mapping, its copy split
+ * around its bad pages. */
+static bool snapshot_regions(struct snapshot *sn, const struct bad_list *bad)
+{
+	size_t cap = sn->nvmas + 2 * bad->n, b = 0;
+	sn->regions = calloc(cap ? cap : 1, sizeof(*sn->regions));
+	if (!sn->regions)
+		return false;
+	for (size_t i = 0; i < sn->nvmas; i++) {
+		struct vma *v = &sn->vmas[i];
+		uint32_t fl = perms_flags(v->perms);
+		uint64_t o = 0, len = v->end - v->start;
+		for (; b < bad->n && bad->b[b].vma == i; b++) {
+			const struct snap_bad *x = &bad->b[b];
+			if (x->lo > o)
+				sn->regions[sn->nregions++] = (struct snap_region){
+					v->start + o, v->start + x->lo, v->data + o, i, 0, fl};
+			sn->regions[sn->nregions++] = (struct snap_region){
+				v->start + x->lo, v->start + x->hi, NULL, i, x->err, fl};
+			sn->unreadable++;
+			o = x->hi;
+		}
+		if (o < len)
+			sn->regions[sn->nregions++] = (struct snap_region){
+				v->start + o, v->end, v->how == VMA_COPY ? v->data + o : NULL, i, 0, fl};
+	}
+	return true;
+}
+
+/* The pid target's file mappings, from the snapshot's maps (the ones the
+ * open read may be out of date). */
+static bool snapshot_set_mappings(struct tscope_target *t, const struct snapshot *sn)
+{
+	for (size_t i = 0; i < t->nmaps; i++) {
+		if (t->maps[i].fd >= 0)
+			close(t->maps[i].fd);
+		free(t->maps[i].path);
+	}
+	free(t->maps);
+	t->maps = NULL;
+	t->nmaps = 0;
+	for (size_t i = 0; i < sn->nvmas; i++)
+		if (sn->vmas[i].name[0] == '/' &&
+		    !add_mapping(t, sn->vmas[i].start, sn->vmas[i].end, sn->vmas[i].off,
+				 sn->vmas[i].name))
+			return false;
+	return true;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_snapshot(struct tscope_target *t, unsigned flags, uint64_t max_bytes)
+{
+	if (t->kind != TARGET_PID)
+		return tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
+					   "only a live process has a snapshot (%s)", t->desc);
+	if (t->snap)
+		return NULL;
+	bool host = flags & TSCOPE_SNAPSHOT_HOST_STOPPED;
+	struct tscope_error *err = NULL;
+	uint64_t limit = max_bytes;
+	if (!limit && (err = snapshot_env_limit(&limit)))
+		return err;
+	struct snapshot *sn = calloc(1, sizeof(*sn));
+	if (!sn)
+		return &tscope_error_nomem;
+	sn->limit = limit;
+	sn->host_stopped = host;
+	struct bad_list bad = {0};
+	bool we_stopped = false;
+	unsigned char *arena = NULL;
+	uint64_t arena_len = 0, used = 0;
+	/* Before the stop (unless the host holds it stopped): the size of the
+	 * copy, refused over the limit without stopping anything, and its
+	 * memory faulted in so that the stop does not pay for it. */
+	if (!host && !t->stopped) {
+		struct vma *pre;
+		size_t npre;
+		if ((err = read_vmas(t->pid, t->desc, &pre, &npre)))
+			goto out;
+		uint64_t want = vmas_copy_bytes(pre, npre);
+		vmas_free(pre, npre);
+		if (want > limit) {
+			err = snapshot_limit(t->desc, want, limit);
+			goto out;
+		}
+		/* room for what the heap grows by before the stop */
+		arena_len = (want + want / 8 + (4u << 20) + (2u << 20) - 1) & ~(uint64_t)((2u << 20) - 1);
+		if (arena_len > limit + (4u << 20))
+			arena_len = (limit + (4u << 20)) & ~(uint64_t)(PAGE - 1);
+		arena = snap_map(sn, arena_len, true);
+		if (!arena) {
+			err = tscope_error_create(TSCOPE_ERROR_NO_MEMORY,
+						  "cannot allocate %llu MiB for the snapshot "
+						  "of %s: %s", (unsigned long long)(arena_len >> 20),
+						  t->desc, strerror(errno));
+			goto out;
+		}
+		if ((err = tscope_target_stop_threads(t)))
+			goto out;
+		we_stopped = true;
+	}
+	uint64_t c0 = now_ns();
+	if ((err = read_vmas(t->pid, t->desc, &sn->vmas, &sn->nvmas)))
+		goto out;
+	sn->bytes = vmas_copy_bytes(sn->vmas, sn->nvmas);
+	if (sn->bytes > limit) {
+		err = snapshot_limit(t->desc, sn->bytes, limit);
+		goto out;
+	}
+	for (size_t i = 0; i < sn->nvmas; i++) {
+		struct vma *v = &sn->vmas[i];
+		uint64_t len = v->end - v->start;
+		if (v->how != VMA_COPY)
+			continue;
+		if (arena && len <= arena_len - used) {
+			v->data = arena + used;
+			used += len;
+		} else if (!(v->data = snap_map(sn, len, false))) {
+			err = tscope_error_create(TSCOPE_ERROR_NO_MEMORY,
+						  "cannot allocate %llu KiB for the snapshot "
+						  "of %s's mapping at 0x%llx: %s",
+						  (unsigned long long)(len >> 10), t->desc,
+						  (unsigned long long)v->start, strerror(errno));
+			goto out;
+		}
+		sn->copied++;
+	}
+	copy_vmas(t, sn, &bad);
+	uint64_t c1 = now_ns();
+	if (we_stopped || (!host && t->stopped)) {
+		detach_all(t); /* the process runs again */
+		sn->stop_ns = now_ns() - t->stop_t0;
+		we_stopped = false;
+	}
+	sn->copy_ns = c1 - c0;
+	if (bad.oom || !snapshot_regions(sn, &bad) || !snapshot_set_mappings(t, sn)) {
+		err = &tscope_error_nomem;
+		goto out;
+	}
+	/* the unused tail of the arena back to the system */
+	uint64_t keep = (used + PAGE - 1) & ~(uint64_t)(PAGE - 1);
+	if (arena && keep < arena_len) {
+		munmap(arena + keep, arena_len - keep);
+		sn->bufs[0].len = keep;
+		if (!keep) {
+			sn->bufs[0] = sn->bufs[--sn->nbufs];
+		}
+	}
+	free(bad.b);
+	/* from now on every read is the snapshot's (or a mapped file's) */
+	t->snap = sn;
+	if (t->memfd >= 0)
+		close(t->memfd);
+	t->memfd = -1;
+	return NULL;
+out:
+	if (we_stopped) {
+		detach_all(t);
+		t->stop_t0 = 0;
+	}
+	free(bad.b);
+	snapshot_free(sn);
+	return err;
+}
+
+static size_t snap_find(const struct snapshot *sn, uint64_t addr)
+{
+	size_t lo = 0, hi = sn->nregions;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (sn->regions[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < sn->nregions && sn->regions[lo].start <= addr ? lo : SIZE_MAX;
+}
+
+static struct tscope_error *snapshot_read(struct tscope_target *t, uint64_t addr,
+					  unsigned char *buf, uint64_t len)
+{
+	const struct snapshot *sn = t->snap;
+	while (len) {
+		size_t i = snap_find(sn, addr);
+		if (i == SIZE_MAX)
+			return tscope_error_create(
+				TSCOPE_ERROR_FAULT,
+				"cannot read 0x%llx: not mapped in %s when its snapshot "
+				"was taken", (unsigned long long)addr, t->desc);
+		const struct snap_region *r = &sn->regions[i];
+		const struct vma *v = &sn->vmas[r->vma];
+		uint64_t chunk = r->end - addr < len ? r->end - addr : len;
+		if (r->data) {
+			memcpy(buf, r->data + (addr - r->start), chunk);
+		} else if (v->how == VMA_FILE) {
+			if (!read_from_mapped_file(t, addr, buf, chunk)) {
+				const struct tscope_mapping *m = refused_mapping(t, addr);
+				return tscope_error_create(
+					TSCOPE_ERROR_FAULT,
+					"cannot read 0x%llx: the snapshot of %s reads the code "
+					"of %s from that file, which %s", (unsigned long long)addr,
+					t->desc, v->name,
+					m ? m->why : "cannot be read there (changed or removed?)");
+			}
+		} else if (v->how == VMA_COPY) {
+			return tscope_error_create(
+				TSCOPE_ERROR_FAULT,
+				"cannot read 0x%llx: %s's mapping 0x%llx-0x%llx (%.4s %s) "
+				"could not be read there while it was stopped (%s): "
+				"unreadable in its snapshot", (unsigned long long)addr, t->desc,
+				(unsigned long long)v->start, (unsigned long long)v->end,
+				v->perms, v->name[0] ? v->name : "anonymous", strerror(r->err));
+		} else {
+			return tscope_error_create(
+				TSCOPE_ERROR_FAULT,
+				"cannot read 0x%llx: %s's mapping 0x%llx-0x%llx (%.4s %s) %s",
+				(unsigned long long)addr, t->desc, (unsigned long long)v->start,
+				(unsigned long long)v->end, v->perms,
+				v->name[0] ? v->name : "anonymous", v->skip_why);
+		}
+		addr += chunk;
+		buf += chunk;
+		len -= chunk;
+	}
+	return NULL;
+}
+
+bool target_has_snapshot(struct tscope_target *t) { return t->snap != NULL; }
+
+void target_snapshot_render(struct tscope_target *t, struct strbuf *sb)
+{
+	const struct snapshot *sn = t->snap;
+	if (!sn) {
+		sb_puts(sb, "null");
+		return;
+	}
+	sb_printf(sb, "{\"host_stopped\": %s, \"stopped_ms\": ",
+		  sn->host_stopped ? "true" : "false");
+	if (sn->host_stopped)
+		sb_puts(sb, "null");
+	else
+		sb_printf(sb, "%.3f", sn->stop_ns / 1e6);
+	sb_printf(sb, ", \"copy_ms\": %.3f, \"bytes_copied\": %llu, \"mappings_copied\": "
+		  "%zu, \"limit\": %llu, \"unreadable\": [", sn->copy_ns / 1e6,
+		  (unsigned long long)sn->bytes, sn->copied, (unsigned long long)sn->limit);
+	size_t shown = 0;
+	for (size_t i = 0; i < sn->nregions; i++) {
+		const struct snap_region *r = &sn->regions[i];
+		const struct vma *v = &sn->vmas[r->vma];
+		if (r->data || v->how != VMA_COPY)
+			continue;
+		if (shown == 32) {
+			sb_puts(sb, ", \"...\"");
+			break;
+		}
+		sb_printf(sb, "%s{\"start\": \"0x%llx\", \"end\": \"0x%llx\", \"perms\": \"%.4s\", "
+			  "\"mapping\": ", shown++ ? ", " : "", (unsigned long long)r->start,
+			  (unsigned long long)r->end, v->perms);
+		sb_json_string(sb, v->name);
+		sb_puts(sb, ", \"error\": ");
+		sb_json_string(sb, strerror(r->err));
+		sb_puts(sb, "}");
+	}
+	sb_printf(sb, "], \"unreadable_count\": %zu}", sn->unreadable);
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_target_snapshot_json(struct tscope_target *t, char **ret)
+{
+	if (!t->snap)
+		return tscope_error_create(TSCOPE_ERROR_NOT_FOUND,
+					   "%s has no snapshot (tscope_target_snapshot())",
+					   t->desc);
+	struct strbuf sb;
+	sb_init(&sb);
+	target_snapshot_render(t, &sb);
+	*ret = sb_steal(&sb);
+	return *ret ? NULL : &tscope_error_nomem;
+}
+
 TSCOPE_PUBLIC struct tscope_error *
 tscope_target_read(struct tscope_target *t, uint64_t addr, void *buf,
 		   uint64_t len)
@@ -1062,17 +1748,32 @@ tscope_target_read(struct tscope_target *t, uint64_t addr, void *buf,
 					   (unsigned long long)addr);
 	if (t->kind == TARGET_CORE)
 		return core_read(t, addr, buf, len);
+	if (t->snap)
+		return snapshot_read(t, addr, buf, len);
 	return cached_read(t, addr, buf, len);
 }
 
 size_t target_num_segments(struct tscope_target *t)
 {
+	if (t->snap)
+		return t->snap->nregions;
 	return t->kind == TARGET_CORE ? t->nsegs : 0;
 }
 
 bool target_segment(struct tscope_target *t, size_t i, uint64_t *vaddr,
 		    uint64_t *len, uint32_t *flags, const unsigned char **data)
 {
+	if (t->snap) {
+		if (i >= t->snap->nregions)
+			return false;
+		/* a snapshot's region: its copy, or none (0 bytes, NULL) */
+		const struct snap_region *r = &t->snap->regions[i];
+		*vaddr = r->start;
+		*len = r->data ? r->end - r->start : 0;
+		*flags = r->flags;
+		*data = r->data;
+		return true;
+	}
 	if (t->kind != TARGET_CORE || i >= t->nsegs)
 		return false;
 	const struct segment *s = &t->segs[i];

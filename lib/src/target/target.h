@@ -70,11 +70,19 @@ struct tscope_thread *target_threads(struct tscope_target *t, size_t *n);
 bool target_core_truncated(struct tscope_target *t, uint64_t *have,
 			   uint64_t *want);
 enum target_kind target_kind(struct tscope_target *t);
-/* Core segments as dumped (data of the in-file part only; cores only:
- * 0 segments for other targets). */
+/* The memory the target holds a copy of: a core's segments as dumped
+ * (data of the in-file part only), a snapshot's regions (a mapping not
+ * copied, or the unreadable part of one: 0 bytes, data NULL); 0 segments
+ * for other targets. */
 size_t target_num_segments(struct tscope_target *t);
 bool target_segment(struct tscope_target *t, size_t i, uint64_t *vaddr,
 		    uint64_t *len, uint32_t *flags, const unsigned char **data);
+
+/* A pid target read from its snapshot (tscope_target_snapshot()). */
+bool target_has_snapshot(struct tscope_target *t);
+/* The snapshot's figures as a JSON object (docs/schema.json, "snapshot");
+ * "null" without one. */
+void target_snapshot_render(struct tscope_target *t, struct strbuf *sb);
 
 /* Convenience readers. */
 static inline struct tscope_error *target_read_u64(struct tscope_target *t,
