@@ -485,6 +485,13 @@ class TaskscopeCommand(gdb.Command):
         return model
 
 
+def write_lines(lines, chunk=4096):
+    """gdb.write() of many lines, a few thousand at a time (one call per
+    line costs more than the line)."""
+    for i in range(0, len(lines), chunk):
+        gdb.write("\n".join(lines[i:i + chunk]) + "\n")
+
+
 class InfoAsyncTasks(TaskscopeCommand):
     """List the async tasks of the program: one line per task.
 
@@ -537,8 +544,7 @@ the tested toolchains and builds are in docs/supported.md).
         if args.json:
             write_json(model)
         else:
-            for line in render.tasks_table(model, thread_labeler(), args.wide):
-                gdb.write(line + "\n")
+            write_lines(render.tasks_table(model, thread_labeler(), args.wide))
 
 
 class AsyncPrefix(gdb.Command):
@@ -655,8 +661,7 @@ Timeout, ...) are frames too, with one indented chain per branch.
                 for line in render.frame_lines(f, "", fmt, args.wide):
                     gdb.write(line + "\n")
             gdb.write("\n")
-        for line in render.backtrace_lines(model, tasks, args.group, label, fmt, args.wide):
-            gdb.write(line + "\n")
+        write_lines(list(render.backtrace_lines(model, tasks, args.group, label, fmt, args.wide)))
         for e in model.get("errors", []):
             gdb.write("error: %s\n" % e)
 

@@ -4,6 +4,7 @@ too)."""
 import functools
 import hashlib
 import json
+import operator
 import os
 import re
 
@@ -99,8 +100,12 @@ def tasks_table(model, thread_label=None, wide=False):
             "waits_on")
     # per shape: where id, state and thread are, and the positions every
     # other field (the same for tasks of one text) is at
-    shape_pos = [(p.get("id"), p.get("state"), p.get("thread"),
-                  tuple(i for k, i in p.items() if k not in skip)) for p in (tr.pos if tr else [])]
+    def rest_of(p):
+        # the other fields' positions, read at once (operator.itemgetter)
+        rest = tuple(i for k, i in p.items() if k not in skip)
+        return operator.itemgetter(*rest) if rest else (lambda row: ())
+    shape_pos = [(p.get("id"), p.get("state"), p.get("thread"), rest_of(p))
+                 for p in (tr.pos if tr else [])]
     # Many tasks share their future and location (one value each in a
     # compact document): their texts are made once.
     texts = {}
@@ -120,7 +125,7 @@ def tasks_table(model, thread_label=None, wide=False):
             tid = None if pi is None else vals[t[pi]]
             state = None if ps is None else vals[t[ps]]
             thread = None if pt is None else vals[t[pt]]
-            key = (t[0],) + tuple(t[i] for i in rest)
+            key = (t[0], rest(t))
             text = texts.get(key)
             if text is None:
                 d = tr.expand(t)
@@ -132,15 +137,17 @@ def tasks_table(model, thread_label=None, wide=False):
                      th, text[0], text[1]))
     # By id (lists are walked in shard and link order); tasks without an
     # id last, in list order.
-    rows.sort(key=lambda r: (r[0] is None, r[0] or 0))
-    rows = [r[1:] for r in rows]
+    if any(r[0] is None for r in rows):
+        rows.sort(key=lambda r: (r[0] is None, r[0] or 0))
+    else:
+        rows.sort(key=operator.itemgetter(0))
     head = ("Id", "State", "Thread", "Future", "Location")
-    widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(4)]
-    out = []
+    # widths over the distinct texts of each column, not over every row
+    widths = [max([len(head[i])] + [len(x) for x in {r[i + 1] for r in rows}])
+              for i in range(4)]
     fmt = "  ".join("%%-%ds" % w for w in widths) + "  %s"
-    out.append(fmt % head)
-    for r in rows:
-        out.append((fmt % r).rstrip())
+    out = [fmt % head]
+    out += [(fmt % r[1:]).rstrip() for r in rows]
     out.append(summary(model))
     for b in model.get("block_on", []):
         loc = b.get("location") or {}

@@ -127,37 +127,68 @@ void sb_puts(struct strbuf *sb, const char *s) { sb_append(sb, s, strlen(s)); }
 
 void sb_printf(struct strbuf *sb, const char *fmt, ...)
 {
+	/* one vsnprintf into the room there is (most texts are short); a
+	 * second only when it did not fit */
+	if (!sb_reserve(sb, 64))
+		return;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	size_t room = sb->cap - sb->len;
+	int n = vsnprintf(sb->s + sb->len, room, fmt, ap);
 	va_end(ap);
-	if (n < 0 || !sb_reserve(sb, (size_t)n))
+	if (n < 0) {
+		sb->s[sb->len] = '\0';
 		return;
-	va_start(ap, fmt);
-	vsnprintf(sb->s + sb->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
+	}
+	if ((size_t)n >= room) {
+		if (!sb_reserve(sb, (size_t)n)) {
+			sb->s[sb->len] = '\0';
+			return;
+		}
+		va_start(ap, fmt);
+		vsnprintf(sb->s + sb->len, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
 	sb->len += (size_t)n;
+}
+
+/* Bytes a JSON string holds as they are: printable ASCII and UTF-8's
+ * bytes, but for the quote and the backslash. */
+static inline bool json_plain(unsigned char c)
+{
+	return c >= 0x20 && c != '"' && c != '\\';
 }
 
 void sb_json_string(struct strbuf *sb, const char *s)
 {
 	if (!s) {
-		sb_puts(sb, "null");
+		sb_append(sb, "null", 4);
 		return;
 	}
-	sb_append(sb, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+	/* the common case, nothing to escape: one copy */
+	if (!sb_reserve(sb, n + 2))
+		return;
+	sb->s[sb->len++] = '"';
+	for (;;) {
+		const unsigned char *run = p;
+		while (json_plain(*p))
+			p++;
+		sb_append(sb, (const char *)run, (size_t)(p - run));
+		if (!*p)
+			break;
+		char esc[8];
 		switch (*p) {
-		case '"': sb_puts(sb, "\\\""); break;
-		case '\\': sb_puts(sb, "\\\\"); break;
-		case '\n': sb_puts(sb, "\\n"); break;
-		case '\t': sb_puts(sb, "\\t"); break;
+		case '"': sb_append(sb, "\\\"", 2); break;
+		case '\\': sb_append(sb, "\\\\", 2); break;
+		case '\n': sb_append(sb, "\\n", 2); break;
+		case '\t': sb_append(sb, "\\t", 2); break;
 		default:
-			if (*p < 0x20)
-				sb_printf(sb, "\\u%04x", *p);
-			else
-				sb_append(sb, (const char *)p, 1);
+			snprintf(esc, sizeof(esc), "\\u%04x", *p);
+			sb_append(sb, esc, 6);
 		}
+		p++;
 	}
 	sb_append(sb, "\"", 1);
 }

@@ -154,7 +154,7 @@ static struct fframe *push_frame(struct fchain *c, enum frame_kind kind,
 	f->kind = kind;
 	f->kind_name = kind_name;
 	f->type_name = type_name;
-	f->function = strdup(type_name ? type_name : "?");
+	f->function = type_name ? type_name : "?"; /* the program's */
 	f->v = v;
 	f->await_index = -1;
 	return f;
@@ -173,7 +173,6 @@ void fchain_free(struct fchain *c)
 		return;
 	for (size_t i = 0; i < c->n; i++) {
 		struct fframe *f = &c->frames[i];
-		free(f->function);
 		free(f->error);
 		for (size_t j = 0; j < f->nbranches; j++)
 			fchain_free(&f->branches[j]);
@@ -420,8 +419,9 @@ static void decode_async(struct decoder *d, const struct ttype *t,
 	f->kind_name = future_function_name(t->name, fn, sizeof(fn));
 	if (!f->kind_name)
 		f->kind_name = "async";
-	free(f->function);
-	f->function = strdup(fn);
+	f->function = session_intern(s, fn);
+	if (!f->function)
+		f->function = "?";
 	const struct tmember *m;
 	struct tval var;
 	struct tscope_error *err = val_variant(s, f->v, &m, &var);

@@ -28,7 +28,7 @@ struct fchain;
 struct fframe {
 	enum frame_kind kind;
 	const char *kind_name; /* "async fn", "async block", "leaf", ... */
-	char *function;        /* display name (owned) */
+	const char *function;  /* display name (session_intern()ed) */
 	const char *type_name; /* DWARF type name */
 	struct tval v;
 	/* FRAME_ASYNC */

@@ -281,7 +281,20 @@ TSCOPE_PUBLIC void tscope_session_destroy(struct tscope_session *s)
 	free(s->exec_descs);
 	free(s->warning);
 	free(s->forced);
+	strmap_free(&s->interned);
 	free(s);
+}
+
+const char *session_intern(struct tscope_session *s, const char *text)
+{
+	uint64_t v;
+	if (strmap_lookup(&s->interned, text, &v))
+		return (const char *)(uintptr_t)v;
+	size_t n = strlen(text);
+	const char *p = strmap_intern(&s->interned, text, n);
+	if (!p || !strmap_insert(&s->interned, p, n, (uint64_t)(uintptr_t)p))
+		return NULL;
+	return p;
 }
 
 TSCOPE_PUBLIC void tscope_session_set_limits(struct tscope_session *s,

@@ -45,7 +45,12 @@ struct tscope_session {
 	void *model;
 	void (*model_free)(void *);
 	uint64_t progress; /* tasks walked by the decode under way (atomic) */
+	struct strmap interned; /* session_intern(): text -> its one copy */
 };
+
+/* The session's one copy of @text (frames' function names: a million
+ * tasks share a few hundred), or NULL out of memory. */
+const char *session_intern(struct tscope_session *s, const char *text);
 
 /* Forget the session's model: the next document decodes it again. */
 void session_drop_model(struct tscope_session *s);
