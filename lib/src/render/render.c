@@ -23,19 +23,152 @@ static const struct exec_ops *const executors[] = {
 };
 
 
-static void render_loc(const struct fframe *loc, struct strbuf *o)
+/* ------------------------------------------------------------ text cache
+ *
+ * A large model's document writes the same few hundred names and
+ * locations once per task: each text is made once per document, then
+ * copied.  Keys are pointers the model holds unchanged while it renders
+ * (names interned by the program or the session, static words). */
+
+struct loc_key {
+	const char *function, *kind, *file, *state;
+	uint32_t line;
+	long await_index;
+};
+
+struct text_cache {
+	struct u64map strs; /* string -> its JSON: offset << 20 | length */
+	struct loc_slot {
+		struct loc_key k;
+		size_t off, len; /* len 0: empty slot */
+	} *locs;
+	size_t nlocs, loc_cap; /* power of two */
+	struct strbuf text, scratch;
+};
+
+/* The cache of the render under way on this thread (model_render). */
+static __thread struct text_cache *tcache;
+
+static void text_cache_init(struct text_cache *c)
+{
+	memset(c, 0, sizeof(*c));
+	u64map_init(&c->strs);
+	sb_init(&c->text);
+	sb_init(&c->scratch);
+}
+
+static void text_cache_free(struct text_cache *c)
+{
+	u64map_free(&c->strs);
+	free(c->locs);
+	sb_free(&c->text);
+	sb_free(&c->scratch);
+}
+
+/* sb_json_string() of a string that stays put while the document is
+ * rendered (interned): made once. */
+static void json_cached(struct strbuf *o, const char *s)
+{
+	struct text_cache *c = tcache;
+	uint64_t v;
+	if (!c || !s) {
+		sb_json_string(o, s);
+		return;
+	}
+	if (u64map_get(&c->strs, (uint64_t)(uintptr_t)s, &v)) {
+		sb_append(o, c->text.s + (v >> 20), v & 0xfffff);
+		return;
+	}
+	size_t off = c->text.len;
+	sb_json_string(&c->text, s);
+	size_t len = c->text.len - off;
+	if (c->text.oom) {
+		sb_json_string(o, s);
+		return;
+	}
+	if (len < 0x100000)
+		u64map_put(&c->strs, (uint64_t)(uintptr_t)s, (uint64_t)off << 20 | len);
+	sb_append(o, c->text.s + off, len);
+}
+
+static void render_loc_text(const struct fframe *loc, struct strbuf *o)
 {
 	sb_puts(o, "{\"function\": ");
-	sb_json_string(o, loc->function);
+	json_cached(o, loc->function);
 	sb_puts(o, ", \"kind\": ");
-	sb_json_string(o, loc->kind_name);
+	json_cached(o, loc->kind_name);
 	sb_puts(o, ", \"file\": ");
-	sb_json_string(o, loc->file);
+	json_cached(o, loc->file);
 	sb_printf(o, ", \"line\": %u, \"state\": ", loc->line);
-	sb_json_string(o, loc->state);
+	json_cached(o, loc->state);
 	if (loc->await_index >= 0)
 		sb_printf(o, ", \"await_index\": %ld", loc->await_index);
 	sb_puts(o, "}");
+}
+
+static uint64_t loc_hash(const struct loc_key *k)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull;
+	const uint64_t w[] = {(uintptr_t)k->function, (uintptr_t)k->kind, (uintptr_t)k->file,
+			      (uintptr_t)k->state, k->line, (uint64_t)k->await_index};
+	for (size_t i = 0; i < ARRAY_SIZE(w); i++) {
+		h ^= w[i];
+		h *= 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	return h;
+}
+
+static bool loc_key_eq(const struct loc_key *a, const struct loc_key *b)
+{
+	return a->function == b->function && a->kind == b->kind && a->file == b->file &&
+	       a->state == b->state && a->line == b->line && a->await_index == b->await_index;
+}
+
+static bool loc_cache_grow(struct text_cache *c)
+{
+	size_t cap = c->loc_cap ? c->loc_cap * 2 : 256;
+	struct loc_slot *n = calloc(cap, sizeof(*n));
+	if (!n)
+		return false;
+	for (size_t i = 0; i < c->loc_cap; i++) {
+		if (!c->locs[i].len)
+			continue;
+		size_t j = loc_hash(&c->locs[i].k) & (cap - 1);
+		while (n[j].len)
+			j = (j + 1) & (cap - 1);
+		n[j] = c->locs[i];
+	}
+	free(c->locs);
+	c->locs = n;
+	c->loc_cap = cap;
+	return true;
+}
+
+static void render_loc(const struct fframe *loc, struct strbuf *o)
+{
+	struct text_cache *c = tcache;
+	if (!c || ((c->nlocs + 1) * 2 > c->loc_cap && !loc_cache_grow(c))) {
+		render_loc_text(loc, o);
+		return;
+	}
+	struct loc_key k = {loc->function, loc->kind_name, loc->file, loc->state, loc->line,
+			    loc->await_index};
+	size_t j = loc_hash(&k) & (c->loc_cap - 1);
+	for (; c->locs[j].len; j = (j + 1) & (c->loc_cap - 1))
+		if (loc_key_eq(&c->locs[j].k, &k)) {
+			sb_append(o, c->text.s + c->locs[j].off, c->locs[j].len);
+			return;
+		}
+	c->scratch.len = 0;
+	render_loc_text(loc, &c->scratch);
+	size_t off = c->text.len;
+	sb_append(&c->text, c->scratch.s, c->scratch.len);
+	if (!c->text.oom && !c->scratch.oom) {
+		c->locs[j] = (struct loc_slot){k, off, c->scratch.len};
+		c->nlocs++;
+	}
+	sb_append(o, c->scratch.s, c->scratch.len);
 }
 
 /* "location": the user location, the innermost frame of the user's own
@@ -59,7 +192,7 @@ static void render_location_of(struct model *model, const struct task_rec *t,
 			continue;
 		if (f->kind != FRAME_ERROR && f->function) {
 			sb_puts(o, ", \"root_future\": ");
-			sb_json_string(o, f->function);
+			json_cached(o, f->function);
 		}
 		break;
 	}
@@ -112,7 +245,7 @@ static void render_task(struct model *model, const struct task_rec *t)
 		sb_printf(o, "{\"thread\": %d, \"runtime\": %zu, \"state\": \"%s\", "
 			     "\"future\": ", t->thread, t->rt,
 			  t->st & TS_RUNNING ? "running" : "blocked");
-		sb_json_string(o, type_name(s->prog, t->future.type));
+		json_cached(o, type_name(s->prog, t->future.type));
 		sb_printf(o, ", \"future_address\": \"0x%llx\"",
 			  (unsigned long long)t->future.addr);
 		render_location_of(model, t, o);
@@ -141,10 +274,10 @@ static void render_task(struct model *model, const struct task_rec *t)
 	else
 		sb_puts(o, ", \"thread\": null");
 	sb_puts(o, ", \"future\": ");
-	sb_json_string(o, t->future_name);
+	json_cached(o, t->future_name);
 	if (t->stage) {
 		sb_puts(o, ", \"stage\": ");
-		sb_json_string(o, t->stage);
+		json_cached(o, t->stage);
 	}
 	if (t->has_future)
 		sb_printf(o, ", \"future_address\": \"0x%llx\"",
@@ -608,6 +741,9 @@ struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 	struct compact c;
 	struct strbuf one;
 	bool compact = flags & TSCOPE_JSON_COMPACT;
+	struct text_cache cache;
+	text_cache_init(&cache);
+	tcache = &cache;
 	if (compact) {
 		compact_init(&c);
 		sb_init(&one);
@@ -670,6 +806,8 @@ struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 	}
 	sb_puts(out, "]");
 	model->out = NULL;
+	tcache = NULL;
+	text_cache_free(&cache);
 	return NULL;
 }
 
