@@ -5,15 +5,24 @@ scenario whose core is newer than its executable) into $TASKSCOPE_FIXTURES,
 default build/fixtures of this checkout.  Captures are lazy: running one test
 captures only the scenarios it uses."""
 
+import atexit
 import os
 import shutil
 import sys
+import tempfile
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import helpers  # noqa: E402
+
+# Every gdb and CLI process of the run shares one DWARF index cache of its
+# own (lib/src/program/cache.c), fresh for the run: never the user's
+# ~/.cache/taskscope, never the state a previous run left.
+_CACHE_DIR = tempfile.mkdtemp(prefix="taskscope-test-cache-")
+os.environ["TASKSCOPE_CACHE_DIR"] = _CACHE_DIR
+atexit.register(shutil.rmtree, _CACHE_DIR, True)
 
 
 def _require_tools():
