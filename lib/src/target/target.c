@@ -1294,16 +1294,25 @@ static uint64_t vmas_copy_bytes(const struct vma *v, size_t n)
 	return sum;
 }
 
+/* @n bytes as "N MiB" (rounded up), or "N KiB" below a MiB. */
+static const char *size_text(uint64_t n, char buf[32])
+{
+	if (n < (1u << 20))
+		snprintf(buf, 32, "%llu KiB", (unsigned long long)((n + 1023) >> 10));
+	else
+		snprintf(buf, 32, "%llu MiB", (unsigned long long)((n + (1u << 20) - 1) >> 20));
+	return buf;
+}
+
 static struct tscope_error *snapshot_limit(const char *desc, uint64_t want, uint64_t limit)
 {
+	char w[32], l[32];
 	return tscope_error_create(
 		TSCOPE_ERROR_LIMIT,
-		"%s has %llu MiB of memory to copy for a snapshot, more than the limit "
-		"of %llu MiB: raise it with TASKSCOPE_SNAPSHOT_MAX=SIZE (bytes, or with "
-		"a K, M or G suffix), or read the process in place while it is stopped "
-		"(the CLI's --no-snapshot)", desc,
-		(unsigned long long)((want + (1 << 20) - 1) >> 20),
-		(unsigned long long)(limit >> 20));
+		"%s has %s of memory to copy for a snapshot, more than the limit of %s: "
+		"raise it with TASKSCOPE_SNAPSHOT_MAX=SIZE (bytes, or with a K, M or G "
+		"suffix), or read the process in place while it is stopped (the CLI's "
+		"--no-snapshot)", desc, size_text(want, w), size_text(limit, l));
 }
 
 /* TASKSCOPE_SNAPSHOT_MAX: "1073741824", "512M", "4G". */
