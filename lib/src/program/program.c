@@ -1132,6 +1132,28 @@ static struct tscope_error *index_units(struct tscope_program *prog,
 	return err;
 }
 
+/* Load the unit headers of @dbg, in order, as an index pass does, without
+ * their DIEs.  libdwarf 20210528 crashes (in _dwarf_read_str_offsets_header)
+ * when a .dwp's first DIE looked up by offset is in a unit it has not
+ * loaded yet: an index from the cache never walked them. */
+static void load_units(Dwarf_Debug dbg)
+{
+	for (int guard = 0; guard < (1 << 24); guard++) {
+		Dwarf_Unsigned next;
+		Dwarf_Half version, cu_type;
+		Dwarf_Error derr = NULL;
+		if (dwarf_next_cu_header_d(dbg, true, NULL, &version, NULL, NULL, NULL, NULL,
+					   NULL, NULL, &next, &cu_type, &derr) != DW_DLV_OK) {
+			if (derr)
+				dwarf_dealloc_error(dbg, derr);
+			break;
+		}
+		Dwarf_Die cu;
+		if (dwarf_siblingof_b(dbg, NULL, true, &cu, NULL) == DW_DLV_OK)
+			dwarf_dealloc_die(cu);
+	}
+}
+
 /* EXE.dwp (rustc's -C split-debuginfo=packed), tied to the executable so
  * that its DW_FORM_GNU_addr_index addresses resolve. */
 static struct tscope_error *open_dwp(struct tscope_program *prog)
@@ -1228,7 +1250,9 @@ struct tscope_error *program_ensure_index(struct tscope_program *prog)
 		 * full units of a prebuilt std); the crate's own units are in
 		 * EXE.dwp (-C split-debuginfo=packed), indexed as well. */
 		err = open_dwp(prog);
-		if (!err && !cached)
+		if (!err && cached)
+			load_units(prog->dwp_dbg);
+		else if (!err)
 			err = index_units(prog, prog->dwp_dbg, DIE_DWP, &split);
 		else if (tscope_error_code(err) == TSCOPE_ERROR_NOT_FOUND) {
 			tscope_error_destroy(err);
