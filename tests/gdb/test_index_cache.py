@@ -10,8 +10,10 @@ over it).  Each test has a cache directory of its own
 ($TASKSCOPE_CACHE_DIR), never the user's."""
 
 import os
+import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -233,3 +235,65 @@ def test_concurrent_first_sessions_never_see_half_a_file(scenarios, cache):
     doc, err = cli_doc(sc, ("tasks",))
     assert loaded(err, path), "\n".join(cache_lines(err))
     same(docs[0], doc, "the session after the concurrent ones")
+
+
+@pytest.fixture(scope="module")
+def split_dwarf(tmp_path_factory):
+    """mutex_deadlock built with split DWARF (-C split-debuginfo=packed:
+    skeleton units in the executable, the rest in exe.dwp next to it), run
+    to its READY line and dumped with gcore.  Built into a target directory
+    of its own under build/ (kept: later runs only relink)."""
+    target = os.path.join(helpers.REPO, "build", "split-dwarf-target")
+    env = dict(os.environ, CARGO_TARGET_DIR=target, CARGO_PROFILE_DEV_SPLIT_DEBUGINFO="packed")
+    env["PATH"] = os.path.expanduser("~/.cargo/bin") + os.pathsep + env["PATH"]
+    build = subprocess.run(["cargo", "build", "--quiet", "--locked", "--bin", "mutex_deadlock"],
+                           cwd=os.path.join(helpers.REPO, "core-fixtures"), env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=helpers.CAPTURE_TIMEOUT)
+    assert build.returncode == 0, build.stderr[-3000:]
+    d = tmp_path_factory.mktemp("split-dwarf")
+    exe, dwp, core = str(d / "exe"), str(d / "exe.dwp"), str(d / "core")
+    shutil.copy(os.path.join(target, "debug", "mutex_deadlock"), exe)
+    shutil.copy(os.path.join(target, "debug", "mutex_deadlock.dwp"), dwp)
+    log = open(str(d / "run.log"), "w+")
+    proc = subprocess.Popen([exe, str(d / "truth.json")], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, env=dict(os.environ, MALLOC_ARENA_MAX="1"))
+    try:
+        for _ in range(600):  # READY within 60 s, or the build is broken
+            log.seek(0)
+            if "READY" in log.read() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        log.seek(0)
+        assert "READY" in log.read(), "the split-DWARF mutex_deadlock never got READY"
+        g = subprocess.run(["gdb", "-nx", "-batch", "-p", str(proc.pid), "-ex", "gcore " + core],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=helpers.GDB_TIMEOUT, cwd=str(d))
+        assert os.path.exists(core), g.stderr[-3000:]
+    finally:
+        proc.kill()
+        proc.wait()
+        log.close()
+    return helpers.Scenario("mutex_deadlock", str(d))
+
+
+def test_split_dwarf_index_from_the_cache(split_dwarf, cache, monkeypatch):
+    """The .dwp's DIEs are decoded through a cached index as through a
+    walked one (libdwarf 20210528 crashed on a .dwp whose units were never
+    loaded: an index from the cache never walked them)."""
+    sc = split_dwarf
+    assert os.path.exists(sc.exe + ".dwp")
+    path = cache_file(cache, sc.exe)
+    commands = COMMANDS[1:]
+    monkeypatch.setenv("TASKSCOPE_CACHE", "0")
+    uncached, _ = gdb_docs(sc, commands)
+    assert {t["id"] for t in uncached[0]["tasks"]} == {t["id"] for t in sc.truth["tasks"]}
+    monkeypatch.setenv("TASKSCOPE_CACHE", "verbose")
+    first, err = gdb_docs(sc, commands)
+    assert written(err, path), "\n".join(cache_lines(err))
+    second, err = gdb_docs(sc, commands)
+    assert loaded(err, path), "\n".join(cache_lines(err))
+    for cmd, u, s in zip(commands, uncached, second):
+        same(u, s, "split DWARF, gdb %r" % cmd)
+    doc, err = cli_doc(sc, ("bt",))
+    assert loaded(err, path), "\n".join(cache_lines(err))
