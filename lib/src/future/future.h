@@ -26,19 +26,18 @@ enum frame_kind {
 struct fchain;
 
 struct fframe {
-	enum frame_kind kind;
+	/* (the words first, the narrow fields packed last: a million tasks
+	 * keep a few frames each) */
 	const char *kind_name; /* "async fn", "async block", "leaf", ... */
 	const char *function;  /* display name (session_intern()ed) */
 	const char *type_name; /* DWARF type name */
 	struct tval v;
 	/* FRAME_ASYNC */
 	const char *file;
-	uint32_t line;
 	const char *state; /* suspended, unresumed, returned, panicked */
 	/* an await inside an external macro (join!, select!): file/line are
 	 * the user's line the macro was written on, these the macro's own */
 	const char *macro_file;
-	uint32_t macro_line;
 	const char *body_file; /* the async body's own file (Unresumed's), NULL */
 	long await_index;
 	const char *variant, *variant_member;
@@ -46,17 +45,20 @@ struct fframe {
 	/* FRAME_BOX_DYN */
 	const char *concrete;
 	/* FRAME_JOIN */
-	bool has_join;
 	uint64_t join_id, join_hdr, join_state;
 	/* FRAME_LEAF */
 	uint64_t size;
 	/* FRAME_COMBINATOR (and leaves that are sets) */
-	bool has_children;
 	uint64_t children; /* JoinSet / FuturesUnordered size */
 	struct fchain *branches;
 	size_t nbranches;
-	bool branches_truncated;
 	char *error;
+	enum frame_kind kind;
+	uint32_t line;
+	uint32_t macro_line;
+	bool has_join;
+	bool has_children;
+	bool branches_truncated;
 };
 
 /* A chain, root first; branch chains carry their MaybeDone state. */
