@@ -41,6 +41,8 @@ TOKIO_SCENARIOS = [
     "network_wait",
     "sleepers",
     "starvation",
+    # homes other than the runtime's own list (issue 12)
+    "local_runtime",
 ]
 
 # gdb on a 10,000-task core takes well under a second; this only stops a hung

@@ -108,6 +108,19 @@ where
     handle
 }
 
+/// `tokio::task::spawn_local(fut)` (inside a `LocalSet` or a `LocalRuntime`),
+/// recording the task like [`spawn_named`]; the future need not be `Send`.
+pub fn spawn_local_named<F>(name: &str, fut: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + 'static,
+    F::Output: 'static,
+{
+    let future_type = std::any::type_name_of_val(&fut);
+    let handle = tokio::task::spawn_local(fut);
+    register(name, handle.id(), future_type);
+    handle
+}
+
 /// Turn the `type_name` of a marker fn declared where a macro was expanded
 /// (`crate::f::{{closure}}::__taskscope_here`) into the name of the enclosing
 /// async fn, the way `tests/helpers.future_function` names a future type:

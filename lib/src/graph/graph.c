@@ -128,9 +128,12 @@ void graph_complete(struct model *model)
 		dormant_acquires(model, i);
 	for (size_t ri = 0; ri < g->nres; ri++)
 		resource_state(model, &g->res[ri]);
+	/* after the states: which locks are held */
+	stack_word_holders(model);
 	check_resources(model);
 	find_futurelocks(model);
 	find_deadlocks(model);
+	weigh_stack_word_deadlocks(model);
 	find_lost_wakeups(model);
 	find_unregistered_wakers(model);
 	find_blocked_workers(model);

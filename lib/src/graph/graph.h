@@ -82,6 +82,9 @@ struct holder {
 	const char *function, *file;
 	uint32_t line;      /* where the holder is suspended now */
 	uint32_t taken_line; /* the `let` that took it, 0 if unknown */
+	/* a thread holds it: a word of its stack is the lock's address (no
+	 * local named it: evidence, not proof) */
+	bool stack_word;
 };
 
 struct waiter {
@@ -246,6 +249,13 @@ struct wait_found {
 
 /* shared between the units */
 void find_blocked_workers(struct model *model);
+/* Synchronous waits (holders.c): a thread blocked in blocking_lock/
+ * block_on holds the locks it took before as guards in plain frames; when
+ * no local names a holder of a held lock, a word of a blocked thread's
+ * stack equal to the lock's address makes the thread its holder. */
+void stack_word_holders(struct model *model);
+/* Deadlocks through such a holder are likely, not certain. */
+void weigh_stack_word_deadlocks(struct model *model);
 void find_deadlocks(struct model *model);
 void find_futurelocks(struct model *model);
 size_t get_res(struct graph *g, enum res_kind kind, uint64_t key,

@@ -425,3 +425,88 @@ void dormant_acquires(struct model *model, size_t ti)
 	polled_leaves(c, &dc, 0);
 	future_each_local(model->s, c, EACH_TEMPORARIES, on_dormant_local, &dc);
 }
+
+/* ------------------------------------------------------------ synchronous holders */
+
+#define SYNC_STACK_MAX (8u << 20)
+
+void stack_word_holders(struct model *model)
+{
+	struct tscope_session *s = model->s;
+	struct graph *g = model->graph;
+	/* held locks nobody is known to hold */
+	size_t *cand = NULL, ncand = 0;
+	for (size_t r = 0; r < g->nres; r++) {
+		const struct resource *res = &g->res[r];
+		if ((res->kind == RES_MUTEX || res->kind == RES_RWLOCK) && res->state_known &&
+		    res->avail == 0 && res->nholders == 0 && !res->implausible)
+			PUSH(cand, ncand, r);
+	}
+	if (!ncand)
+		return;
+	size_t nth;
+	const struct tscope_thread *th = target_threads(s->target, &nth);
+	for (size_t i = 0; i < model->ntasks; i++) {
+		const struct task_rec *t = &model->tasks[i];
+		/* a thread the graph knows (its block_on future, or values of
+		 * its frames), blocked: not running code that could release */
+		if (!t->pseudo || (t->st & TS_RUNNING) || !t->thread)
+			continue;
+		const struct tscope_thread *tt = NULL;
+		for (size_t k = 0; k < nth && !tt; k++)
+			if (th[k].tid == t->thread && th[k].has_regs)
+				tt = &th[k];
+		if (!tt)
+			continue;
+		size_t waits = g->wait_res[i] ? g->wait_res[i] - 1 : SIZE_MAX;
+		unsigned char buf[65536];
+		uint64_t lo = tt->sp > 128 ? (tt->sp - 128) & ~7ull : 0;
+		for (uint64_t a = lo; a < lo + SYNC_STACK_MAX; a += sizeof(buf)) {
+			size_t n = sizeof(buf);
+			while (n >= 4096 && !val_ok(tscope_target_read(s->target, a, buf, n)))
+				n /= 2;
+			if (n < 4096)
+				break;
+			for (size_t off = 0; off + 8 <= n; off += 8) {
+				uint64_t w;
+				memcpy(&w, buf + off, 8);
+				for (size_t c = 0; c < ncand; c++) {
+					struct resource *res = &g->res[cand[c]];
+					if (cand[c] == waits || (w != res->addr && w != res->key))
+						continue;
+					bool have = false;
+					for (size_t j = 0; j < res->nholders && !have; j++)
+						have = res->holders[j].task == i;
+					if (have)
+						continue;
+					struct holder ho = {i, HOLD_GUARD, NULL, NULL, NULL, NULL, 0, 0, true};
+					PUSH(res->holders, res->nholders, ho);
+				}
+			}
+			if (n < sizeof(buf))
+				break;
+		}
+	}
+	free(cand);
+}
+
+void weigh_stack_word_deadlocks(struct model *model)
+{
+	struct graph *g = model->graph;
+	for (size_t d = 0; d < g->ndiags; d++) {
+		struct diag *dg = &g->diags[d];
+		if (strcmp(dg->kind, "deadlock") || dg->conf != CERTAIN)
+			continue;
+		bool stack = false;
+		for (size_t k = 0; k < dg->nres && !stack; k++)
+			for (size_t j = 0; j < g->res[dg->res[k]].nholders; j++)
+				stack |= g->res[dg->res[k]].holders[j].stack_word;
+		if (!stack)
+			continue;
+		dg->conf = LIKELY;
+		dg->reason = "every member of the cycle waits for a resource whose only possible "
+			     "wakers are other blocked members; a thread of the cycle is taken "
+			     "for a lock's holder because its stack holds the lock's address "
+			     "(a guard in a plain frame, not named by a local)";
+	}
+}

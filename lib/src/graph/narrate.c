@@ -280,6 +280,10 @@ void narrate_cycle(struct model *model, size_t *cyc, size_t n,
 			sb_printf(o, " can %s (it holds the %s `%s`",
 				  h->how == HOLD_RECEIVER ? "drain" : "fill",
 				  side_names[h->how], h->local ? h->local : "?");
+		} else if (h && h->stack_word) {
+			sb_puts(o, ", held by ");
+			sb_who(o, model, next);
+			sb_puts(o, " (a guard on its stack: a word of it is the lock's address)");
 		} else if (h) {
 			sb_puts(o, ", held by ");
 			sb_who(o, model, next);
@@ -289,7 +293,7 @@ void narrate_cycle(struct model *model, size_t *cyc, size_t n,
 			sb_who(o, model, next);
 			sb_puts(o, " in a future it no longer polls");
 		}
-		if (h && r->kind != RES_JOIN) {
+		if (h && r->kind != RES_JOIN && !h->stack_word) {
 			if (h->taken_line)
 				sb_printf(o, " taken at %s:%u)", short_file(h->file),
 					  h->taken_line);

@@ -212,6 +212,8 @@ void graph_render(struct model *model, struct strbuf *o)
 			sb_printf(o, ", \"line\": %u", h->line);
 			if (h->taken_line)
 				sb_printf(o, ", \"taken_line\": %u", h->taken_line);
+			if (h->stack_word)
+				sb_puts(o, ", \"stack_word\": true");
 			sb_puts(o, "}");
 		}
 		sb_puts(o, "], \"waiters\": [");

@@ -31,6 +31,11 @@ struct runtime {
 	bool has_count;
 	uint64_t count;
 	uint64_t timer_now_ns;
+	/* tokio: a LocalRuntime (current_thread Handle.local_tid is Some):
+	 * its tasks are !Send tasks bound to the one thread that runs it */
+	bool local;
+	/* tokio: OwnedTasks.closed, set once the runtime's shutdown began */
+	bool has_closed, closed;
 };
 
 struct thread_info {
@@ -44,6 +49,12 @@ struct thread_info {
 	int runtime; /* -1 none */
 	bool has_task;
 	uint64_t task_id;
+	/* tokio's own ThreadId of the thread (CONTEXT.thread_id), 0 unknown:
+	 * what a LocalSet records as its owner */
+	uint64_t tokio_thread_id;
+	/* tokio: CONTEXT.runtime is NotEntered (a blocking thread, or a
+	 * worker inside block_in_place) */
+	bool not_entered;
 };
 
 /* A task's state in the executor's own terms, as flags every executor
@@ -82,6 +93,18 @@ struct task_rec {
 	size_t wrapper_frames; /* leading frames that are the executor's own
 				* wrappers of the spawned future (not what
 				* the task runs: root_future skips them) */
+	/* Where the task lives, NULL: its runtime's own task list.  tokio:
+	 * "local_set" (a LocalSet's LocalOwnedTasks), "local_runtime" (a
+	 * LocalRuntime's list), "blocking_pool" (a spawn_blocking task: in
+	 * the pool's queue, or running on a blocking thread); home_thread: the thread the home is bound to
+	 * (kernel tid, 0 unknown); home_index: which LocalSet */
+	const char *home;
+	int home_thread;
+	int home_index;
+	bool blocking_queued; /* home blocking_pool: in the pool's queue */
+	bool in_block_in_place; /* its thread left the runtime in its poll */
+	bool off_list; /* running, found on its thread's stack, no longer in
+			* its runtime's list: taken off by shutdown, being dropped */
 	/* tokio */
 	uint64_t owner;
 	const char *stage;

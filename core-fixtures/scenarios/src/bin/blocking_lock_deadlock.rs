@@ -1,0 +1,92 @@
+//! A deadlock through a plain thread's `blocking_lock` (issue 12): the
+//! synchronous wait is an edge of the graph like a task's await.
+//!
+//! `settle` (a task) holds the `orders` tokio Mutex across an await and
+//! waits for `ledger`. The plain `std::thread` `reconciler` took
+//! `ledger.blocking_lock()` (a guard in a local of its frame) and then
+//! blocks in `orders.blocking_lock()` (a `block_on` of `Mutex::lock` on
+//! that thread). Neither can go on: `cycle = [settle, thread reconciler]`.
+//! `bystander` idles on a Notify.
+//!
+//! Truth: `"diagnoses": [{"kind": "deadlock", "tasks": [settle],
+//! "threads": [reconciler's tid]}]`; resources with `held_by_thread` /
+//! `waited_by_thread`, the lines of the guards and of the blocking wait.
+//!
+//! Runtime: multi_thread, 2 workers.
+
+use std::sync::{mpsc, Arc};
+
+use scenarios::{hold, park, spawn_named};
+use serde_json::json;
+use tokio::sync::{Mutex, Notify};
+
+type Orders = Arc<Mutex<Vec<u32>>>;
+type Ledger = Arc<Mutex<Vec<i64>>>;
+
+async fn settle(orders: Orders, ledger: Ledger, go: mpsc::Sender<()>) {
+    let mut o = park!(0, orders.lock()).await; hold!("orders");
+    o.push(1);
+    go.send(()).unwrap();
+    let mut l = park!(0, ledger.lock()).await;
+    l.push(-1);
+}
+
+async fn bystander(n: Arc<Notify>) {
+    park!(0, n.notified()).await;
+}
+
+struct Lines {
+    ledger_guard: u32,
+    orders_wait: u32,
+}
+
+fn reconciler(orders: Orders, ledger: Ledger, held: mpsc::Sender<(u64, Lines)>, go: mpsc::Receiver<()>) {
+    let ledger_guard = line!() + 1;
+    let mut l = ledger.blocking_lock();
+    l.push(0);
+    let orders_wait = line!() + 3;
+    held.send((scenarios::gettid(), Lines { ledger_guard, orders_wait })).unwrap();
+    go.recv().unwrap();
+    let mut o = orders.blocking_lock();
+    o.push(0);
+    drop((l, o));
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let path = scenarios::truth_path();
+    let orders: Orders = Arc::new(Mutex::new(Vec::new()));
+    let ledger: Ledger = Arc::new(Mutex::new(Vec::new()));
+    let (held_tx, held_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel();
+    let (o2, l2) = (orders.clone(), ledger.clone());
+    std::thread::Builder::new()
+        .name("reconciler".into())
+        .spawn(move || reconciler(o2, l2, held_tx, go_rx))
+        .unwrap();
+    let (tid, lines) = held_rx.recv().unwrap();
+    let n = Arc::new(Notify::new());
+    let s = spawn_named("settle", settle(orders.clone(), ledger.clone(), go_tx));
+    let b = spawn_named("bystander", bystander(n.clone()));
+    scenarios::wait_parked(&[(s.id(), 2), (b.id(), 1)]).await;
+    // the thread is in orders.blocking_lock() by now (it only waited for go)
+    let s_id = scenarios::id_u64(s.id());
+    let (_, orders_line) = scenarios::holder("orders").unwrap();
+    scenarios::annotate(s_id, "waits_on", json!({"kind": "mutex", "name": "ledger"}));
+    scenarios::write_truth(
+        &path,
+        json!({
+            "scenario": env!("CARGO_BIN_NAME"),
+            "cycle": null,
+            "diagnoses": [{"kind": "deadlock", "tasks": [s_id], "threads": [tid]}],
+            "resources": [
+                {"kind": "mutex", "name": "orders", "held_by": [s_id], "held_line": orders_line,
+                 "waited_by": [], "waited_by_thread": tid, "wait_line": lines.orders_wait},
+                {"kind": "mutex", "name": "ledger", "held_by": [], "held_by_thread": tid,
+                 "held_line": lines.ledger_guard, "held_local": "l", "waited_by": [s_id]},
+            ],
+        }),
+    );
+    std::future::pending::<()>().await;
+    drop((s, b));
+}

@@ -1,0 +1,278 @@
+"""Tasks outside a runtime's own task list (issue 12), checked against the
+truth the fixtures recorded: LocalSet tasks of an actix-style server (a
+current_thread runtime + LocalSet per thread), a LocalRuntime's !Send
+tasks.  Every truth task is listed once with its id, home, the thread its
+home is bound to, the runtime of that thread, its state and its chain."""
+
+import collections
+
+import pytest
+
+import helpers
+
+HOME_SCENARIOS = ["local_set_server", "local_runtime"]
+
+
+@pytest.fixture(scope="module", params=HOME_SCENARIOS)
+def case(request, scenarios):
+    sc = scenarios(request.param)
+    return sc, helpers.gdb_json(sc.exe, sc.core, "info async-tasks --json")
+
+
+def _by_id(model):
+    return {t["id"]: t for t in model["tasks"]}
+
+
+def test_every_truth_task_is_listed_once(case):
+    sc, model = case
+    ids = [t["id"] for t in model["tasks"]]
+    expected = sorted(t["id"] for t in sc.truth["tasks"])
+    assert sorted(ids) == expected, "%s: task ids expected %s, found %s" % (
+        sc.name, expected, sorted(ids))
+    assert model.get("complete") is True and not model.get("errors"), (
+        "%s: complete %r, errors %r" % (sc.name, model.get("complete"), model.get("errors")))
+
+
+def test_home_and_home_thread_match_truth(case):
+    sc, model = case
+    found = _by_id(model)
+    wrong = [(t["id"], t["name"], (t["home"], t["home_thread"]),
+              (found[t["id"]].get("home"), found[t["id"]].get("home_thread")))
+             for t in sc.truth["tasks"]
+             if (found[t["id"]].get("home"), found[t["id"]].get("home_thread"))
+             != (t["home"], t["home_thread"])]
+    assert not wrong, "%s: (id, name, expected (home, thread), found): %s" % (sc.name, wrong)
+
+
+def test_state_thread_and_chain_match_truth(case):
+    sc, model = case
+    found = _by_id(model)
+    problems = []
+    for t in sc.truth["tasks"]:
+        f = found[t["id"]]
+        if f["state"] != t["state"]:
+            problems.append((t["name"], "state", t["state"], f["state"]))
+        if t["state"] == "running" and f.get("thread") != t["thread"]:
+            problems.append((t["name"], "thread", t["thread"], f.get("thread")))
+        if t["state"] == "running":
+            continue  # its state machine's last await, checked by test_tasks
+        want = t["chain"][-1]
+        loc = f.get("location") or {}
+        if loc.get("line") != want["line"] or not (loc.get("file") or "").endswith(t["file"]):
+            problems.append((t["name"], "location", (t["file"], want["line"]),
+                             (loc.get("file"), loc.get("line"))))
+        root = f.get("root_location") or {}
+        if root.get("line") != t["chain"][0]["line"]:
+            problems.append((t["name"], "root line", t["chain"][0]["line"], root.get("line")))
+        fn = t["future_type"].rsplit("::{{closure}}", 1)[0]
+        if f.get("root_future") != fn and not (f.get("future") or "").startswith(fn):
+            problems.append((t["name"], "future", fn, (f.get("root_future"), f.get("future"))))
+    assert not problems, "%s: (task, what, expected, found): %s" % (sc.name, problems)
+
+
+def test_tasks_belong_to_the_runtime_of_their_thread(case):
+    """Each task is attributed to the runtime whose thread owns its home;
+    each runtime lists its thread."""
+    sc, model = case
+    found = _by_id(model)
+    rt_of_thread = {}
+    for r in model["runtimes"]:
+        for tid in r["threads"]:
+            rt_of_thread[tid] = r["index"]
+    wrong = [(t["name"], t["home_thread"], rt_of_thread.get(t["home_thread"]),
+              found[t["id"]]["runtime"])
+             for t in sc.truth["tasks"]
+             if rt_of_thread.get(t["home_thread"]) != found[t["id"]]["runtime"]]
+    assert not wrong, "%s: (task, home thread, its runtime, task's runtime): %s" % (
+        sc.name, wrong)
+
+
+def test_local_set_server_has_one_local_set_per_thread(scenarios):
+    sc = scenarios("local_set_server")
+    model = helpers.gdb_json(sc.exe, sc.core, "info async-tasks --json")
+    found = _by_id(model)
+    sets = [ls for r in model["runtimes"] for ls in r.get("local_sets", [])]
+    by_owner = {ls["owner_thread"]: ls for ls in sets}
+    assert len(sets) == len(sc.truth["local_sets"]), (
+        "expected %d LocalSets (one per thread), found %r" % (len(sc.truth["local_sets"]), sets))
+    for want in sc.truth["local_sets"]:
+        ls = by_owner.get(want["thread"])
+        assert ls, "no LocalSet owned by thread %d (%s): %r" % (
+            want["thread"], want["thread_name"], sets)
+        assert ls["task_count"] == len(want["tasks"]) and not ls["truncated"], (
+            "LocalSet of %s: %r, expected tasks %s" % (want["thread_name"], ls, want["tasks"]))
+        listed = sorted(i for i, t in found.items() if t.get("local_set") == ls["index"])
+        assert listed == sorted(want["tasks"]), "LocalSet of %s: tasks %s, expected %s" % (
+            want["thread_name"], listed, sorted(want["tasks"]))
+    # worker-2's thread is inside its LocalSet (a handler blocks in its
+    # poll): found through task::local's CURRENT; the others on stacks.
+    blocked = sc.truth["local_sets"][-1]["thread"]
+    assert by_owner[blocked]["found_by"] == "thread-local", by_owner[blocked]
+    assert collections.Counter(ls["found_by"] for ls in sets)["stack"] == len(sets) - 1, sets
+    # four runtimes, one per thread, each current_thread
+    assert sorted(tuple(r["threads"]) for r in model["runtimes"]) == sorted(
+        (ls["thread"],) for ls in sc.truth["local_sets"]), model["runtimes"]
+
+
+def test_local_runtime_is_marked_local(scenarios):
+    sc = scenarios("local_runtime")
+    model = helpers.gdb_json(sc.exe, sc.core, "info async-tasks --json")
+    [rt] = model["runtimes"]
+    assert rt.get("local") is True and rt["threads"] == [sc.truth["local_runtime_thread"]], rt
+    assert rt["local_sets"] == [], rt
+
+
+def test_cli_lists_the_same_homes(scenarios):
+    sc = scenarios("local_set_server")
+    doc = helpers.cli_json("tasks", sc.exe, sc.core)
+    homes = {t["id"]: (t.get("home"), t.get("home_thread")) for t in doc["tasks"]}
+    want = {t["id"]: (t["home"], t["home_thread"]) for t in sc.truth["tasks"]}
+    assert homes == want, "CLI homes %r, expected %r" % (homes, want)
+
+
+@pytest.fixture(scope="module")
+def blocking(scenarios):
+    sc = scenarios("blocking_pool")
+    return sc, helpers.gdb_json(sc.exe, sc.core, "info async-tasks --json")
+
+
+def test_blocking_pool_lists_queued_and_running_closures(blocking):
+    """spawn_blocking work: the queued closures (in the pool's queue,
+    notified) and the running ones (on the blocking thread the truth
+    names, at the blocking call's line, from that thread's frames); nothing
+    else: tokio's own worker loops are not listed as tasks."""
+    sc, model = blocking
+    found = _by_id(model)
+    want = sc.truth["blocking_tasks"]
+    expected_ids = sorted([t["id"] for t in sc.truth["tasks"]] + [t["id"] for t in want])
+    assert sorted(found) == expected_ids, "ids expected %s, found %s" % (expected_ids, sorted(found))
+    problems = []
+    for b in want:
+        f = found[b["id"]]
+        got = (f.get("home"), f.get("blocking"), f.get("state"))
+        if got != (b["home"], b["blocking"], b["state"]):
+            problems.append((b["name"], "home/blocking/state", (b["home"], b["blocking"], b["state"]), got))
+        closure = f.get("closure") or ""
+        if not closure.startswith(b["closure_type"].split("::{{closure}}")[0] + "::"):
+            problems.append((b["name"], "closure", b["closure_type"], closure))
+        if b["blocking"] == "running":
+            if (f.get("thread"), f.get("home_thread")) != (b["thread"], b["thread"]):
+                problems.append((b["name"], "thread", b["thread"], (f.get("thread"), f.get("home_thread"))))
+            at = f.get("running_at") or {}
+            if at.get("line") != b["line"] or not (at.get("file") or "").endswith("blocking_pool.rs"):
+                problems.append((b["name"], "running_at", b["line"], at))
+        elif f.get("thread") is not None:
+            problems.append((b["name"], "thread of a queued task", None, f.get("thread")))
+    assert not problems, "(task, what, expected, found): %s" % problems
+    for t in sc.truth["tasks"]:
+        assert found[t["id"]].get("home") == "runtime", found[t["id"]]
+
+
+def test_async_tasks_await_the_blocking_join_handles(blocking):
+    sc, model = blocking
+    found = _by_id(model)
+    wrong = [(t["name"], t["joins"], found[t["id"]].get("waits_on"))
+             for t in sc.truth["tasks"]
+             if (found[t["id"]].get("waits_on") or {}).get("kind") != "join"
+             or found[t["id"]]["waits_on"].get("task") != t["joins"]]
+    assert not wrong, "(task, joined blocking task expected, waits_on found): %s" % wrong
+
+
+def test_blocking_pool_size_idle_and_queue(blocking):
+    sc, model = blocking
+    [rt] = model["runtimes"]
+    bp = rt.get("blocking_pool")
+    want = sc.truth["blocking_pool"]
+    assert bp, rt
+    assert (bp["threads"] - bp["scheduler_threads"], bp["idle_threads"], bp["queue_depth"],
+            bp["queued_tasks"], bp["running_tasks"], bp["truncated"], bp["shutdown"]) == (
+        want["threads"], want["idle"], want["queued"], want["queued"], 2, False, False), bp
+
+
+@pytest.fixture(scope="module")
+def shutdown(scenarios):
+    sc = scenarios("runtime_shutdown")
+    return sc, helpers.gdb_json(sc.exe, sc.core, "info async-tasks --json")
+
+
+def test_block_in_place_task_is_shown_as_such(shutdown):
+    """A worker inside block_in_place: the task it was polling is running on
+    that thread, marked block_in_place, at the blocking call's line."""
+    sc, model = shutdown
+    found = _by_id(model)
+    [t] = [t for t in sc.truth["tasks"] if t.get("block_in_place")]
+    f = found.get(t["id"])
+    assert f, "task %d (%s) not listed" % (t["id"], t["name"])
+    at = f.get("running_at") or {}
+    assert (f["state"], f.get("thread"), f.get("block_in_place"), at.get("line")) == (
+        "running", t["thread"], True, t["chain"][0]["line"]), f
+    others = [x["id"] for x in model["tasks"] if x.get("block_in_place") and x["id"] != t["id"]]
+    assert not others, "only %d is in block_in_place, also marked: %s" % (t["id"], others)
+
+
+def test_runtime_in_shutdown_lists_the_tasks_being_cancelled(shutdown):
+    """The runtime being dropped says so; the tasks still in its list and
+    the one whose drop is blocking (taken off the list, running and
+    cancelled on the dropping thread) are listed; those already dropped are
+    not; the main runtime is not in shutdown."""
+    sc, model = shutdown
+    want = sc.truth["shutdown_runtime"]
+    found = _by_id(model)
+    by_thread = {tid: r for r in model["runtimes"] for tid in r["threads"]}
+    doomed = by_thread.get(want["thread"])
+    assert doomed and doomed.get("shutdown") is True, model["runtimes"]
+    assert [r.get("shutdown") for r in model["runtimes"] if r is not doomed] == [False], \
+        model["runtimes"]
+    on_doomed = sorted(i for i, t in found.items() if t["runtime"] == doomed["index"])
+    assert on_doomed == sorted(want["remaining"] + [want["dropping"]]), (
+        "tasks of the runtime in shutdown: expected %s (remaining) + %d (dropping), found %s"
+        % (want["remaining"], want["dropping"], on_doomed))
+    d = found[want["dropping"]]
+    assert (d["state"], d.get("thread"), d.get("off_list"), "CANCELLED" in d.get("flags", [])) == (
+        "running", want["thread"], True, True), d
+    for i in want["remaining"]:
+        assert found[i]["state"] == "idle" and not found[i].get("off_list"), found[i]
+    assert not set(want["dropped"]) & set(found), "dropped tasks listed: %s" % want["dropped"]
+    main_ids = sorted(t["id"] for t in sc.truth["tasks"])
+    assert sorted(i for i, t in found.items() if t["runtime"] != doomed["index"]) == main_ids
+
+
+def test_deadlock_through_a_thread_in_blocking_lock(scenarios):
+    """A plain thread took one tokio Mutex with blocking_lock and blocks in
+    blocking_lock of a second one that a task holds while it waits for the
+    first: the deadlock is found, with the thread in the cycle (its wait is
+    a graph edge, its earlier guard found on its stack), likely (the guard
+    is a stack word, not a named local)."""
+    sc = scenarios("blocking_lock_deadlock")
+    doc = helpers.gdb_json(sc.exe, sc.core, "async diagnose --json")
+    [want] = sc.truth["diagnoses"]
+    found = [d for d in doc["diagnoses"] if d["kind"] == "deadlock"]
+    assert len(found) == 1, doc["diagnoses"]
+    d = found[0]
+    assert (sorted(d["tasks"]), sorted(d.get("threads", []))) == (
+        sorted(want["tasks"]), sorted(want["threads"])), d
+    assert d["confidence"] == "likely", d
+    [thread] = want["threads"]
+    by_name = {r["name"]: r for r in sc.truth["resources"]}
+    held = {c["resource"]: c["held_by"] for c in d["cycle"]}
+    waits = {(c.get("task"), c.get("thread")): c["resource"] for c in d["cycle"]}
+    graph = helpers.gdb_json(sc.exe, sc.core, "async graph --json")
+    res = {r["index"]: r for r in graph["resources"]}
+    # the task waits on `ledger`, held by the thread; the thread waits on
+    # `orders`, held by the task (its guard `o`, taken on the truth's line)
+    [settle] = want["tasks"]
+    ledger = res[waits[(settle, None)]]
+    orders = res[waits[(None, thread)]]
+    assert held[ledger["index"]].get("thread") == thread and held[ledger["index"]]["task"] is None
+    assert [h.get("stack_word") for h in ledger["held_by"]] == [True], ledger
+    assert [(h["task"], h.get("taken_line")) for h in orders["held_by"]] == [
+        (settle, by_name["orders"]["held_line"])], orders
+    assert "thread %d" % thread in d["text"] and "a guard on its stack" in d["text"], d["text"]
+
+
+def test_a_thread_holding_a_lock_while_sleeping_is_no_deadlock(scenarios):
+    """sync_holder's thread holds a lock through blocking_lock and sleeps
+    (no synchronous wait): nothing is claimed."""
+    sc = scenarios("sync_holder")
+    doc = helpers.gdb_json(sc.exe, sc.core, "async diagnose --json")
+    assert [d for d in doc["diagnoses"] if d["kind"] == "deadlock"] == [], doc["diagnoses"]
