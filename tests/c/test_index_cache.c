@@ -15,6 +15,8 @@
  *    change, as a hostile writer would): tables, counts, capacities and
  *    offsets made wrong are refused or, if they happen to be consistent,
  *    loaded without a crash;
+ *  - a writer removes temporary files an hour old (a killed writer's),
+ *    not younger ones (another session's, being written);
  *  - TASKSCOPE_CACHE=0 writes and reads nothing; a cache directory that
  *    cannot be made is no error.
  *
@@ -23,7 +25,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -219,12 +224,25 @@ static void test_exe(const char *exe, int variants)
 	unlink(path);
 	tscope_program_destroy(a);
 
+	/* a killed writer's temporary file, two hours old, and one being
+	 * written now: the next writer removes the first only */
+	char stale[PATH_MAX], fresh[PATH_MAX];
+	snprintf(stale, sizeof(stale), "%s.tmpKILLED", path);
+	snprintf(fresh, sizeof(fresh), "%s.tmpACTIVE", path);
+	spew(stale, "x", 1);
+	spew(fresh, "x", 1);
+	struct timeval old[2] = {{time(NULL) - 7200, 0}, {time(NULL) - 7200, 0}};
+	utimes(stale, old);
+
 	/* first session: indexes, writes */
 	a = indexed(exe);
 	CHECK(a && !a->index_from_cache, "first session loaded a cache: %s",
 	      a ? a->cache_status : "");
 	struct stat st;
 	CHECK(stat(path, &st) == 0, "%s not written: %s", path, a ? a->cache_status : "");
+	CHECK(stat(stale, &st) != 0, "%s (two hours old) not removed", stale);
+	CHECK(stat(fresh, &st) == 0, "%s (being written) removed", fresh);
+	unlink(fresh);
 	/* second: loads, same index */
 	b = indexed(exe);
 	CHECK(b && b->index_from_cache, "second session did not use %s: %s", path,

@@ -35,10 +35,13 @@
  * a damaged file.  Anything amiss: the cache is ignored, the DWARF indexed
  * and the file rewritten.  Writers write a temporary file in the same
  * directory and rename() it over the old one, so a concurrent session maps
- * either the old file or the new, never half of one (a file is never
+ * either the old file or the new, never half of one (a writer killed on
+ * the way leaves its temporary file: removed by the next writer an hour
+ * later) (a file is never
  * truncated in place; one truncated by someone else while mapped would
  * fault).
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
@@ -684,6 +687,32 @@ static uint64_t put_u64map(unsigned char *dst, const struct u64map *m,
 
 static uint64_t align8(uint64_t x) { return (x + 7) & ~7ull; }
 
+/* Temporary files of @path (PATH.tmpXXXXXX) an hour old: left by a session
+ * killed while it wrote; a younger one may be another session's. */
+static void remove_stale(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = strndup(path, (size_t)(slash - path));
+	DIR *d = dir ? opendir(dir) : NULL;
+	size_t n = strlen(slash + 1);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char *p;
+		struct stat st;
+		if (strncmp(e->d_name, slash + 1, n) != 0 ||
+		    strncmp(e->d_name + n, ".tmp", 4) != 0 ||
+		    asprintf(&p, "%s/%s", dir, e->d_name) < 0)
+			continue;
+		if (lstat(p, &st) == 0 && S_ISREG(st.st_mode) &&
+		    st.st_mtime + 3600 < time(NULL))
+			unlink(p);
+		free(p);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+}
+
 void program_cache_store(struct tscope_program *prog)
 {
 	double t0 = now_seconds();
@@ -809,6 +838,7 @@ void program_cache_store(struct tscope_program *prog)
 	}
 	free(tmp);
 	tmp = NULL;
+	remove_stale(path);
 	note(prog, "index built in %.3f s (%llu DIEs), written to %s (%llu bytes) "
 	     "in %.3f s", prog->walk_seconds, (unsigned long long)prog->index_dies,
 	     path, (unsigned long long)h.file_size, now_seconds() - t0);
