@@ -500,6 +500,7 @@ class Session(_Handle):
                     self._h, flags | JSON_COMPACT, ret))
         model = _expand(json.loads(self._docs[flags]), rows)
         byvalue = getattr(self, "_byvalue_tids", ())
+        self.amended = False  # whether the model below differs from the library's text
         for b in model.get("block_on", []):
             loc = b.get("location") or {}
             # A thread inside block_on has polled its future at least once:
@@ -507,6 +508,7 @@ class Session(_Handle):
             # optimized build left behind when it moved the future to be
             # pinned.  Not shown as the thread's state.
             if b.get("thread") in byvalue and loc.get("state") == "unresumed":
+                self.amended = True
                 b["location"] = None
                 b["root_location"] = None
                 b["frames"] = []
@@ -518,6 +520,15 @@ class Session(_Handle):
                     "optimized build keeps its state in registers): its await "
                     "point is unknown")
         return model
+
+    def tasks_text(self, frames=False, locals=False, graph=False):
+        """The library's own JSON text of tasks(...), unparsed (for a
+        document written out as it is: parsing and re-encoding a million
+        tasks takes longer than decoding them).  Only when tasks() left
+        its model as the library made it (self.amended false)."""
+        flags = ((JSON_FRAMES if frames or locals else 0) | (JSON_LOCALS if locals else 0)
+                 | (JSON_GRAPH if graph else 0))
+        return _json_text(lambda ret: library().tscope_session_tasks_json(self._h, flags, ret))
 
     def thread_frames(self, tid, limit=0):
         """Thread tid's frames by the library's own unwinder (registers of

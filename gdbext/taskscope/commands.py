@@ -23,8 +23,11 @@ def write_json(doc):
     large (100k tasks: indenting alone takes seconds).  On gdb's stdout,
     or with --output FILE in that file alone (clean JSON whatever else gdb
     prints: `[New LWP ...]`, detach lines)."""
-    big = len(doc.get("tasks", ())) > 2000 if isinstance(doc, dict) else False
-    text = json.dumps(doc, separators=(",", ":")) if big else json.dumps(doc, indent=1)
+    if isinstance(doc, str):
+        text = doc.rstrip("\n")  # the library's own text (binding.Session.tasks_text)
+    else:
+        big = len(doc.get("tasks", ())) > 2000 if isinstance(doc, dict) else False
+        text = json.dumps(doc, separators=(",", ":")) if big else json.dumps(doc, indent=1)
     if _OUTPUT and _OUTPUT[-1]:
         path = os.path.expanduser(_OUTPUT[-1])
         tmp = path + ".tmp"
@@ -535,8 +538,9 @@ the tested toolchains and builds are in docs/supported.md).
 
     def run(self, args):
         session = open_session()
-        # the plain table reads compact rows (binding.TaskRows)
-        rows = not (args.json or args.state or args.match)
+        # the plain table reads compact rows (binding.TaskRows), and so
+        # does a whole JSON document until it is known to need changes
+        rows = not (args.state or args.match)
         if args.limit:
             session.set_limits(args.limit)
             try:
@@ -551,7 +555,17 @@ the tested toolchains and builds are in docs/supported.md).
         if args.match:
             model["tasks"] = render.match_tasks(model["tasks"], args.match)
         if args.json:
-            write_json(model)
+            tr = model.pop("task_rows", None)
+            # (--limit: the session's model is decoded again without it)
+            if args.limit or tr is None or session.amended or model.get("crash") or any(
+                    isinstance(t, dict) and "running_at" in t for t in model["tasks"]):
+                if tr is not None:
+                    model["tasks"] = [t if isinstance(t, dict) else tr.expand(t)
+                                      for t in model["tasks"]]
+                write_json(model)
+            else:
+                # nothing to add: the library's text as it is
+                write_json(session.tasks_text())
         else:
             write_lines(render.tasks_table(model, thread_labeler(), args.wide))
 
