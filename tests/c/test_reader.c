@@ -475,6 +475,8 @@ struct child_layout {
 	uint64_t guard;          /* a PROT_NONE page */
 	uint64_t beyond, beyond_len; /* a writable file mapping: page 0 in the
 				      * file, pages 1.. past its end (SIGBUS) */
+	uint64_t code; /* this executable's first 2 pages mapped r-x: code,
+			* read from the file, whose ELF header is there too */
 };
 
 #define CHILD_DATA_PAGES 64
@@ -505,6 +507,11 @@ static void child_main(int out, int cmd, const char *file)
 	for (size_t i = 0; i < len; i++)
 		d[i] = pattern((uintptr_t)&d[i]);
 	b[0] = 0x5a;
+	int xfd = open("/proc/self/exe", O_RDONLY);
+	void *x = xfd < 0 ? MAP_FAILED : mmap(NULL, 8192, PROT_READ | PROT_EXEC, MAP_PRIVATE, xfd, 0);
+	if (x == MAP_FAILED)
+		_exit(3);
+	l.code = (uintptr_t)x;
 	pthread_t th;
 	if (pthread_create(&th, NULL, child_thread, NULL) != 0)
 		_exit(3);
@@ -639,6 +646,18 @@ static void test_pid_snapshot(void)
 		  "unreadable in its snapshot");
 	CHECK_ERR(tscope_target_read(t, l.beyond + 4090, buf, 16), TSCOPE_ERROR_FAULT,
 		  "could not be read");
+	/* Code of a mapped file comes from the file: here the mapping at
+	 * offset 0 holds the ELF header its own check reads (from the copy
+	 * only, or that check would recurse into itself). */
+	unsigned char exe_head[64];
+	int xfd = open("/proc/self/exe", O_RDONLY);
+	CHECK(xfd >= 0 && read(xfd, exe_head, sizeof(exe_head)) == (ssize_t)sizeof(exe_head),
+	      "cannot read /proc/self/exe");
+	if (xfd >= 0)
+		close(xfd);
+	CHECK_OK(tscope_target_read(t, l.code, buf, sizeof(exe_head)));
+	CHECK(memcmp(buf, exe_head, sizeof(exe_head)) == 0,
+	      "the executable's r-x mapping read from the snapshot is not the file's bytes");
 	char *json = NULL;
 	CHECK_OK(tscope_target_snapshot_json(t, &json));
 	char want[128];

@@ -853,11 +853,18 @@ static bool dumped_read(struct tscope_target *t, uint64_t addr, void *buf,
 	return false;
 }
 
+static bool snapshot_copied_read(struct tscope_target *t, uint64_t addr,
+				 unsigned char *buf, uint64_t len);
+
 static bool image_read(struct tscope_target *t, uint64_t addr, void *buf,
 		       uint64_t len)
 {
 	if (t->kind == TARGET_CORE)
 		return dumped_read(t, addr, buf, len);
+	/* only the copy: a read through to the mapped file would come back
+	 * here to check that file (its headers in an r-x mapping) */
+	if (t->snap)
+		return snapshot_copied_read(t, addr, buf, len);
 	struct tscope_error *err = tscope_target_read(t, addr, buf, len);
 	tscope_error_destroy(err);
 	return !err;
@@ -1250,8 +1257,8 @@ static struct tscope_error *read_vmas(int pid, const char *desc, struct vma **re
 		char perms[8];
 		int pos = 0;
 		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %n", &start, &end, perms, &off,
-			   &pos) < 4 || end <= start)
-			continue;
+			   &pos) < 4 || end <= start || (n && start < v[n - 1].end))
+			continue; /* the kernel lists them in order, apart */
 		char *name = line + pos;
 		name[strcspn(name, "\n")] = '\0';
 		if (n == cap) {
@@ -1425,8 +1432,8 @@ static void copy_by_pread(struct tscope_target *t, struct vma *v, size_t i,
 /* Copy every VMA_COPY mapping into its buffer: process_vm_readv over up to
  * SNAPSHOT_IOV mappings a call; where it stops short (a page it cannot
  * read), that mapping's rest goes through copy_by_pread and the next call
- * starts after it. */
-static void copy_vmas(struct tscope_target *t, struct snapshot *sn, struct bad_list *bad)
+ * starts after it.  False if the process is gone. */
+static bool copy_vmas(struct tscope_target *t, struct snapshot *sn, struct bad_list *bad)
 {
 	struct iovec loc[SNAPSHOT_IOV], rem[SNAPSHOT_IOV];
 	size_t idx[SNAPSHOT_IOV];
@@ -1445,6 +1452,8 @@ static void copy_vmas(struct tscope_target *t, struct snapshot *sn, struct bad_l
 		if (!k)
 			break;
 		ssize_t r = pvr ? process_vm_readv(t->pid, loc, k, rem, k, 0) : -1;
+		if (r < 0 && errno == ESRCH)
+			return false;
 		if (r < 0 && (errno == ENOSYS || errno == EPERM))
 			pvr = false; /* not here (seccomp, old kernel): pread only */
 		uint64_t done = r > 0 ? (uint64_t)r : 0;
@@ -1458,6 +1467,7 @@ static void copy_vmas(struct tscope_target *t, struct snapshot *sn, struct bad_l
 		copy_by_pread(t, &sn->vmas[idx[e]], idx[e], done, bad);
 		i = idx[e] + 1;
 	}
+	return true;
 }
 
 static uint32_t perms_flags(const char *p)
@@ -1552,7 +1562,7 @@ tscope_target_snapshot(struct tscope_target *t, unsigned flags, uint64_t max_byt
 		}
 		/* room for what the heap grows by before the stop */
 		arena_len = (want + want / 8 + (4u << 20) + (2u << 20) - 1) & ~(uint64_t)((2u << 20) - 1);
-		if (arena_len > limit + (4u << 20))
+		if (limit < UINT64_MAX - (4u << 20) && arena_len > limit + (4u << 20))
 			arena_len = (limit + (4u << 20)) & ~(uint64_t)(PAGE - 1);
 		arena = snap_map(sn, arena_len, true);
 		if (!arena) {
@@ -1592,7 +1602,11 @@ tscope_target_snapshot(struct tscope_target *t, unsigned flags, uint64_t max_byt
 		}
 		sn->copied++;
 	}
-	copy_vmas(t, sn, &bad);
+	if (!copy_vmas(t, sn, &bad)) {
+		err = tscope_error_create(TSCOPE_ERROR_OS,
+					  "%s exited while its snapshot was taken", t->desc);
+		goto out;
+	}
 	uint64_t c1 = now_ns();
 	if (we_stopped || (!host && t->stopped)) {
 		detach_all(t); /* the process runs again */
@@ -1690,6 +1704,25 @@ static struct tscope_error *snapshot_read(struct tscope_target *t, uint64_t addr
 		len -= chunk;
 	}
 	return NULL;
+}
+
+/* Bytes the snapshot copied, never a mapped file's. */
+static bool snapshot_copied_read(struct tscope_target *t, uint64_t addr,
+				 unsigned char *buf, uint64_t len)
+{
+	const struct snapshot *sn = t->snap;
+	while (len) {
+		size_t i = snap_find(sn, addr);
+		if (i == SIZE_MAX || !sn->regions[i].data)
+			return false;
+		const struct snap_region *r = &sn->regions[i];
+		uint64_t chunk = r->end - addr < len ? r->end - addr : len;
+		memcpy(buf, r->data + (addr - r->start), chunk);
+		addr += chunk;
+		buf += chunk;
+		len -= chunk;
+	}
+	return true;
 }
 
 bool target_has_snapshot(struct tscope_target *t) { return t->snap != NULL; }
