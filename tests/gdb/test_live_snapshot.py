@@ -219,3 +219,17 @@ def test_unreadable_mapping_is_marked_not_fatal(live, tmp_path):
         (t["id"], t["state"]) for t in truth["tasks"])
     assert model["complete"] is True, model.get("errors")
     _assert_running(proc.pid, "after the CLI returned")
+
+
+def test_gdb_p_reads_a_copy_taken_while_gdb_holds_the_process(live):
+    """`gdb -p`: the library copies the memory while gdb holds the process
+    stopped (host_stopped: it neither stops nor resumes it), then decodes
+    the copy: the truth's tasks; gdb leaves the process running."""
+    sc, proc, truth = live
+    model = helpers.gdb_json(None, None, pid=proc.pid)
+    snap = model.get("snapshot")
+    assert snap and snap["host_stopped"] is True and snap["stopped_ms"] is None, snap
+    assert snap["bytes_copied"] > 0 and snap["unreadable_count"] == 0, snap
+    assert sorted((t["id"], t["state"]) for t in model["tasks"]) == sorted(
+        (t["id"], t["state"]) for t in truth["tasks"])
+    _assert_running(proc.pid, "after gdb detached")
