@@ -44,6 +44,9 @@ void sb_puts(struct strbuf *sb, const char *s);
 void sb_printf(struct strbuf *sb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void sb_json_string(struct strbuf *sb, const char *s);
+/* @v in decimal; in hex with "0x" (as printf's %llu, 0x%llx) */
+void sb_u64(struct strbuf *sb, uint64_t v);
+void sb_hex(struct strbuf *sb, uint64_t v);
 /* Steal the string (NULL on OOM). */
 char *sb_steal(struct strbuf *sb);
 

@@ -152,6 +152,26 @@ void sb_printf(struct strbuf *sb, const char *fmt, ...)
 	sb->len += (size_t)n;
 }
 
+void sb_u64(struct strbuf *sb, uint64_t v)
+{
+	char buf[24], *p = buf + sizeof(buf);
+	do
+		*--p = (char)('0' + v % 10);
+	while (v /= 10);
+	sb_append(sb, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+void sb_hex(struct strbuf *sb, uint64_t v)
+{
+	char buf[24], *p = buf + sizeof(buf);
+	do
+		*--p = "0123456789abcdef"[v & 15];
+	while (v >>= 4);
+	*--p = 'x';
+	*--p = '0';
+	sb_append(sb, p, (size_t)(buf + sizeof(buf) - p));
+}
+
 /* Bytes a JSON string holds as they are: printable ASCII and UTF-8's
  * bytes, but for the quote and the backslash. */
 static inline bool json_plain(unsigned char c)

@@ -99,7 +99,9 @@ static void render_loc_text(const struct fframe *loc, struct strbuf *o)
 	json_cached(o, loc->kind_name);
 	sb_puts(o, ", \"file\": ");
 	json_cached(o, loc->file);
-	sb_printf(o, ", \"line\": %u, \"state\": ", loc->line);
+	sb_puts(o, ", \"line\": ");
+	sb_u64(o, loc->line);
+	sb_puts(o, ", \"state\": ");
 	json_cached(o, loc->state);
 	if (loc->await_index >= 0)
 		sb_printf(o, ", \"await_index\": %ld", loc->await_index);
@@ -259,17 +261,28 @@ static void render_task(struct model *model, const struct task_rec *t)
 		return;
 	}
 	const struct exec_ops *ex = model->execs[t->exec];
-	if (t->has_id)
-		sb_printf(o, "{\"id\": %llu", (unsigned long long)t->id);
-	else
+	/* (no printf: a million tasks) */
+	if (t->has_id) {
+		sb_puts(o, "{\"id\": ");
+		sb_u64(o, t->id);
+	} else {
 		sb_puts(o, "{\"id\": null");
-	sb_printf(o, ", \"executor\": \"%s\", \"address\": \"0x%llx\", \"runtime\": %zu, "
-		     "\"state\": \"%s\"",
-		  t->exec_name ? t->exec_name : ex->name, (unsigned long long)t->hdr, t->rt,
-		  state_name(t->st));
+	}
+	sb_puts(o, ", \"executor\": \"");
+	sb_puts(o, t->exec_name ? t->exec_name : ex->name);
+	sb_puts(o, "\", \"address\": \"");
+	sb_hex(o, t->hdr);
+	sb_puts(o, "\", \"runtime\": ");
+	sb_u64(o, t->rt);
+	sb_puts(o, ", \"state\": \"");
+	sb_puts(o, state_name(t->st));
+	sb_puts(o, "\"");
 	if (ex->render_task)
 		ex->render_task(model, model->exec_state[t->exec], t, o);
-	if (t->thread)
+	if (t->thread > 0) {
+		sb_puts(o, ", \"thread\": ");
+		sb_u64(o, (uint64_t)t->thread);
+	} else if (t->thread)
 		sb_printf(o, ", \"thread\": %d", t->thread);
 	else
 		sb_puts(o, ", \"thread\": null");
@@ -279,9 +292,11 @@ static void render_task(struct model *model, const struct task_rec *t)
 		sb_puts(o, ", \"stage\": ");
 		json_cached(o, t->stage);
 	}
-	if (t->has_future)
-		sb_printf(o, ", \"future_address\": \"0x%llx\"",
-			  (unsigned long long)t->future.addr);
+	if (t->has_future) {
+		sb_puts(o, ", \"future_address\": \"");
+		sb_hex(o, t->future.addr);
+		sb_puts(o, "\"");
+	}
 	render_location_of(model, t, o);
 	graph_render_task_wait(model, t, o);
 	if (t->has_future && (model->flags & TSCOPE_JSON_FRAMES)) {
@@ -449,17 +464,24 @@ static struct tscope_error *find_executors(struct model *model)
  * then parses each repeated location, type and chain once. */
 
 struct compact {
-	struct strmap shapes, values; /* text -> index */
+	struct strmap shapes; /* text -> index */
 	struct strbuf shapes_out, values_out;
 	size_t nshapes, nvalues;
-	struct strbuf key; /* scratch */
+	struct strbuf key, keys, row; /* scratch */
+	/* the values' texts (slices of values_out) -> index: looked up
+	 * without copying the value out of the task's text */
+	struct vslot {
+		uint64_t hash;
+		size_t off;
+		uint32_t len, idx1; /* idx1 0: empty */
+	} *vt;
+	size_t vcap, vcount;
 };
 
 static void compact_init(struct compact *c)
 {
 	memset(c, 0, sizeof(*c));
 	strmap_init(&c->shapes);
-	strmap_init(&c->values);
 	sb_init(&c->shapes_out);
 	sb_init(&c->values_out);
 	sb_init(&c->key);
@@ -482,6 +504,68 @@ static size_t intern_text(struct compact *c, struct strmap *map, struct strbuf *
 		sb_puts(list, ", ");
 	sb_append(list, text, n);
 	return (size_t)idx;
+}
+
+static uint64_t slice_hash(const char *p, size_t n)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
+	for (; n >= 8; p += 8, n -= 8) {
+		memcpy(&w, p, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdull;
+		h ^= h >> 29;
+	}
+	w = 0;
+	memcpy(&w, p, n);
+	h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+	return h ^ (h >> 32);
+}
+
+static bool values_grow(struct compact *c)
+{
+	size_t cap = c->vcap ? c->vcap * 2 : 1024;
+	struct vslot *n = calloc(cap, sizeof(*n));
+	if (!n)
+		return false;
+	for (size_t i = 0; i < c->vcap; i++) {
+		if (!c->vt[i].idx1)
+			continue;
+		size_t j = c->vt[i].hash & (cap - 1);
+		while (n[j].idx1)
+			j = (j + 1) & (cap - 1);
+		n[j] = c->vt[i];
+	}
+	free(c->vt);
+	c->vt = n;
+	c->vcap = cap;
+	return true;
+}
+
+/* The index of the value @text (@n bytes), appended to values_out when new. */
+static size_t intern_value(struct compact *c, const char *text, size_t n)
+{
+	if (((c->vcount + 1) * 2 > c->vcap && !values_grow(c)) || n > UINT32_MAX) {
+		c->key.oom = true;
+		return 0;
+	}
+	uint64_t h = slice_hash(text, n);
+	size_t j = h & (c->vcap - 1);
+	for (; c->vt[j].idx1; j = (j + 1) & (c->vcap - 1))
+		if (c->vt[j].hash == h && c->vt[j].len == n &&
+		    !memcmp(c->values_out.s + c->vt[j].off, text, n))
+			return c->vt[j].idx1 - 1;
+	if (c->nvalues >= UINT32_MAX - 1) {
+		c->key.oom = true;
+		return 0;
+	}
+	size_t idx = c->nvalues++;
+	sb_append(&c->values_out, ", ", idx ? 2 : 0);
+	size_t off = c->values_out.len;
+	sb_append(&c->values_out, text, n);
+	if (c->values_out.oom)
+		return 0;
+	c->vt[j] = (struct vslot){h, off, (uint32_t)n, (uint32_t)(idx + 1)};
+	c->vcount++;
+	return idx;
 }
 
 /* The end of the JSON value at @p (a string, object, array or literal). */
@@ -528,16 +612,15 @@ static bool unique_key(const char *k, size_t n)
 static void compact_row(struct compact *c, const struct strbuf *obj, struct strbuf *out)
 {
 	const char *p = obj->s, *end = obj->s + obj->len;
-	struct strbuf keys, row;
-	sb_init(&keys);
-	sb_init(&row);
-	sb_puts(&keys, "[");
+	struct strbuf *keys = &c->keys, *row = &c->row;
+	keys->len = row->len = 0;
+	sb_puts(keys, "[");
 	while (p < end && *p != '"')
 		p++;
 	while (p < end && *p == '"') {
 		const char *k = p, *ke = json_value_end(p, end);
-		sb_append(&keys, ", ", keys.len > 1 ? 2 : 0);
-		sb_append(&keys, k, (size_t)(ke - k));
+		sb_append(keys, ", ", keys->len > 1 ? 2 : 0);
+		sb_append(keys, k, (size_t)(ke - k));
 		p = ke;
 		while (p < end && (*p == ':' || *p == ' ' || *p == '\n'))
 			p++;
@@ -549,21 +632,20 @@ static void compact_row(struct compact *c, const struct strbuf *obj, struct strb
 			sb_append(&c->values_out, ", ", vi ? 2 : 0);
 			sb_append(&c->values_out, v, (size_t)(ve - v));
 		} else {
-			vi = intern_text(c, &c->values, &c->values_out, &c->nvalues, v,
-					 (size_t)(ve - v));
+			vi = intern_value(c, v, (size_t)(ve - v));
 		}
-		sb_printf(&row, ", %zu", vi);
+		sb_append(row, ", ", 2);
+		sb_u64(row, vi);
 		p = ve;
 		while (p < end && *p != '"' && *p != '}')
 			p++;
 	}
-	sb_puts(&keys, "]");
-	sb_printf(out, "[%zu", intern_text(c, &c->shapes, &c->shapes_out, &c->nshapes, keys.s,
-					   keys.len));
-	sb_append(out, row.s, row.len);
+	sb_puts(keys, "]");
+	sb_append(out, "[", 1);
+	sb_u64(out, intern_text(c, &c->shapes, &c->shapes_out, &c->nshapes, keys->s, keys->len));
+	if (row->len)
+		sb_append(out, row->s, row->len);
 	sb_puts(out, "]");
-	sb_free(&keys);
-	sb_free(&row);
 }
 
 static void compact_finish(struct compact *c, struct strbuf *out)
@@ -573,10 +655,12 @@ static void compact_finish(struct compact *c, struct strbuf *out)
 	sb_puts(out, "],\n\"values\": [");
 	sb_append(out, c->values_out.s, c->values_out.len);
 	sb_puts(out, "]},\n");
-	if (c->key.oom || c->shapes_out.oom || c->values_out.oom)
+	if (c->key.oom || c->keys.oom || c->row.oom || c->shapes_out.oom || c->values_out.oom)
 		out->oom = true;
 	strmap_free(&c->shapes);
-	strmap_free(&c->values);
+	free(c->vt);
+	sb_free(&c->keys);
+	sb_free(&c->row);
 	sb_free(&c->shapes_out);
 	sb_free(&c->values_out);
 	sb_free(&c->key);
