@@ -161,7 +161,14 @@ def _live_target(inf):
             raise binding.TaskscopeError(3, "gdb reader requested")
         target = binding.Target.pid(inf.pid)
         try:
-            target.snapshot(host_stopped=True)
+            over = target.snapshot(host_stopped=True)["over_limit"]
+            if over["mappings"]:
+                # read it all in place rather than miss what was not copied
+                target.close()
+                target = binding.Target.pid(inf.pid)
+                gdb.write("taskscope: reading process %d in place (%d MB of it over the "
+                          "snapshot limit, TASKSCOPE_SNAPSHOT_MAX)\n"
+                          % (inf.pid, over["bytes"] // 10**6), gdb.STDERR)
         except binding.TaskscopeError as e:
             # the same memory, read in place: gdb keeps the process stopped
             gdb.write("taskscope: reading process %d in place (no snapshot: %s)\n"

@@ -117,10 +117,13 @@ enum tscope_snapshot_flags {
  * while stopped is unreadable in the snapshot (reads of it fail, naming
  * the mapping), never a failure of the whole snapshot.
  * @max_bytes bounds the copy (0: $TASKSCOPE_SNAPSHOT_MAX, bytes or with a
- * K/M/G suffix, else 2 GiB): a process with more to copy is
- * TSCOPE_ERROR_LIMIT, saying how to raise it, and is not stopped (or is
- * resumed).  On any error the process is left as it was found.  Calling it
- * again is a no-op.  Afterwards tscope_target_stop_threads() is an error.
+ * K/M/G suffix, else 2 GiB; a bad value is TSCOPE_ERROR_INVALID_ARGUMENT):
+ * mappings are copied in address order while they fit in what is left of
+ * it; one that does not (a huge sparse reservation) is not copied, reads of
+ * it fail saying how to raise the limit, and it is counted in the figures'
+ * "over_limit".  On any error the process is left as it was found (not
+ * stopped, or resumed).  Calling it again is a no-op.  Afterwards
+ * tscope_target_stop_threads() is an error.
  */
 TSCOPE_PUBLIC struct tscope_error *
 tscope_target_snapshot(struct tscope_target *target, unsigned flags,
@@ -130,7 +133,8 @@ tscope_target_snapshot(struct tscope_target *target, unsigned flags,
  * "stopped_ms" (first PTRACE_SEIZE to the resume; null when the host
  * holds it stopped), "copy_ms", "bytes_copied", "mappings_copied",
  * "limit", "unreadable": [{"start", "end", "perms", "mapping", "error"}]
- * (the first 32), "unreadable_count"}; the same object is the document's
+ * (the first 32), "unreadable_count", "over_limit": {"mappings", "bytes"}
+ * (not copied: over the limit)}; the same object is the document's
  * "snapshot" (docs/schema.json).  TSCOPE_ERROR_NOT_FOUND without one. */
 TSCOPE_PUBLIC struct tscope_error *
 tscope_target_snapshot_json(struct tscope_target *target, char **ret);

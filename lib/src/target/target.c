@@ -1163,7 +1163,8 @@ static struct tscope_error *cached_read(struct tscope_target *t,
  * page). */
 #define SNAPSHOT_MAX_BAD_PAGES 64
 
-enum vma_how { VMA_COPY, VMA_FILE, VMA_SKIP };
+/* VMA_OVER: larger than what was left of the limit, not copied */
+enum vma_how { VMA_COPY, VMA_FILE, VMA_SKIP, VMA_OVER };
 
 struct vma {
 	uint64_t start, end, off;
@@ -1196,8 +1197,8 @@ struct snapshot {
 	size_t nregions;
 	struct snap_buf *bufs;
 	size_t nbufs;
-	uint64_t bytes, limit, stop_ns, copy_ns;
-	size_t copied, unreadable;
+	uint64_t bytes, limit, stop_ns, copy_ns, over_bytes;
+	size_t copied, unreadable, over;
 	bool host_stopped;
 };
 
@@ -1292,12 +1293,27 @@ static struct tscope_error *read_vmas(int pid, const char *desc, struct vma **re
 	return NULL;
 }
 
-static uint64_t vmas_copy_bytes(const struct vma *v, size_t n)
+/* The bytes to copy within @limit: each mapping to copy, in address
+ * order, while it fits in what is left; one that does not is VMA_OVER
+ * (a huge sparse reservation, ASan's shadow, need not cost the rest). */
+static uint64_t vmas_budget(struct vma *v, size_t n, uint64_t limit, uint64_t *over_bytes,
+			    size_t *over)
 {
 	uint64_t sum = 0;
-	for (size_t i = 0; i < n; i++)
-		if (v[i].how == VMA_COPY)
-			sum += v[i].end - v[i].start;
+	*over_bytes = 0;
+	*over = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t len = v[i].end - v[i].start;
+		if (v[i].how != VMA_COPY)
+			continue;
+		if (len <= limit - sum) {
+			sum += len;
+		} else {
+			v[i].how = VMA_OVER;
+			*over_bytes += len;
+			(*over)++;
+		}
+	}
 	return sum;
 }
 
@@ -1309,17 +1325,6 @@ static const char *size_text(uint64_t n, char buf[32])
 	else
 		snprintf(buf, 32, "%llu MiB", (unsigned long long)((n + (1u << 20) - 1) >> 20));
 	return buf;
-}
-
-static struct tscope_error *snapshot_limit(const char *desc, uint64_t want, uint64_t limit)
-{
-	char w[32], l[32];
-	return tscope_error_create(
-		TSCOPE_ERROR_LIMIT,
-		"%s has %s of memory to copy for a snapshot, more than the limit of %s: "
-		"raise it with TASKSCOPE_SNAPSHOT_MAX=SIZE (bytes, or with a K, M or G "
-		"suffix), or read the process in place while it is stopped (the CLI's "
-		"--no-snapshot)", desc, size_text(want, w), size_text(limit, l));
 }
 
 /* TASKSCOPE_SNAPSHOT_MAX: "1073741824", "512M", "4G". */
@@ -1554,12 +1559,10 @@ tscope_target_snapshot(struct tscope_target *t, unsigned flags, uint64_t max_byt
 		size_t npre;
 		if ((err = read_vmas(t->pid, t->desc, &pre, &npre)))
 			goto out;
-		uint64_t want = vmas_copy_bytes(pre, npre);
+		uint64_t ob;
+		size_t on;
+		uint64_t want = vmas_budget(pre, npre, limit, &ob, &on);
 		vmas_free(pre, npre);
-		if (want > limit) {
-			err = snapshot_limit(t->desc, want, limit);
-			goto out;
-		}
 		/* room for what the heap grows by before the stop */
 		arena_len = (want + want / 8 + (4u << 20) + (2u << 20) - 1) & ~(uint64_t)((2u << 20) - 1);
 		if (limit < UINT64_MAX - (4u << 20) && arena_len > limit + (4u << 20))
@@ -1579,11 +1582,7 @@ tscope_target_snapshot(struct tscope_target *t, unsigned flags, uint64_t max_byt
 	uint64_t c0 = now_ns();
 	if ((err = read_vmas(t->pid, t->desc, &sn->vmas, &sn->nvmas)))
 		goto out;
-	sn->bytes = vmas_copy_bytes(sn->vmas, sn->nvmas);
-	if (sn->bytes > limit) {
-		err = snapshot_limit(t->desc, sn->bytes, limit);
-		goto out;
-	}
+	sn->bytes = vmas_budget(sn->vmas, sn->nvmas, limit, &sn->over_bytes, &sn->over);
 	for (size_t i = 0; i < sn->nvmas; i++) {
 		struct vma *v = &sn->vmas[i];
 		uint64_t len = v->end - v->start;
@@ -1691,6 +1690,19 @@ static struct tscope_error *snapshot_read(struct tscope_target *t, uint64_t addr
 				"unreadable in its snapshot", (unsigned long long)addr, t->desc,
 				(unsigned long long)v->start, (unsigned long long)v->end,
 				v->perms, v->name[0] ? v->name : "anonymous", strerror(r->err));
+		} else if (v->how == VMA_OVER) {
+			char sz[32], lim[32];
+			return tscope_error_create(
+				TSCOPE_ERROR_FAULT,
+				"cannot read 0x%llx: %s's mapping 0x%llx-0x%llx (%.4s %s) is "
+				"%s, more than was left of the snapshot limit of %s: not "
+				"copied; raise it with TASKSCOPE_SNAPSHOT_MAX=SIZE (bytes, or "
+				"with a K, M or G suffix), or read the process in place while "
+				"it is stopped (the CLI's --no-snapshot)",
+				(unsigned long long)addr, t->desc, (unsigned long long)v->start,
+				(unsigned long long)v->end, v->perms,
+				v->name[0] ? v->name : "anonymous",
+				size_text(v->end - v->start, sz), size_text(sn->limit, lim));
 		} else {
 			return tscope_error_create(
 				TSCOPE_ERROR_FAULT,
@@ -1761,7 +1773,8 @@ void target_snapshot_render(struct tscope_target *t, struct strbuf *sb)
 		sb_json_string(sb, strerror(r->err));
 		sb_puts(sb, "}");
 	}
-	sb_printf(sb, "], \"unreadable_count\": %zu}", sn->unreadable);
+	sb_printf(sb, "], \"unreadable_count\": %zu, \"over_limit\": {\"mappings\": %zu, "
+		  "\"bytes\": %llu}}", sn->unreadable, sn->over, (unsigned long long)sn->over_bytes);
 }
 
 TSCOPE_PUBLIC struct tscope_error *
