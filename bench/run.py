@@ -435,7 +435,7 @@ def derived(results):
             "lib_graph_per_task": (r["lib_mem_graph"][1] - r["lib_mem_graph"][0]) * 1024 / n if n else 0,
             "lib_json_per_task": r["lib_mem_tasks"][2] / n if n else 0,
             "cut": {k: r[k].timed_out or r[k].failed for k in
-                    ("gdb_tasks", "gdb_diagnose", "cli_tasks", "cli_diagnose")},
+                    ("gdb_tasks", "gdb_bt", "gdb_diagnose", "cli_tasks", "cli_diagnose")},
         })
     slope = None
     if len(d) >= 2:
@@ -490,8 +490,15 @@ def table(headers, rows):
 
 
 def summary_rows(d):
-    return [(x["name"], "%d" % x["ntasks"], "%.2fx (%.2fx)" % (x["a_tasks"], x["a_tasks_cpu"]),
-             "%.2fx" % x["a_bt"], "%.2fx (%.2fx)" % (x["a_diagnose"], x["a_diagnose_cpu"]),
+    # a command cut short (timeout, memory limit) gives a lower bound
+    lb = lambda x, k: "≥" if x["cut"].get(k) else ""
+    cut = lambda x, k: " (cut short)" if x["cut"].get(k) else ""
+    return [(x["name"], "%d" % x["ntasks"],
+             lb(x, "gdb_tasks") + "%.2fx (%.2fx)" % (x["a_tasks"], x["a_tasks_cpu"])
+             + cut(x, "gdb_tasks"),
+             lb(x, "gdb_bt") + "%.2fx" % x["a_bt"] + cut(x, "gdb_bt"),
+             lb(x, "gdb_diagnose") + "%.2fx (%.2fx)" % (x["a_diagnose"], x["a_diagnose_cpu"])
+             + cut(x, "gdb_diagnose"),
              "%.2fx" % x["a_naive"],
              ("≥" if x["b_lower_bound"] else "") + "%.1fx (%.1fx)" % (x["b"], x["b_cpu"]),
              "%.2fx (%.2fx)" % (x["c"], x["c_cpu"]),
