@@ -114,6 +114,18 @@ def test_local_set_server_has_one_local_set_per_thread(scenarios):
         (ls["thread"],) for ls in sc.truth["local_sets"]), model["runtimes"]
 
 
+def test_spawn_local_join_handle_is_a_join_wait(scenarios):
+    """A local task awaiting another local task's JoinHandle joins it."""
+    sc = scenarios("local_set_server")
+    model = helpers.gdb_json(sc.exe, sc.core, "info async-tasks --json")
+    found = _by_id(model)
+    joiners = [t for t in sc.truth["tasks"] if "joins" in t]
+    assert joiners
+    for t in joiners:
+        w = found[t["id"]].get("waits_on") or {}
+        assert (w.get("kind"), w.get("task")) == ("join", t["joins"]), (t["name"], w)
+
+
 def test_local_runtime_is_marked_local(scenarios):
     sc = scenarios("local_runtime")
     model = helpers.gdb_json(sc.exe, sc.core, "info async-tasks --json")
@@ -138,7 +150,8 @@ def blocking(scenarios):
 
 def test_blocking_pool_lists_queued_and_running_closures(blocking):
     """spawn_blocking work: the queued closures (in the pool's queue,
-    notified) and the running ones (on the blocking thread the truth
+    notified; each closure's type and the line it is written on) and the
+    running ones (on the blocking thread the truth
     names, at the blocking call's line, from that thread's frames); nothing
     else: tokio's own worker loops are not listed as tasks."""
     sc, model = blocking
@@ -155,6 +168,10 @@ def test_blocking_pool_lists_queued_and_running_closures(blocking):
         closure = f.get("closure") or ""
         if not closure.startswith(b["closure_type"].split("::{{closure}}")[0] + "::"):
             problems.append((b["name"], "closure", b["closure_type"], closure))
+        if f.get("closure_line") != b["closure_line"] or not (
+                f.get("closure_file") or "").endswith("blocking_pool.rs"):
+            problems.append((b["name"], "closure line", b["closure_line"],
+                             (f.get("closure_file"), f.get("closure_line"))))
         if b["blocking"] == "running":
             if (f.get("thread"), f.get("home_thread")) != (b["thread"], b["thread"]):
                 problems.append((b["name"], "thread", b["thread"], (f.get("thread"), f.get("home_thread"))))
@@ -268,6 +285,30 @@ def test_deadlock_through_a_thread_in_blocking_lock(scenarios):
     assert [(h["task"], h.get("taken_line")) for h in orders["held_by"]] == [
         (settle, by_name["orders"]["held_line"])], orders
     assert "thread %d" % thread in d["text"] and "a guard on its stack" in d["text"], d["text"]
+    # no other thread is taken for a holder of either lock
+    assert [h.get("thread") for h in ledger["held_by"]] == [thread], ledger["held_by"]
+
+
+def test_threads_in_blocking_recv_and_handle_block_on_wait_like_tasks(scenarios):
+    """blocking_recv on a plain thread waits on the channel (its Sender a
+    task keeps); Handle::block_on on a plain thread waits on the Notify its
+    future awaits: graph edges, and no deadlock claimed for them."""
+    sc = scenarios("blocking_lock_deadlock")
+    graph = helpers.gdb_json(sc.exe, sc.core, "async graph --json")
+    res = {r["address"]: r for r in graph["resources"]}
+    on = {b["thread"]: b for b in graph["block_on"]}
+    for w in sc.truth["thread_waits"]:
+        b = on.get(w["thread"])
+        assert b and b["state"] == "blocked", (w, sorted(on))
+        wait = b.get("waits_on") or {}
+        assert wait.get("kind") == w["kind"], (w, wait)
+        r = res[wait["resource"]]
+        assert {"task": None, "thread": w["thread"]}.items() <= next(
+            x for x in r["waiters"] if x.get("thread") == w["thread"]).items(), r
+        if "sender_held_by" in w:
+            assert [(h["task"], h["how"]) for h in r["held_by"]] == [(w["sender_held_by"], "sender")], r
+    threads = {t for d in graph["diagnoses"] for t in d.get("threads", [])}
+    assert not threads & {w["thread"] for w in sc.truth["thread_waits"]}, graph["diagnoses"]
 
 
 def test_a_thread_holding_a_lock_while_sleeping_is_no_deadlock(scenarios):

@@ -430,6 +430,28 @@ void dormant_acquires(struct model *model, size_t ti)
 
 #define SYNC_STACK_MAX (8u << 20)
 
+/* The end of the stack @sp is in: the core segment (or the mapping of a
+ * live process) holding it, so a scan never runs into the next thread's
+ * stack; 0 if unknown. */
+static uint64_t stack_end(struct tscope_session *s, uint64_t sp)
+{
+	size_t n = target_num_segments(s->target);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t va, len;
+		uint32_t fl;
+		const unsigned char *d;
+		if (target_segment(s->target, i, &va, &len, &fl, &d) && sp >= va && sp < va + len)
+			return va + len;
+	}
+	n = target_num_mappings(s->target);
+	for (size_t i = 0; i < n; i++) {
+		const struct tscope_mapping *m = target_mapping(s->target, i);
+		if (m && sp >= m->start && sp < m->end)
+			return m->end;
+	}
+	return 0;
+}
+
 void stack_word_holders(struct model *model)
 {
 	struct tscope_session *s = model->s;
@@ -460,12 +482,12 @@ void stack_word_holders(struct model *model)
 			continue;
 		size_t waits = g->wait_res[i] ? g->wait_res[i] - 1 : SIZE_MAX;
 		unsigned char buf[65536];
-		uint64_t lo = tt->sp > 128 ? (tt->sp - 128) & ~7ull : 0;
-		for (uint64_t a = lo; a < lo + SYNC_STACK_MAX; a += sizeof(buf)) {
-			size_t n = sizeof(buf);
-			while (n >= 4096 && !val_ok(tscope_target_read(s->target, a, buf, n)))
-				n /= 2;
-			if (n < 4096)
+		uint64_t lo = tt->sp & ~7ull, hi = stack_end(s, tt->sp);
+		if (!hi || hi - lo > SYNC_STACK_MAX)
+			continue; /* its stack's bounds are unknown: no claim */
+		for (uint64_t a = lo; a < hi; a += sizeof(buf)) {
+			size_t n = hi - a < sizeof(buf) ? (size_t)(hi - a) : sizeof(buf);
+			if (!val_ok(tscope_target_read(s->target, a, buf, n)))
 				break;
 			for (size_t off = 0; off + 8 <= n; off += 8) {
 				uint64_t w;
@@ -483,8 +505,6 @@ void stack_word_holders(struct model *model)
 					PUSH(res->holders, res->nholders, ho);
 				}
 			}
-			if (n < sizeof(buf))
-				break;
 		}
 	}
 	free(cand);

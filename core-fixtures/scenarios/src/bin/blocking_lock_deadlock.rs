@@ -6,7 +6,10 @@
 //! `ledger.blocking_lock()` (a guard in a local of its frame) and then
 //! blocks in `orders.blocking_lock()` (a `block_on` of `Mutex::lock` on
 //! that thread). Neither can go on: `cycle = [settle, thread reconciler]`.
-//! `bystander` idles on a Notify.
+//! `bystander` idles on a Notify, keeping the Sender of an mpsc channel
+//! whose Receiver the plain thread `drain` waits on in `blocking_recv`; the
+//! plain thread `bridge` is in `Handle::block_on` of a future waiting on
+//! that Notify. Neither is a deadlock (`"thread_waits"`).
 //!
 //! Truth: `"diagnoses": [{"kind": "deadlock", "tasks": [settle],
 //! "threads": [reconciler's tid]}]`; resources with `held_by_thread` /
@@ -31,8 +34,22 @@ async fn settle(orders: Orders, ledger: Ledger, go: mpsc::Sender<()>) {
     l.push(-1);
 }
 
-async fn bystander(n: Arc<Notify>) {
+async fn bystander(n: Arc<Notify>, tx: tokio::sync::mpsc::Sender<u32>) {
     park!(0, n.notified()).await;
+    drop(tx);
+}
+
+/// A plain thread in `blocking_recv` on a channel whose Sender `bystander`
+/// keeps: a synchronous wait, not a deadlock (the Notify could wake it).
+fn drain(mut rx: tokio::sync::mpsc::Receiver<u32>, ready: mpsc::Sender<u64>) {
+    ready.send(scenarios::gettid()).unwrap();
+    let _ = rx.blocking_recv();
+}
+
+/// A plain thread in `Handle::block_on` of a future waiting on a Notify.
+fn bridge(h: tokio::runtime::Handle, n: Arc<Notify>, ready: mpsc::Sender<u64>) {
+    ready.send(scenarios::gettid()).unwrap();
+    h.block_on(async move { n.notified().await });
 }
 
 struct Lines {
@@ -67,7 +84,14 @@ async fn main() {
     let (tid, lines) = held_rx.recv().unwrap();
     let n = Arc::new(Notify::new());
     let s = spawn_named("settle", settle(orders.clone(), ledger.clone(), go_tx));
-    let b = spawn_named("bystander", bystander(n.clone()));
+    let (tx, rx) = tokio::sync::mpsc::channel::<u32>(1);
+    let b = spawn_named("bystander", bystander(n.clone(), tx));
+    let (dtx, drx) = mpsc::channel();
+    let (btx, brx) = mpsc::channel();
+    std::thread::Builder::new().name("drain".into()).spawn(move || drain(rx, dtx)).unwrap();
+    let (h, n2) = (tokio::runtime::Handle::current(), n.clone());
+    std::thread::Builder::new().name("bridge".into()).spawn(move || bridge(h, n2, btx)).unwrap();
+    let (drain_tid, bridge_tid) = (drx.recv().unwrap(), brx.recv().unwrap());
     scenarios::wait_parked(&[(s.id(), 2), (b.id(), 1)]).await;
     // the thread is in orders.blocking_lock() by now (it only waited for go)
     let s_id = scenarios::id_u64(s.id());
@@ -79,6 +103,12 @@ async fn main() {
             "scenario": env!("CARGO_BIN_NAME"),
             "cycle": null,
             "diagnoses": [{"kind": "deadlock", "tasks": [s_id], "threads": [tid]}],
+            // synchronous waits of plain threads that are no deadlock
+            "thread_waits": [
+                {"thread": drain_tid, "name": "drain", "kind": "mpsc", "side": "recv",
+                 "sender_held_by": scenarios::id_u64(b.id())},
+                {"thread": bridge_tid, "name": "bridge", "kind": "notify"},
+            ],
             "resources": [
                 {"kind": "mutex", "name": "orders", "held_by": [s_id], "held_line": orders_line,
                  "waited_by": [], "waited_by_thread": tid, "wait_line": lines.orders_wait},

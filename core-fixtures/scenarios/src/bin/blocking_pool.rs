@@ -67,6 +67,7 @@ fn main() {
     rt.block_on(async move {
         let (_keep_tx, rx) = mpsc::channel::<u64>();
         let rx = Arc::new(Mutex::new(rx));
+        let lines = [line!() + 1, line!() + 6, line!() + 11, line!() + 12];
         let compress = move || -> u64 {
             started(line!() + 1);
             std::thread::sleep(Duration::from_secs(3600));
@@ -104,8 +105,13 @@ fn main() {
         scenarios::annotate(scenarios::id_u64(rp.id()), "joins", json!(ids[2]));
         scenarios::wait_parked(&[(up.id(), 1), (lk.id(), 1), (rp.id(), 1)]).await;
         let names = ["compress", "resolve", "checksum", "thumbnail"];
-        let blocking: Vec<Value> =
-            (0..4).map(|i| blocking_truth(ids[i], names[i], types[i], i < 2)).collect();
+        let blocking: Vec<Value> = (0..4)
+            .map(|i| {
+                let mut v = blocking_truth(ids[i], names[i], types[i], i < 2);
+                v["closure_line"] = json!(lines[i]);
+                v
+            })
+            .collect();
         scenarios::write_truth(
             &path,
             json!({

@@ -3,7 +3,8 @@
 //! `spawn_local` tasks (not in any runtime's OwnedTasks).
 //!
 //! Main is the "system" thread (a current_thread runtime + LocalSet too,
-//! with one local task `system_monitor` on a `Notify`). Workers `worker-0`
+//! with one local task `system_monitor` on a `Notify`, and `supervisor`
+//! awaiting its spawn_local JoinHandle: `"joins"`). Workers `worker-0`
 //! and `worker-1` each accept on their own 127.0.0.1 listener in a local
 //! task `accept{N}`; a real client (a plain `std::thread` with a
 //! `TcpStream`) writes an HTTP request per connection and waits for the
@@ -80,6 +81,12 @@ async fn monitor(stop: Rc<Notify>) {
     park!(0, stop.notified()).await;
 }
 
+/// Awaits the monitor's JoinHandle (a spawn_local JoinHandle).
+async fn supervise(monitor: tokio::task::JoinHandle<()>) {
+    mark_home();
+    park!(0, monitor).await.unwrap();
+}
+
 fn worker(n: usize, ready: mpsc::Sender<(usize, std::net::SocketAddr, u64)>) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let local = LocalSet::new();
@@ -108,6 +115,9 @@ fn main() {
     local.block_on(&rt, async move {
         let stop = Rc::new(Notify::new());
         let mon = spawn_local_named("system_monitor", monitor(stop.clone()));
+        let mon_id = mon.id();
+        let sup = spawn_local_named("supervisor", supervise(mon));
+        scenarios::annotate(scenarios::id_u64(sup.id()), "joins", json!(scenarios::id_u64(mon_id)));
         let (tx, rx) = mpsc::channel();
         for n in 0..REQUESTS.len() {
             let tx = tx.clone();
@@ -128,7 +138,7 @@ fn main() {
             let acc = format!("accept{n}");
             scenarios::wait_named(&[(acc.as_str(), REQUESTS[n] + 1)]).await;
         }
-        scenarios::wait_parked(&[(mon.id(), 1)]).await;
+        scenarios::wait_parked(&[(mon_id, 1), (sup.id(), 1)]).await;
         // The blocking handler has marked itself running (worker-2's thread
         // sleeps in its poll from then on).
         let start = std::time::Instant::now();
@@ -139,7 +149,7 @@ fn main() {
         tokio::time::sleep(scenarios::SETTLE).await;
         let mut sets = vec![json!({
             "thread": scenarios::gettid(), "thread_name": "main",
-            "tasks": [scenarios::id_u64(mon.id())],
+            "tasks": [scenarios::id_u64(mon_id), scenarios::id_u64(sup.id())],
         })];
         for &(n, _, tid) in &workers {
             let mut ids = vec![scenarios::task_id(&format!("accept{n}")).unwrap()];

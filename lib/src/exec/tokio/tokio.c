@@ -1130,23 +1130,35 @@ static bool find_local_current(struct tokio *tk, const struct elf_sym **sym_ret,
  * is 2 MiB; main's grows to 8 MiB). */
 #define STACK_SCAN_MAX (8u << 20)
 
+/* Where the stack holding @sp ends: its core segment or (live) mapping,
+ * so a scan reads that thread's stack to its very top (main's LocalSet sits
+ * near it) and never runs on into another thread's; else STACK_SCAN_MAX. */
+static uint64_t stack_hi(struct tscope_session *s, const struct memview *mv, uint64_t sp)
+{
+	for (size_t i = 0; mv->core && i < mv->n; i++)
+		if (sp >= mv->segs[i].lo && sp < mv->segs[i].hi)
+			return mv->segs[i].hi - sp > STACK_SCAN_MAX ? sp + STACK_SCAN_MAX
+								    : mv->segs[i].hi;
+	size_t n = target_num_mappings(s->target);
+	for (size_t i = 0; i < n; i++) {
+		const struct tscope_mapping *m = target_mapping(s->target, i);
+		if (m && sp >= m->start && sp < m->end)
+			return m->end - sp > STACK_SCAN_MAX ? sp + STACK_SCAN_MAX : m->end;
+	}
+	return mv->core ? sp : sp + STACK_SCAN_MAX;
+}
+
 static void scan_stack(struct tokio *tk, const struct memview *mv,
 		       const struct local_layout *L, const struct tscope_thread *th,
 		       struct u64map *tried)
 {
 	struct tscope_session *s = tk->s;
 	unsigned char buf[65536];
-	uint64_t lo = th->sp > 128 ? (th->sp - 128) & ~7ull : 0;
-	for (uint64_t a = lo; a < lo + STACK_SCAN_MAX; a += sizeof(buf)) {
-		size_t n = sizeof(buf);
-		if (!probe(s, mv, a, buf, n)) {
-			/* the last part of the stack's segment */
-			while (n > 4096 && !probe(s, mv, a, buf, n / 2))
-				n /= 2;
-			if (n <= 4096 || !probe(s, mv, a, buf, n / 2))
-				return;
-			n /= 2;
-		}
+	uint64_t lo = th->sp & ~7ull, hi = stack_hi(s, mv, th->sp);
+	for (uint64_t a = lo; a < hi; a += sizeof(buf)) {
+		size_t n = hi - a < sizeof(buf) ? (size_t)(hi - a) : sizeof(buf);
+		if (!probe(s, mv, a, buf, n))
+			return;
 		for (size_t i = 0; i + 8 <= n; i += 8) {
 			uint64_t w;
 			memcpy(&w, buf + i, 8);
@@ -1350,12 +1362,10 @@ static uint64_t running_blocking_header(struct tokio *tk, const struct memview *
 	struct u64map tried;
 	u64map_init(&tried);
 	uint64_t found = 0;
-	uint64_t lo = th->sp > 128 ? (th->sp - 128) & ~7ull : 0;
-	for (uint64_t a = lo; a < lo + STACK_SCAN_MAX && !found; a += sizeof(buf)) {
-		size_t n = sizeof(buf);
-		while (n >= 4096 && !probe(s, mv, a, buf, n))
-			n /= 2;
-		if (n < 4096)
+	uint64_t lo = th->sp & ~7ull, hi = stack_hi(s, mv, th->sp);
+	for (uint64_t a = lo; a < hi && !found; a += sizeof(buf)) {
+		size_t n = hi - a < sizeof(buf) ? (size_t)(hi - a) : sizeof(buf);
+		if (!probe(s, mv, a, buf, n))
 			break;
 		for (size_t i = 0; i + 8 <= n && !found; i += 8) {
 			uint64_t w, st, vt, owner, tid;
@@ -1707,6 +1717,27 @@ static void tokio_walk(struct model *m, void *state)
 				 (unsigned long long)next);
 }
 
+/* The source line of a closure type's body: "a::f::{closure_env#2}" is the
+ * subprogram "a::f::{closure#2}"; its first instruction's line-table row
+ * (where the closure is written). */
+static bool closure_line(struct tscope_program *prog, const char *closure, const char **file_ret,
+			 uint32_t *line_ret)
+{
+	const char *env = strstr(closure, "{closure_env#");
+	if (!env || strchr(env, '<'))
+		return false;
+	char name[1024];
+	int k = snprintf(name, sizeof(name), "%.*s{closure#%s", (int)(env - closure), closure,
+			 env + strlen("{closure_env#"));
+	uint64_t die;
+	if (k <= 0 || (size_t)k >= sizeof(name) || !strmap_lookup(&prog->fnames, name, &die))
+		return false;
+	for (size_t i = 0; i < prog->nfuncs; i++)
+		if (prog->funcs[i].die == die)
+			return program_line_at(prog, die, prog->funcs[i].lo, file_ret, line_ret);
+	return false;
+}
+
 static void tokio_render_task(struct model *m, void *state, const struct task_rec *t,
 			      struct strbuf *o)
 {
@@ -1748,6 +1779,13 @@ static void tokio_render_task(struct model *m, void *state, const struct task_re
 			char *c = strndup(f + 13, n - 1);
 			sb_puts(o, ", \"closure\": ");
 			sb_json_string(o, c);
+			const char *file;
+			uint32_t line;
+			if (c && closure_line(m->s->prog, c, &file, &line)) {
+				sb_puts(o, ", \"closure_file\": ");
+				sb_json_string(o, file);
+				sb_printf(o, ", \"closure_line\": %u", line);
+			}
 			free(c);
 		}
 	}
