@@ -245,3 +245,21 @@ def test_gdb_p_reads_a_copy_taken_while_gdb_holds_the_process(live):
     assert sorted((t["id"], t["state"]) for t in model["tasks"]) == sorted(
         (t["id"], t["state"]) for t in truth["tasks"])
     _assert_running(proc.pid, "after gdb detached")
+
+
+def test_gdb_p_over_the_limit_reads_in_place(live, monkeypatch):
+    """`gdb -p` with TASKSCOPE_SNAPSHOT_MAX=64K: the heap does not fit, so
+    gdb's session reads the process in place (gdb holds it stopped) and
+    says so; nothing is missed: the truth's tasks, no "snapshot"."""
+    sc, proc, truth = live
+    monkeypatch.setenv("TASKSCOPE_SNAPSHOT_MAX", "64K")
+    rc, out, err = helpers.run_gdb(None, None, helpers.delimited("info async-tasks --json"),
+                                   pid=proc.pid)
+    assert rc == 0, err
+    assert re.search(r"taskscope: reading process %d in place \(\d+ MB of it over the snapshot "
+                     r"limit, TASKSCOPE_SNAPSHOT_MAX\)" % proc.pid, out + err), err
+    model = json.loads(helpers.between_markers(out))
+    assert "snapshot" not in model
+    assert sorted((t["id"], t["state"]) for t in model["tasks"]) == sorted(
+        (t["id"], t["state"]) for t in truth["tasks"])
+    _assert_running(proc.pid, "after gdb detached")
