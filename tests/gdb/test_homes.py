@@ -289,10 +289,12 @@ def test_deadlock_through_a_thread_in_blocking_lock(scenarios):
     assert [h.get("thread") for h in ledger["held_by"]] == [thread], ledger["held_by"]
 
 
-def test_threads_in_blocking_recv_and_handle_block_on_wait_like_tasks(scenarios):
-    """blocking_recv on a plain thread waits on the channel (its Sender a
-    task keeps); Handle::block_on on a plain thread waits on the Notify its
-    future awaits: graph edges, and no deadlock claimed for them."""
+def test_threads_in_synchronous_waits_wait_like_tasks(scenarios):
+    """Plain threads in blocking_recv (the channel; its Sender a task
+    keeps), blocking_send (a full channel; its Receiver a task keeps),
+    blocking_write (a RwLock a task holds a read guard of) and
+    Handle::block_on (the Notify its future awaits): each a graph edge with
+    the truth's kind, side and holder, and no diagnosis names them."""
     sc = scenarios("blocking_lock_deadlock")
     graph = helpers.gdb_json(sc.exe, sc.core, "async graph --json")
     res = {r["address"]: r for r in graph["resources"]}
@@ -305,8 +307,12 @@ def test_threads_in_blocking_recv_and_handle_block_on_wait_like_tasks(scenarios)
         r = res[wait["resource"]]
         assert {"task": None, "thread": w["thread"]}.items() <= next(
             x for x in r["waiters"] if x.get("thread") == w["thread"]).items(), r
-        if "sender_held_by" in w:
-            assert [(h["task"], h["how"]) for h in r["held_by"]] == [(w["sender_held_by"], "sender")], r
+        if "side" in w:
+            assert wait.get("side") == w["side"], (w, wait)
+        for key, how in (("sender_held_by", "sender"), ("receiver_held_by", "receiver"),
+                         ("held_by", "read-guard")):
+            if key in w:
+                assert [(h["task"], h["how"]) for h in r["held_by"]] == [(w[key], how)], (w, r)
     threads = {t for d in graph["diagnoses"] for t in d.get("threads", [])}
     assert not threads & {w["thread"] for w in sc.truth["thread_waits"]}, graph["diagnoses"]
 

@@ -9,7 +9,10 @@
 //! `bystander` idles on a Notify, keeping the Sender of an mpsc channel
 //! whose Receiver the plain thread `drain` waits on in `blocking_recv`; the
 //! plain thread `bridge` is in `Handle::block_on` of a future waiting on
-//! that Notify. Neither is a deadlock (`"thread_waits"`).
+//! that Notify; `writer` is in `blocking_write` of a RwLock the task
+//! `reader` holds a read guard of; `pusher` in `blocking_send` on a full
+//! channel whose Receiver the task `consumer` keeps. None is a deadlock
+//! (`"thread_waits"`).
 //!
 //! Truth: `"diagnoses": [{"kind": "deadlock", "tasks": [settle],
 //! "threads": [reconciler's tid]}]`; resources with `held_by_thread` /
@@ -44,6 +47,31 @@ async fn bystander(n: Arc<Notify>, tx: tokio::sync::mpsc::Sender<u32>) {
 fn drain(mut rx: tokio::sync::mpsc::Receiver<u32>, ready: mpsc::Sender<u64>) {
     ready.send(scenarios::gettid()).unwrap();
     let _ = rx.blocking_recv();
+}
+
+/// Holds a read guard of `config` across an await on the Notify.
+async fn reader(config: Arc<tokio::sync::RwLock<u32>>, n: Arc<Notify>) {
+    let _g = park!(0, config.read()).await; hold!("config");
+    park!(0, n.notified()).await;
+}
+
+/// Keeps the Receiver of a full channel without reading it.
+async fn consumer(rx: tokio::sync::mpsc::Receiver<u32>, n: Arc<Notify>) {
+    park!(0, n.notified()).await;
+    drop(rx);
+}
+
+/// A plain thread in `blocking_write` of a RwLock a task reads.
+fn writer(config: Arc<tokio::sync::RwLock<u32>>, ready: mpsc::Sender<u64>) {
+    ready.send(scenarios::gettid()).unwrap();
+    *config.blocking_write() += 1;
+}
+
+/// A plain thread in `blocking_send` on a full channel.
+fn pusher(tx: tokio::sync::mpsc::Sender<u32>, ready: mpsc::Sender<u64>) {
+    tx.blocking_send(1).unwrap();
+    ready.send(scenarios::gettid()).unwrap();
+    let _ = tx.blocking_send(2);
 }
 
 /// A plain thread in `Handle::block_on` of a future waiting on a Notify.
@@ -92,6 +120,18 @@ async fn main() {
     let (h, n2) = (tokio::runtime::Handle::current(), n.clone());
     std::thread::Builder::new().name("bridge".into()).spawn(move || bridge(h, n2, btx)).unwrap();
     let (drain_tid, bridge_tid) = (drx.recv().unwrap(), brx.recv().unwrap());
+    let config = Arc::new(tokio::sync::RwLock::new(0u32));
+    let rd = spawn_named("reader", reader(config.clone(), n.clone()));
+    scenarios::wait_parked(&[(rd.id(), 2)]).await;
+    let (wtx, wrx) = mpsc::channel();
+    let c2 = config.clone();
+    std::thread::Builder::new().name("writer".into()).spawn(move || writer(c2, wtx)).unwrap();
+    let (ftx, frx) = tokio::sync::mpsc::channel::<u32>(1);
+    let cs = spawn_named("consumer", consumer(frx, n.clone()));
+    let (ptx, prx) = mpsc::channel();
+    std::thread::Builder::new().name("pusher".into()).spawn(move || pusher(ftx, ptx)).unwrap();
+    let (writer_tid, pusher_tid) = (wrx.recv().unwrap(), prx.recv().unwrap());
+    scenarios::wait_parked(&[(cs.id(), 1)]).await;
     scenarios::wait_parked(&[(s.id(), 2), (b.id(), 1)]).await;
     // the thread is in orders.blocking_lock() by now (it only waited for go)
     let s_id = scenarios::id_u64(s.id());
@@ -108,6 +148,10 @@ async fn main() {
                 {"thread": drain_tid, "name": "drain", "kind": "mpsc", "side": "recv",
                  "sender_held_by": scenarios::id_u64(b.id())},
                 {"thread": bridge_tid, "name": "bridge", "kind": "notify"},
+                {"thread": writer_tid, "name": "writer", "kind": "rwlock", "side": "write",
+                 "held_by": scenarios::id_u64(rd.id())},
+                {"thread": pusher_tid, "name": "pusher", "kind": "mpsc", "side": "send",
+                 "receiver_held_by": scenarios::id_u64(cs.id())},
             ],
             "resources": [
                 {"kind": "mutex", "name": "orders", "held_by": [s_id], "held_line": orders_line,
@@ -118,5 +162,5 @@ async fn main() {
         }),
     );
     std::future::pending::<()>().await;
-    drop((s, b));
+    drop((s, b, rd, cs, config));
 }

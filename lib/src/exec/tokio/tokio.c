@@ -1494,6 +1494,14 @@ static void walk_blocking_pool(struct tokio *tk, size_t rt)
 		goto running;
 	}
 	for (uint64_t i = 0; i < len; i++) {
+		if (bp->queued >= tk->s->max_tasks) {
+			bp->truncated = true;
+			note_error(tk->m, tscope_error_create(TSCOPE_ERROR_LIMIT,
+				   "stopped after %llu queued tasks of %llu (raise the limit)",
+				   (unsigned long long)bp->queued, (unsigned long long)len),
+				   "%s", what);
+			break;
+		}
 		struct tval task = {buf + ((head + i) % cap) * esize, task_t}, raw;
 		uint64_t hoff, htgt, hdr;
 		if (!val_ok(val_find(s, task, "raw", 3, &raw)) || !pointee(s, raw.type, &hoff, &htgt) ||
