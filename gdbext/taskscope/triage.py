@@ -9,8 +9,10 @@ executable is the file at that path when its build-id matches, else any
 executable among the given directories with that build-id (a fleet's
 dumps and its builds are usually stored apart)."""
 
+import errno
 import json
 import os
+import stat
 import struct
 import subprocess
 import sys
@@ -22,12 +24,25 @@ NT_GNU_BUILD_ID = 3
 AT_ENTRY = 9
 
 
+def _open_regular(path):
+    """@path opened for reading if it is a regular file (a FIFO or device
+    named in a scanned directory must not block or be read): OSError else."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class _Elf:
     """Just enough ELF64 little-endian reading: headers, notes, segments."""
 
     def __init__(self, path):
         self.path = path
-        self.f = open(path, "rb")
+        self.f = _open_regular(path)
         head = self.f.read(64)
         if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
             raise ValueError("not a 64-bit little-endian ELF file")
@@ -135,7 +150,7 @@ def _iter_notes(data):
 
 def is_core(path):
     try:
-        with open(path, "rb") as f:
+        with _open_regular(path) as f:
             head = f.read(18)
         return head[:4] == b"\x7fELF" and struct.unpack_from("<H", head, 16)[0] == 4
     except OSError:

@@ -83,3 +83,29 @@ def test_triage_names_what_it_cannot_pair(fleet, tmp_path):
     assert rc == 0 and len(lines) == 1, (rc, lines, err)
     assert lines[0]["exe"] is None and "no executable with build-id" in lines[0]["error"], lines
     assert lines[0]["build_id"] == helpers.elf_build_id(truth[core][0].exe)
+
+
+def test_triage_skips_fifos_without_hanging(fleet, tmp_path):
+    """A FIFO among the dumps and one among the builds (executable bits
+    set) are skipped: opening one blocks until a writer comes, so a scan
+    that opened it would hang.  The real dump beside them is still judged."""
+    root, truth = fleet
+    (tmp_path / "dumps").mkdir()
+    (tmp_path / "builds").mkdir()
+    core = next(iter(truth))
+    shutil.copy(core, tmp_path / "dumps" / "core")
+    shutil.copy(truth[core][1], tmp_path / "builds" / "svc")
+    os.mkfifo(tmp_path / "dumps" / "core.fifo")
+    os.mkfifo(tmp_path / "builds" / "svc.fifo")
+    os.chmod(tmp_path / "builds" / "svc.fifo", 0o755)
+    rc, lines, err = _triage(tmp_path)
+    assert len(lines) == 1 and lines[0]["exe"] == str(tmp_path / "builds" / "svc"), (rc, lines, err)
+    # and the reader alone, given the FIFO itself (in a child: a regression
+    # blocks in open(), and the timeout ends it)
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); from taskscope import triage; "
+             "print(triage.is_core(sys.argv[2]), triage.file_build_id(sys.argv[3]))")
+    out = subprocess.run([sys.executable, "-c", probe, os.path.join(helpers.REPO, "gdbext"),
+                          str(tmp_path / "dumps" / "core.fifo"),
+                          str(tmp_path / "builds" / "svc.fifo")],
+                         stdout=subprocess.PIPE, text=True, timeout=30).stdout
+    assert out.split() == ["False", "None"], out
