@@ -206,9 +206,11 @@ def test_blocking_pool_size_idle_and_queue(blocking):
         want["threads"], want["idle"], want["queued"], want["queued"], 2, False, False), bp
 
 
-@pytest.fixture(scope="module")
-def shutdown(scenarios):
-    sc = scenarios("runtime_shutdown")
+@pytest.fixture(scope="module", params=["runtime_shutdown", "runtime_shutdown_mt"])
+def shutdown(request, scenarios):
+    """The runtime being dropped: current_thread (the drops run on the
+    dropping thread), multi_thread (on its worker)."""
+    sc = scenarios(request.param)
     return sc, helpers.gdb_json(sc.exe, sc.core, "info async-tasks --json")
 
 
@@ -238,6 +240,7 @@ def test_runtime_in_shutdown_lists_the_tasks_being_cancelled(shutdown):
     by_thread = {tid: r for r in model["runtimes"] for tid in r["threads"]}
     doomed = by_thread.get(want["thread"])
     assert doomed and doomed.get("shutdown") is True, model["runtimes"]
+    assert doomed["flavor"] == want["flavor"], doomed
     assert [r.get("shutdown") for r in model["runtimes"] if r is not doomed] == [False], \
         model["runtimes"]
     on_doomed = sorted(i for i, t in found.items() if t["runtime"] == doomed["index"])

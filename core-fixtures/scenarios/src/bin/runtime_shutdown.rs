@@ -11,7 +11,10 @@
 //! Notify, each holding a value whose `Drop` records that it ran), and
 //! drops the runtime: its shutdown closes the task list and drops the tasks
 //! one by one until it reaches `stuck_drop`, whose drop never returns.
-//! Truth `"shutdown_runtime"`: `"thread"` (doomed's tid), `"dropping"` (the
+//! With `DOOMED_FLAVOR=multi_thread` (`runtime_shutdown_mt`) the doomed
+//! runtime is multi_thread with one worker, and the drops run there.
+//! Truth `"shutdown_runtime"`: `"thread"` (the tid of the thread in the
+//! blocking drop: doomed, or the doomed runtime's worker), `"flavor"`, `"dropping"` (the
 //! task whose drop blocks: taken off the list, RUNNING and CANCELLED),
 //! `"remaining"` (victims still in the list, not yet dropped), `"dropped"`.
 //! These tasks are not in `"tasks"` (which lists the main runtime's).
@@ -39,6 +42,7 @@ impl Drop for Tracked {
 struct StuckOnDrop;
 impl Drop for StuckOnDrop {
     fn drop(&mut self) {
+        *DOOMED_TID.lock().unwrap() = scenarios::gettid();
         STUCK.store(true, Ordering::SeqCst);
         std::thread::sleep(Duration::from_secs(3600));
     }
@@ -67,8 +71,14 @@ async fn idler(gate: Arc<Notify>) {
 }
 
 fn doomed(ids: Arc<Mutex<Vec<(String, u64)>>>) {
-    *DOOMED_TID.lock().unwrap() = scenarios::gettid();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // DOOMED_FLAVOR=multi_thread (capture's runtime_shutdown_mt): a
+    // multi_thread runtime with one worker, whose shutdown drops the tasks
+    // on that worker thread.
+    let rt = if std::env::var("DOOMED_FLAVOR").as_deref() == Ok("multi_thread") {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    };
     let gate = Arc::new(Notify::new());
     rt.block_on(async {
         let mut hs = vec![("stuck_drop".to_string(), tokio::spawn(stuck_drop(gate.clone())))];
@@ -111,6 +121,7 @@ async fn main() {
         json!({
             "scenario": env!("CARGO_BIN_NAME"),
             "shutdown_runtime": {"thread": *DOOMED_TID.lock().unwrap(), "dropping": stuck,
+                                  "flavor": std::env::var("DOOMED_FLAVOR").unwrap_or("current_thread".into()),
                                   "remaining": remaining, "dropped": dropped},
         }),
     );
