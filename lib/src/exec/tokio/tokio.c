@@ -1458,21 +1458,37 @@ static void walk_blocking_pool(struct tokio *tk, size_t rt)
 			bp->have_shutdown = true;
 		}
 	}
+	/* A VecDeque is {head, len, buf} since Rust 1.67; before, {tail, head,
+	 * buf} with a power-of-two capacity, its elements from tail to head. */
+	uint64_t tail = 0;
 	err = val_find(s, impl, "queue", 8, &q);
-	if (!err)
-		err = val_find(s, q, "len", 1, &lenv);
-	if (!err)
-		err = val_uint(s, lenv, &len);
-	if (!err)
-		err = val_find(s, q, "head", 1, &headv);
-	if (!err)
-		err = val_uint(s, headv, &head);
 	if (!err)
 		err = val_find(s, q, "buf", 1, &bufv);
 	if (!err)
 		err = val_find(s, bufv, "cap", 4, &capv);
 	if (!err)
 		err = val_uint(s, capv, &cap);
+	if (!err)
+		err = val_find(s, q, "head", 1, &headv);
+	if (!err)
+		err = val_uint(s, headv, &head);
+	if (!err && !val_ok(val_find(s, q, "len", 1, &lenv))) {
+		struct tval tailv;
+		err = val_find(s, q, "tail", 1, &tailv);
+		if (!err)
+			err = val_uint(s, tailv, &tail);
+		if (!err && (!cap || (cap & (cap - 1)) || tail >= cap || head >= cap))
+			err = tscope_error_create(TSCOPE_ERROR_BAD_FORMAT,
+						  "implausible VecDeque (tail %llu, head %llu, cap %llu)",
+						  (unsigned long long)tail, (unsigned long long)head,
+						  (unsigned long long)cap);
+		if (!err) {
+			len = (head - tail) & (cap - 1);
+			head = tail; /* the first element */
+		}
+	} else if (!err) {
+		err = val_uint(s, lenv, &len);
+	}
 	if (!err)
 		err = val_find(s, bufv, "ptr", 4, &ptrv);
 	if (!err && !pointee(s, ptrv.type, &off, &tgt))
