@@ -348,9 +348,15 @@ def find_thread_roots(skip=()):
                 name = f.name() or ""
                 sal = _user_frame(f) if depth < 64 else None
                 if sal is not None:
+                    # (also above a block_on: a thread in blocking_lock()
+                    # holds the guards its own frames took before)
                     _frame_values(th, f, sal, values)
-                seen.append(("block_on<" in name, _frame_sp(f)))
-                if "block_on<" in name:
+                if best and best[2]:
+                    if depth >= 64:
+                        break
+                else:
+                    seen.append(("block_on<" in name, _frame_sp(f)))
+                if "block_on<" in name and not (best and best[2]):
                     found = _frame_future(f)
                     # A Pin<&mut F> points at the future being polled; an F
                     # by value may be the moved-from copy an optimized build
@@ -358,8 +364,6 @@ def find_thread_roots(skip=()):
                     # keep looking outwards for a pinned one.
                     if found and (found[2] or best is None):
                         best = found
-                    if best and best[2]:
-                        break
                 try:
                     f = f.older()
                 except gdb.error:

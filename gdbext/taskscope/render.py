@@ -42,6 +42,15 @@ def _live_user(task):
 
 
 def location_text(task, wide=False):
+    text = _location_text(task, wide)
+    if task.get("block_in_place"):
+        text += " [in block_in_place]"
+    if task.get("off_list"):
+        text += " [being dropped: its runtime shuts down]"
+    return text
+
+
+def _location_text(task, wide=False):
     if task.get("crashed") and _live_user(task):
         f = _live_user(task)
         return "%s:%s (crashed: %s) in %s" % (short_path(f.get("file")), f.get("line"),
@@ -51,6 +60,9 @@ def location_text(task, wide=False):
         r = task["running_at"]
         return "%s:%s (running)" % (short_path(r.get("file")), r.get("line"))
     loc = task.get("location")
+    if not loc and task.get("closure_file"):
+        # a spawn_blocking closure: where it is written
+        return "%s:%s (closure)" % (short_path(task["closure_file"]), task.get("closure_line"))
     if not loc:
         if task.get("error"):
             return "<unreadable: %s>" % task["error"]
@@ -71,12 +83,30 @@ def location_text(task, wide=False):
 def future_text(task, wide=False):
     """The task's future: its root async fn (the root future's type if it
     has no async frame), named as the user wrote it unless @wide."""
+    if task.get("closure"):
+        # a spawn_blocking task: its closure, not tokio's BlockingTask wrapper
+        return display_name(task["closure"], wide)
     if task.get("root_future"):
         # past Pin/Box: the async fn, or a hand-written future's type
         # (hyper's H2Stream, the concrete type of a Pin<Box<dyn Future>>)
         return display_name(task["root_future"], wide)
     loc = task.get("root_location") or task.get("location") or {}
     return display_name(loc.get("function") or task.get("future") or "?", wide)
+
+
+def home_text(task, thread_label=None):
+    """Where a task lives when not in its runtime's own list: "local_set"
+    (with the thread the set belongs to), "local_runtime", "blocking_pool"
+    (queued or not); "" for the runtime's list."""
+    home = task.get("home")
+    if not home or home == "runtime":
+        return ""
+    if home == "blocking_pool" and task.get("blocking") == "queued":
+        home += " (queued)"
+    th = task.get("home_thread")
+    if th and home != "blocking_pool":
+        home += " of " + (thread_label(th) if thread_label else "LWP %d" % th)
+    return home
 
 
 def user_location_differs(task):
@@ -113,13 +143,16 @@ def tasks_table(model, thread_label=None, wide=False):
         if isinstance(t, dict):
             tid, state, thread = t.get("id"), t.get("state"), t.get("thread")
             if t.get("crashed") or t.get("running_at") or t.get("error"):
-                text = (future_text(t, wide), location_text(t, wide))
+                text = (future_text(t, wide), location_text(t, wide), home_text(t, thread_label))
             else:
                 key = (t.get("root_future"), t.get("future"), id(t.get("location")),
-                       id(t.get("root_location")), t.get("location_error"), t.get("stage"))
+                       id(t.get("root_location")), t.get("location_error"), t.get("stage"),
+                       t.get("home"), t.get("home_thread"), t.get("blocking"), t.get("closure"),
+                       t.get("closure_line"), t.get("block_in_place"), t.get("off_list"))
                 text = texts.get(key)
                 if text is None:
-                    text = texts[key] = (future_text(t, wide), location_text(t, wide), t)
+                    text = texts[key] = (future_text(t, wide), location_text(t, wide),
+                                         home_text(t, thread_label))
         else:
             pi, ps, pt, rest = shape_pos[t[0]]
             tid = None if pi is None else vals[t[pi]]
@@ -129,12 +162,13 @@ def tasks_table(model, thread_label=None, wide=False):
             text = texts.get(key)
             if text is None:
                 d = tr.expand(t)
-                text = texts[key] = (future_text(d, wide), location_text(d, wide))
+                text = texts[key] = (future_text(d, wide), location_text(d, wide),
+                                     home_text(d, thread_label))
         th = ""
         if thread is not None:
             th = thread_label(thread) if thread_label else "LWP %d" % thread
         rows.append((tid, "" if tid is None else str(tid), "?" if state is None else state,
-                     th, text[0], text[1]))
+                     th, text[0], text[1], text[2]))
     # By id (lists are walked in shard and link order); tasks without an
     # id last, in list order.
     if any(r[0] is None for r in rows):
@@ -142,9 +176,18 @@ def tasks_table(model, thread_label=None, wide=False):
     else:
         rows.sort(key=operator.itemgetter(0))
     head = ("Id", "State", "Thread", "Future", "Location")
+    # A Home column when some task lives elsewhere than its runtime's own
+    # list (a LocalSet, the blocking pool): before Future
+    homes = any(r[6] for r in rows)
+    if homes:
+        head = ("Id", "State", "Thread", "Home", "Future", "Location")
+        rows = [r[:4] + (r[6], r[4], r[5]) for r in rows]
+    else:
+        rows = [r[:6] for r in rows]
+    ncols = len(head) - 1
     # widths over the distinct texts of each column, not over every row
     widths = [max([len(head[i])] + [len(x) for x in {r[i + 1] for r in rows}])
-              for i in range(4)]
+              for i in range(ncols)]
     fmt = "  ".join("%%-%ds" % w for w in widths) + "  %s"
     out = [fmt % head]
     out += [(fmt % r[1:]).rstrip() for r in rows]
@@ -228,8 +271,9 @@ def summary(model):
     parts = ["%d %s" % (counts[s], s) for s in STATE_ORDER if s in counts]
     parts += ["%d %s" % (n, s) for s, n in sorted(counts.items()) if s not in STATE_ORDER]
     rts = model.get("runtimes", [])
-    rt_text = ", ".join("%s, %d thread%s" % (r["flavor"], len(r.get("threads", [])),
-                                             "" if len(r.get("threads", [])) == 1 else "s")
+    rt_text = ", ".join("%s, %d thread%s%s" % (r["flavor"], len(r.get("threads", [])),
+                                               "" if len(r.get("threads", [])) == 1 else "s",
+                                               ", shutting down" if r.get("shutdown") else "")
                         for r in rts)
     text = "%d task%s on %d runtime%s (%s)" % (
         len(tasks), "" if len(tasks) == 1 else "s", len(rts),

@@ -261,8 +261,9 @@ def test_deadlock_through_a_thread_in_blocking_lock(scenarios):
     """A plain thread took one tokio Mutex with blocking_lock and blocks in
     blocking_lock of a second one that a task holds while it waits for the
     first: the deadlock is found, with the thread in the cycle (its wait is
-    a graph edge, its earlier guard found on its stack), likely (the guard
-    is a stack word, not a named local)."""
+    a graph edge), certain: the thread's guard is its named local, taken on
+    the truth's line, found in the thread's own frame above the
+    blocking_lock (gdb's unwinder goes on past the block_on frame)."""
     sc = scenarios("blocking_lock_deadlock")
     doc = helpers.gdb_json(sc.exe, sc.core, "async diagnose --json")
     [want] = sc.truth["diagnoses"]
@@ -271,7 +272,7 @@ def test_deadlock_through_a_thread_in_blocking_lock(scenarios):
     d = found[0]
     assert (sorted(d["tasks"]), sorted(d.get("threads", []))) == (
         sorted(want["tasks"]), sorted(want["threads"])), d
-    assert d["confidence"] == "likely", d
+    assert d["confidence"] == "certain", d
     [thread] = want["threads"]
     by_name = {r["name"]: r for r in sc.truth["resources"]}
     held = {c["resource"]: c["held_by"] for c in d["cycle"]}
@@ -284,10 +285,12 @@ def test_deadlock_through_a_thread_in_blocking_lock(scenarios):
     ledger = res[waits[(settle, None)]]
     orders = res[waits[(None, thread)]]
     assert held[ledger["index"]].get("thread") == thread and held[ledger["index"]]["task"] is None
-    assert [h.get("stack_word") for h in ledger["held_by"]] == [True], ledger
+    assert [(h.get("local"), h.get("taken_line")) for h in ledger["held_by"]] == [
+        (by_name["ledger"]["held_local"], by_name["ledger"]["held_line"])], ledger
     assert [(h["task"], h.get("taken_line")) for h in orders["held_by"]] == [
         (settle, by_name["orders"]["held_line"])], orders
-    assert "thread %d" % thread in d["text"] and "a guard on its stack" in d["text"], d["text"]
+    assert "thread %d" % thread in d["text"] and "guard `%s` taken at" % (
+        by_name["ledger"]["held_local"]) in d["text"], d["text"]
     # no other thread is taken for a holder of either lock
     assert [h.get("thread") for h in ledger["held_by"]] == [thread], ledger["held_by"]
 
@@ -315,7 +318,13 @@ def test_threads_in_synchronous_waits_wait_like_tasks(scenarios):
         for key, how in (("sender_held_by", "sender"), ("receiver_held_by", "receiver"),
                          ("held_by", "read-guard")):
             if key in w:
-                assert [(h["task"], h["how"]) for h in r["held_by"]] == [(w[key], how)], (w, r)
+                # the task's end, as the truth says; and besides it at most
+                # the waiting thread's own end (its `rx`/`tx` local, named
+                # from its frame above the blocking call)
+                assert [(h["task"], h["how"]) for h in r["held_by"]
+                        if h["task"] is not None] == [(w[key], how)], (w, r)
+                assert {h.get("thread") for h in r["held_by"] if h["task"] is None} <= {
+                    w["thread"]}, (w, r)
     threads = {t for d in graph["diagnoses"] for t in d.get("threads", [])}
     assert not threads & {w["thread"] for w in sc.truth["thread_waits"]}, graph["diagnoses"]
 
@@ -326,3 +335,79 @@ def test_a_thread_holding_a_lock_while_sleeping_is_no_deadlock(scenarios):
     sc = scenarios("sync_holder")
     doc = helpers.gdb_json(sc.exe, sc.core, "async diagnose --json")
     assert [d for d in doc["diagnoses"] if d["kind"] == "deadlock"] == [], doc["diagnoses"]
+
+
+# ------------------------------------------------------------ the human view
+
+def _rows(text):
+    """info async-tasks' table: the header's cells, and {id: the row's
+    cells}, cut at the columns' positions in the header (a cell may be
+    empty: an idle task's Thread)."""
+    import re
+    lines = text.splitlines()
+    head = next(i for i, l in enumerate(lines) if l.startswith("Id "))
+    starts = [m.start() for m in re.finditer(r"(?<!\S)\S", lines[head])]
+    cut = lambda l: [l[a:b].strip() for a, b in zip(starts, starts[1:] + [None])]
+    cols, rows = cut(lines[head]), {}
+    for l in lines[head + 1:]:
+        cells = cut(l)
+        if not cells[0].isdigit():
+            break
+        rows[int(cells[0])] = cells
+    return cols, rows
+
+
+def test_table_shows_each_home_and_its_thread(scenarios):
+    """info async-tasks: a Home column when tasks live outside their
+    runtime's list -- `local_set of <thread>` with the truth's home thread
+    for every LocalSet task (gdb's thread number and LWP)."""
+    sc = scenarios("local_set_server")
+    rc, text, _, err = helpers.gdb_text(sc.exe, sc.core, "info async-tasks")
+    assert rc == 0, err
+    cols, rows = _rows(text)
+    assert cols[:4] == ["Id", "State", "Thread", "Home"], cols
+    assert sorted(rows) == sorted(t["id"] for t in sc.truth["tasks"]), (sorted(rows), text)
+    home = cols.index("Home")
+    for t in sc.truth["tasks"]:
+        got = rows[t["id"]][home]
+        assert got.startswith("local_set of ") and got.endswith("(LWP %d)" % t["home_thread"]), (
+            t["id"], got, cells)
+
+
+def test_table_shows_blocking_closures_where_they_are_written(blocking, scenarios):
+    """A spawn_blocking task's row names its closure and the line it is
+    written on (the truth's closure_line), queued ones as such; the async
+    tasks have no Home."""
+    sc = scenarios("blocking_pool")
+    rc, text, _, err = helpers.gdb_text(sc.exe, sc.core, "info async-tasks")
+    assert rc == 0, err
+    cols, rows = _rows(text)
+    assert "Home" in cols, text
+    for b in sc.truth["blocking_tasks"]:
+        line = " ".join(rows[b["id"]])
+        assert "blocking_pool.rs:%d (closure)" % b["closure_line"] in line \
+            or (b["blocking"] == "running" and "blocking_pool.rs:%d (running)" % b["line"] in line), \
+            (b, line)
+        assert ("blocking_pool (queued)" in line) == (b["blocking"] == "queued"), (b, line)
+        assert "{closure#" in line and "BlockingTask" not in line, line
+    for t in sc.truth["tasks"]:
+        assert "blocking_pool" not in " ".join(rows[t["id"]][2:4]), rows[t["id"]]
+
+
+def test_table_says_block_in_place_and_shutdown(shutdown):
+    """The block_in_place task's row says so, the task being dropped by its
+    runtime's shutdown says so, and the summary names the runtime in
+    shutdown."""
+    sc, model = shutdown
+    rc, text, _, err = helpers.gdb_text(sc.exe, sc.core, "info async-tasks")
+    assert rc == 0, err
+    cols, rows = _rows(text)
+    [bip] = [t for t in sc.truth["tasks"] if t.get("block_in_place")]
+    assert rows[bip["id"]][-1].endswith("[in block_in_place]"), rows[bip["id"]]
+    want = sc.truth["shutdown_runtime"]
+    assert rows[want["dropping"]][-1].endswith("[being dropped: its runtime shuts down]"), \
+        rows[want["dropping"]]
+    others = [i for i in rows if i not in (bip["id"], want["dropping"])]
+    assert all("[" not in rows[i][-1] for i in others), [rows[i] for i in others]
+    summary = next(l for l in text.splitlines() if " tasks on " in l)
+    assert "%s, " % want["flavor"] in summary and summary.count("shutting down") == 1, summary
