@@ -29,6 +29,7 @@ JSON_LOCALS = 2
 JSON_GRAPH = 4
 JSON_COMPACT = 16  # tasks as rows over shared values: expanded by Session.tasks()
 JSON_THREADS_ONLY = 8
+JSON_SUMMARY = 32  # running tasks and counts only (Session.tasks(summary=True))
 
 # enum tscope_session_flags
 SESSION_FORCE = 1
@@ -142,6 +143,8 @@ def _declare(lib):
                                                 ctypes.c_char_p, ctypes.c_char_p,
                                                 ctypes.c_char_p, ctypes.c_char_p,
                                                 ctypes.c_uint32, ctypes.c_uint32]),
+        "tscope_session_set_running_at": (P, [P, ctypes.c_int, ctypes.c_char_p,
+                                              ctypes.c_char_p, ctypes.c_uint32]),
         "tscope_session_future_json": (P, [P, ctypes.c_uint64, ctypes.c_char_p,
                                            ctypes.c_uint, PP]),
         "tscope_session_find_live_future": (P, [P, ctypes.c_uint64, ctypes.c_uint64,
@@ -170,6 +173,25 @@ def _json_text(call):
     _check(call(ctypes.byref(out)))
     try:
         return ctypes.string_at(out).decode("utf-8", "replace")
+    finally:
+        library().tscope_free(out)
+
+
+_libc = ctypes.CDLL(None)
+_libc.strlen.restype = ctypes.c_size_t
+_libc.strlen.argtypes = [ctypes.c_void_p]
+
+
+def _json_write(call, write):
+    """Run a library call that returns a JSON document and hand its bytes
+    (UTF-8, ending in a newline) to write() as a memoryview over the
+    library's own buffer: no copy, no decode (a million tasks' document is
+    close to a gigabyte).  The buffer is freed when write() returns."""
+    out = ctypes.c_void_p()
+    _check(call(ctypes.byref(out)))
+    try:
+        n = _libc.strlen(out)
+        write(memoryview((ctypes.c_char * n).from_address(out.value)).cast("B"))
     finally:
         library().tscope_free(out)
 
@@ -487,13 +509,16 @@ class Session(_Handle):
         return _json_result(lambda ret: library().tscope_session_tasks_json(
             self._h, JSON_THREADS_ONLY, ret))
 
-    def tasks(self, frames=False, locals=False, graph=False, rows=False):
+    def tasks(self, frames=False, locals=False, graph=False, rows=False, summary=False):
         """The decoded model as a dict (docs/schema.json); with frames=True
         each task carries its await chain, with locals=True their locals,
         with graph=True the resources, edges and diagnoses.  rows=True
-        (for render.tasks_table): tasks stay compact rows, see _expand()."""
+        (for render.tasks_table): tasks stay compact rows, see _expand().
+        summary=True: only the running tasks, "task_summary" counting them
+        all, and of the graph only the diagnoses (task_count() reads
+        either kind of model); the same decode as the whole model's."""
         flags = ((JSON_FRAMES if frames or locals else 0) | (JSON_LOCALS if locals else 0)
-                 | (JSON_GRAPH if graph else 0))
+                 | (JSON_GRAPH if graph else 0) | (JSON_SUMMARY if summary else 0))
         if flags not in self._docs:
             with _Progress(self._h):
                 self._docs[flags] = _json_text(lambda ret: library().tscope_session_tasks_json(
@@ -521,6 +546,14 @@ class Session(_Handle):
                     "point is unknown")
         return model
 
+    def set_running_at(self, tid, function, file, line):
+        """Thread tid's innermost program frame, as the host's unwinder
+        found it: the running task it polls gets "running_at" in every
+        later document (the library renders it; nothing is decoded again)."""
+        _check(library().tscope_session_set_running_at(
+            self._h, tid, function.encode(), _fs(file), line))
+        self._docs.clear()
+
     def tasks_text(self, frames=False, locals=False, graph=False):
         """The library's own JSON text of tasks(...), unparsed (for a
         document written out as it is: parsing and re-encoding a million
@@ -529,6 +562,13 @@ class Session(_Handle):
         flags = ((JSON_FRAMES if frames or locals else 0) | (JSON_LOCALS if locals else 0)
                  | (JSON_GRAPH if graph else 0))
         return _json_text(lambda ret: library().tscope_session_tasks_json(self._h, flags, ret))
+
+    def write_tasks_text(self, write, frames=False, locals=False, graph=False):
+        """tasks_text(), its bytes handed to write() without a copy (see
+        _json_write)."""
+        flags = ((JSON_FRAMES if frames or locals else 0) | (JSON_LOCALS if locals else 0)
+                 | (JSON_GRAPH if graph else 0))
+        _json_write(lambda ret: library().tscope_session_tasks_json(self._h, flags, ret), write)
 
     def thread_frames(self, tid, limit=0):
         """Thread tid's frames by the library's own unwinder (registers of

@@ -42,6 +42,35 @@ def write_json(doc):
     gdb.write(text + "\n")
 
 
+def write_json_bytes(session, **kw):
+    """The library's own document of session.tasks(**kw), written as it
+    is: with --output FILE into that file, else on gdb's stdout, straight
+    to the file descriptor when that is not a terminal (a gigabyte goes
+    through gdb.write() three times slower; gdb's own output is flushed
+    first, so the order stays)."""
+    if _OUTPUT and _OUTPUT[-1]:
+        path = os.path.expanduser(_OUTPUT[-1])
+        tmp = path + ".tmp"
+        try:
+            with open(tmp, "wb") as f:
+                session.write_tasks_text(f.write, **kw)
+            os.replace(tmp, path)
+        except OSError as e:
+            raise gdb.GdbError("taskscope: cannot write %s: %s (give a writable path to "
+                               "--output)" % (path, e.strerror))
+        return
+    if os.isatty(1):
+        session.write_tasks_text(lambda b: gdb.write(bytes(b).decode("utf-8")), **kw)
+        return
+
+    def to_fd(b):
+        gdb.flush()
+        n = 0
+        while n < len(b):
+            n += os.write(1, b[n:n + (1 << 24)])
+    session.write_tasks_text(to_fd, **kw)
+
+
 def add_json_args(parser, group=None):
     """--json, and --output FILE (the JSON document into FILE; implies --json)."""
     (group or parser).add_argument("--json", action="store_true",
@@ -491,13 +520,13 @@ class TaskscopeCommand(gdb.Command):
         t0 = time.monotonic()
         session = session or open_session()
         model = session.tasks(**kw)
-        if model.get("crash") and kw.get("rows"):
-            kw["rows"] = False  # the crash's analysis reads every task
+        if model.get("crash") and (kw.get("rows") or kw.get("summary")):
+            kw["rows"] = kw["summary"] = False  # the crash's analysis reads every task
             model = session.tasks(**kw)
         took = time.monotonic() - t0
         if took > 1.0 and not self._json:
             # a big program: say what took the time (stderr, not the result)
-            sys.stderr.write("taskscope: %d tasks decoded in %.1f s\n" % (len(model.get("tasks", [])), took))
+            sys.stderr.write("taskscope: %d tasks decoded in %.1f s\n" % (render.task_count(model), took))
         if model.get("crash"):
             crash.crash_diagnosis(model)
         if kw.get("frames"):
@@ -549,6 +578,20 @@ the tested toolchains and builds are in docs/supported.md).
 
     def run(self, args):
         session = open_session()
+        if args.json and not (args.state or args.match or args.limit):
+            # The question first (a summary: the running tasks and the
+            # counts), then the library's own document written as it is,
+            # its running tasks' positions given to the library: a
+            # million tasks are never parsed here.
+            model = self.load(session, summary=True)
+            add_running_positions(model, session)
+            if "task_summary" in model and not session.amended:
+                write_json_bytes(session)
+                return
+            if "task_summary" in model:
+                model = self.load(session)  # what the front end changes
+            write_json(model)
+            return
         # the plain table reads compact rows (binding.TaskRows), and so
         # does a whole JSON document until it is known to need changes
         rows = not (args.state or args.match)
@@ -566,17 +609,12 @@ the tested toolchains and builds are in docs/supported.md).
         if args.match:
             model["tasks"] = render.match_tasks(model["tasks"], args.match)
         if args.json:
+            # (--state, --match or --limit: a document of some tasks)
             tr = model.pop("task_rows", None)
-            # (--limit: the session's model is decoded again without it)
-            if args.limit or tr is None or session.amended or model.get("crash") or any(
-                    isinstance(t, dict) and "running_at" in t for t in model["tasks"]):
-                if tr is not None:
-                    model["tasks"] = [t if isinstance(t, dict) else tr.expand(t)
-                                      for t in model["tasks"]]
-                write_json(model)
-            else:
-                # nothing to add: the library's text as it is
-                write_json(session.tasks_text())
+            if tr is not None:
+                model["tasks"] = [t if isinstance(t, dict) else tr.expand(t)
+                                  for t in model["tasks"]]
+            write_json(model)
         else:
             write_lines(render.tasks_table(model, thread_labeler(), args.wide))
 
@@ -935,15 +973,19 @@ def _thread_detail(tid):
                                                  user["line"]) if user else "")
 
 
-def add_running_positions(model):
+def add_running_positions(model, session=None):
     """A running task's state machine still shows its last await; the
-    thread polling it knows where it is now: "running_at"."""
+    thread polling it knows where it is now: "running_at", in @model and,
+    given the @session, in the library's later documents too."""
     for t in model.get("tasks", []):
         # (a compact model's rows are never running tasks: binding._expand)
         if isinstance(t, dict) and t.get("state") == "running" and t.get("thread"):
             pos = _thread_position(t["thread"])
             if pos and pos[2]:
                 t["running_at"] = pos[2]
+                if session is not None:
+                    session.set_running_at(t["thread"], pos[2]["function"],
+                                           pos[2]["file"], pos[2]["line"])
 
 
 class AsyncDiagnose(TaskscopeCommand):
@@ -968,7 +1010,8 @@ a task "stuck": no false alarms, at the price of missing some."""
         super().__init__("async diagnose", gdb.COMMAND_STACK)
 
     def run(self, args):
-        model = self.load(graph=True)
+        # the verdicts, their running tasks and the counts: no task list
+        model = self.load(graph=True, summary=True)
         diags = model.get("diagnoses", [])
         for d in diags:
             if d["kind"] in ("blocked-worker", "long-poll"):
@@ -981,7 +1024,7 @@ a task "stuck": no false alarms, at the price of missing some."""
                     d["thread_detail"] = detail
         if args.json:
             write_json({"schema": model["schema"], "diagnoses": diags,
-                        "task_count": len(model["tasks"]),
+                        "task_count": render.task_count(model),
                         "complete": model.get("complete", True),
                         "errors": model.get("errors", [])})
             return

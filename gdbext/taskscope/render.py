@@ -230,6 +230,21 @@ def incomplete_note(model):
         len(errors), "" if len(errors) == 1 else "s", errors[0] if errors else "unknown")
 
 
+def task_count(model, undecoded=False):
+    """How many tasks the model lists (@undecoded: of those, how many
+    could not be decoded), whether it holds them all or is a summary
+    (binding.Session.tasks(summary=True): "task_summary")."""
+    summ = model.get("task_summary")
+    if summ is not None:
+        return summ["undecoded" if undecoded else "tasks"]
+    tasks = model.get("tasks", [])
+    if not undecoded:
+        return len(tasks)
+    tr = model.get("task_rows")
+    return sum(1 for t in tasks
+               if (t.get("error") if isinstance(t, dict) else tr.get(t, "error")))
+
+
 def diagnose_lines(model):
     """`async diagnose` as text: each finding, or the all-clear, which an
     incomplete decode never gives."""
@@ -237,15 +252,14 @@ def diagnose_lines(model):
     diags = model.get("diagnoses", [])
     if not diags:
         if incomplete_note(model):
-            tasks = model.get("tasks", [])
-            readable = [t for t in tasks if not t.get("error")]
+            listed = task_count(model)
+            readable = listed - task_count(model, undecoded=True)
             out.append("No verdict: the decode is incomplete; nothing was found among the %d "
                        "task%s that could be read (%d listed), but what could not be read "
-                       "was not examined." % (len(readable), "" if len(readable) == 1 else "s",
-                                              len(tasks)))
+                       "was not examined." % (readable, "" if readable == 1 else "s", listed))
         else:
             out.append("No deadlock, futurelock, blocked worker or starvation found "
-                       "among %d tasks." % len(model.get("tasks", [])))
+                       "among %d tasks." % task_count(model))
     for d in diags:
         conf = d.get("confidence")
         ids = ", ".join(map(str, d["tasks"][:8]))

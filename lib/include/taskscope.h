@@ -323,6 +323,15 @@ enum tscope_json_flags {
 	 * {compact.shapes[shape][i]: compact.values[v(i+1)]}; equal values
 	 * (a location, a future type shared by many tasks) are written once */
 	TSCOPE_JSON_COMPACT = 16,
+	/* the question before the document, for a front end that writes
+	 * the document as it is or asks only for counts and verdicts:
+	 * "tasks" lists only the running tasks (those a host annotates with
+	 * the position of the thread polling them), "task_summary" counts
+	 * them all ({"tasks", "undecoded", "states": {STATE: N}}), and with
+	 * TSCOPE_JSON_GRAPH only "diagnoses" is written (no resources, no
+	 * edges).  The model is the same: a later document of other flags
+	 * renders it without decoding again. */
+	TSCOPE_JSON_SUMMARY = 32,
 };
 
 TSCOPE_PUBLIC struct tscope_error *
@@ -353,6 +362,19 @@ tscope_session_add_thread_value(struct tscope_session *session, int tid,
 				const char *name, const char *function,
 				const char *file, uint32_t line,
 				uint32_t decl_line);
+
+/*
+ * Where the thread @tid polling a running task is now: the innermost
+ * program frame the host's unwinder found (@function, @file:@line).  Every
+ * later document gives the running task of that thread a "running_at"
+ * object (its state machine still shows the last await).  Kept until the
+ * session ends or the position is set again; the model is not decoded
+ * again.  @function NULL forgets the thread's position.
+ */
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_set_running_at(struct tscope_session *session, int tid,
+			      const char *function, const char *file,
+			      uint32_t line);
 
 /*
  * Decode one future: the value of type @type_name (qualified DWARF name,

@@ -37,6 +37,14 @@ struct strbuf {
 	size_t len, cap;
 	bool oom;
 };
+/* Room for @want elements of @size bytes in the malloc'ed array @arr
+ * (NULL: none yet): @arr itself when its block already holds them, else
+ * the array moved to a block twice that size (NULL out of memory, @arr
+ * left as it was).  For arrays that keep no capacity: whatever made the
+ * block (malloc, calloc, an exact realloc), growing one by one costs
+ * O(n) copies in all, not O(n^2) (a lock with 100k waiters). */
+void *grow_room(void *arr, size_t want, size_t size);
+
 void sb_init(struct strbuf *sb);
 void sb_free(struct strbuf *sb);
 void sb_append(struct strbuf *sb, const char *s, size_t n);

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -88,6 +89,15 @@ TSCOPE_PUBLIC const char *tscope_version(void) { return "0.1.0"; }
 
 /* ------------------------------------------------------------- strbuf */
 
+void *grow_room(void *arr, size_t want, size_t size)
+{
+	if (size && want > SIZE_MAX / 2 / size)
+		return NULL;
+	if (want * size <= malloc_usable_size(arr))
+		return arr;
+	return realloc(arr, (want < 4 ? 4 : 2 * want) * size);
+}
+
 void sb_init(struct strbuf *sb) { memset(sb, 0, sizeof(*sb)); }
 void sb_free(struct strbuf *sb)
 {
@@ -172,11 +182,38 @@ void sb_hex(struct strbuf *sb, uint64_t v)
 	sb_append(sb, p, (size_t)(buf + sizeof(buf) - p));
 }
 
-/* Bytes a JSON string holds as they are: printable ASCII and UTF-8's
- * bytes, but for the quote and the backslash. */
+/* Bytes a JSON string holds as they are: printable ASCII but for the
+ * quote and the backslash (UTF-8 is checked apart: utf8_len()). */
 static inline bool json_plain(unsigned char c)
 {
-	return c >= 0x20 && c != '"' && c != '\\';
+	return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+/* The length of the well-formed UTF-8 sequence at @p (its first byte
+ * >= 0x80), or 0: text read from a program's memory may be anything, and
+ * a JSON document is UTF-8 (a reader may write it out as it is). */
+static size_t utf8_len(const unsigned char *p)
+{
+	unsigned c = p[0];
+	size_t n;
+	unsigned min;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, min = 0x80;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, min = 0x800;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, min = 0x10000;
+	else
+		return 0;
+	unsigned v = c & (0x7f >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80) /* (the NUL ends it here too) */
+			return 0;
+		v = v << 6 | (p[i] & 0x3f);
+	}
+	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	return n;
 }
 
 void sb_json_string(struct strbuf *sb, const char *s)
@@ -198,6 +235,15 @@ void sb_json_string(struct strbuf *sb, const char *s)
 		sb_append(sb, (const char *)run, (size_t)(p - run));
 		if (!*p)
 			break;
+		if (*p >= 0x80) {
+			size_t k = utf8_len(p);
+			if (k)
+				sb_append(sb, (const char *)p, k);
+			else
+				sb_append(sb, "\\ufffd", 6); /* not UTF-8: U+FFFD */
+			p += k ? k : 1;
+			continue;
+		}
 		char esc[8];
 		switch (*p) {
 		case '"': sb_append(sb, "\\\"", 2); break;

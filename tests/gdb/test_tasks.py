@@ -308,6 +308,70 @@ def test_running_task_shows_where_its_thread_is_now(scenarios):
         assert helpers.root_loc(got).get("line") == t["last_await_line"], helpers.root_loc(got)
 
 
+def _binding():
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(helpers.REPO, "gdbext"))
+    from taskscope import binding
+    return binding
+
+
+@pytest.mark.parametrize("name", ["blocked_worker", "starvation", "mutex_deadlock", "mixed_10k"])
+def test_summary_counts_every_task_and_lists_the_running(scenarios, name):
+    """The summary document (what gdb's --json and `async diagnose` ask
+    first, binding.Session.tasks(summary=True)): its count is the truth's
+    number of tasks, its states the truth's where the truth records them,
+    its task list exactly the truth's running tasks, and with the graph
+    its diagnoses are the truth's (kind and tasks), as in the whole
+    document, whose resources it leaves out."""
+    binding = _binding()
+    sc = scenarios(name)
+    s = binding.Session(binding.Program(sc.exe), binding.Target.core(sc.core))
+    summ = s.tasks(summary=True)
+    truth = sc.truth["tasks"]
+    helpers.nonempty(truth, "truth tasks")
+    assert summ["task_summary"]["tasks"] == len(truth), summ["task_summary"]
+    assert summ["task_summary"]["undecoded"] == 0, summ["task_summary"]
+    assert sum(summ["task_summary"]["states"].values()) == len(truth)
+    recorded = [t["state"] for t in truth if t.get("state")]
+    for st in set(recorded):
+        assert summ["task_summary"]["states"].get(st) == recorded.count(st), (
+            st, summ["task_summary"]["states"])
+    running = {t["id"] for t in truth if t.get("state") == "running"}
+    assert {t["id"] for t in summ["tasks"]} == running, (summ["tasks"], running)
+    assert all(t["state"] == "running" for t in summ["tasks"])
+    # the same decode: the whole document lists every task
+    assert len(s.tasks()["tasks"]) == len(truth)
+    gs, whole = s.tasks(graph=True, summary=True), s.tasks(graph=True)
+    assert "resources" not in gs and "edges" not in gs and whole["resources"]
+    assert gs["diagnoses"] == whole["diagnoses"]
+    want = sorted((d["kind"], sorted(d["tasks"])) for d in sc.truth.get("diagnoses") or [])
+    got = sorted((d["kind"], sorted(d["tasks"])) for d in gs["diagnoses"]
+                 if d["kind"] in {k for k, _ in want})
+    assert got == want, (got, want)
+
+
+def test_running_at_given_to_the_library_is_in_its_documents(scenarios):
+    """tscope_session_set_running_at(): the running task of that thread
+    (the truth's), and only it, carries the position in every later
+    document (plain, compact and summary); no decode again, and None
+    forgets it."""
+    binding = _binding()
+    sc = scenarios("blocked_worker")
+    s = binding.Session(binding.Program(sc.exe), binding.Target.core(sc.core))
+    running = [t for t in sc.truth["tasks"] if t.get("state") == "running"]
+    assert running, "truth changed: a running task expected"
+    t0 = running[0]
+    s.tasks()  # decoded once
+    s.set_running_at(t0["thread"], "app::here", "/src/app.rs", 4242)
+    want = {"function": "app::here", "file": "/src/app.rs", "line": 4242}
+    for doc in (json.loads(s.tasks_text()), s.tasks(), s.tasks(summary=True)):
+        marked = {t["id"]: t["running_at"] for t in doc["tasks"] if "running_at" in t}
+        assert marked == {t0["id"]: want}, marked
+    binding.library().tscope_session_set_running_at(s._h, t0["thread"], None, None, 0)
+    assert not any("running_at" in t for t in json.loads(s.tasks_text())["tasks"])
+
+
 def test_two_runtimes_in_one_process(scenarios):
     """two_runtimes: a multi-thread runtime and a current-thread runtime on a
     background thread. Both are found (each from its threads' CONTEXT), every

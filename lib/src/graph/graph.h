@@ -199,7 +199,7 @@ static inline bool starts(const char *s, const char *p)
 
 #define PUSH(arr, n, item)                                                \
 	do {                                                              \
-		void *p_ = realloc((arr), ((n) + 1) * sizeof(*(arr)));    \
+		void *p_ = grow_room((arr), (n) + 1, sizeof(*(arr)));    \
 		if (p_) {                                                 \
 			(arr) = p_;                                       \
 			(arr)[(n)++] = (item);                            \

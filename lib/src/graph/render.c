@@ -157,6 +157,8 @@ void graph_render(struct model *model, struct strbuf *o)
 	struct graph *g = model->graph;
 	if (!g)
 		return;
+	if (model->flags & TSCOPE_JSON_SUMMARY)
+		goto diagnoses; /* the verdicts alone */
 	sb_puts(o, "\"resources\": [");
 	for (size_t ri = 0; ri < g->nres; ri++) {
 		struct resource *r = &g->res[ri];
@@ -262,7 +264,9 @@ void graph_render(struct model *model, struct strbuf *o)
 			first = false;
 		}
 	}
-	sb_puts(o, "],\n\"diagnoses\": [");
+	sb_puts(o, "],\n");
+diagnoses:
+	sb_puts(o, "\"diagnoses\": [");
 	for (size_t i = 0; i < g->ndiags; i++) {
 		struct diag *d = &g->diags[i];
 		sb_printf(o, "%s\n  {\"kind\": \"%s\", \"tasks\": ", i ? "," : "", d->kind);

@@ -60,12 +60,10 @@ static int cmp_block(const void *a, const void *b)
 
 static bool push_block(struct reach *r, uint64_t lo, uint64_t hi, size_t seg)
 {
-	if ((r->nblocks & 1023) == 0) {
-		struct block *b = realloc(r->blocks, (r->nblocks + 1024) * sizeof(*b));
-		if (!b)
-			return false;
-		r->blocks = b;
-	}
+	struct block *b = grow_room(r->blocks, r->nblocks + 1, sizeof(*b));
+	if (!b)
+		return false;
+	r->blocks = b;
 	r->blocks[r->nblocks++] = (struct block){lo, hi, seg};
 	return true;
 }

@@ -310,6 +310,17 @@ static void render_task(struct model *model, const struct task_rec *t)
 	}
 	if (t->implausible)
 		sb_puts(o, ", \"implausible\": true");
+	const struct running_at *at;
+	if ((t->st & TS_RUNNING) && t->thread > 0 &&
+	    (at = session_running_at(s, t->thread))) {
+		sb_puts(o, ", \"running_at\": {\"function\": ");
+		sb_json_string(o, at->function);
+		sb_puts(o, ", \"file\": ");
+		sb_json_string(o, at->file);
+		sb_puts(o, ", \"line\": ");
+		sb_u64(o, at->line);
+		sb_puts(o, "}");
+	}
 	sb_puts(o, "}");
 }
 
@@ -833,9 +844,23 @@ struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 		sb_init(&one);
 		model->out = &one;
 	}
+	bool summary = flags & TSCOPE_JSON_SUMMARY;
+	size_t nstates[8] = {0}, listed = 0, undecoded = 0;
 	for (size_t i = 0; i < model->ntasks; i++) {
-		if (model->tasks[i].pseudo)
+		const struct task_rec *t = &model->tasks[i];
+		if (t->pseudo)
 			continue;
+		if (summary) {
+			const char *st = state_name(t->st);
+			size_t k = 0;
+			while (exec_state_names[k] && strcmp(exec_state_names[k], st))
+				k++;
+			nstates[k]++;
+			listed++;
+			undecoded += t->error != NULL;
+			if (strcmp(st, "running"))
+				continue; /* only the tasks a host annotates */
+		}
 		sb_puts(out, shown++ ? ",\n  " : "\n  ");
 		if (compact) {
 			one.len = 0;
@@ -846,6 +871,22 @@ struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 		}
 	}
 	sb_puts(out, shown ? "\n],\n" : "],\n");
+	if (summary) {
+		sb_puts(out, "\"task_summary\": {\"tasks\": ");
+		sb_u64(out, listed);
+		sb_puts(out, ", \"undecoded\": ");
+		sb_u64(out, undecoded);
+		sb_puts(out, ", \"states\": {");
+		bool any = false;
+		for (size_t k = 0; exec_state_names[k]; k++) {
+			if (!nstates[k])
+				continue;
+			sb_printf(out, "%s\"%s\": %zu", any ? ", " : "", exec_state_names[k],
+				  nstates[k]);
+			any = true;
+		}
+		sb_puts(out, "}},\n");
+	}
 	if (compact) {
 		compact_finish(&c, out);
 		sb_free(&one);

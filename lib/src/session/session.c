@@ -236,6 +236,54 @@ tscope_session_add_thread_value(struct tscope_session *s, int tid,
 	return NULL;
 }
 
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_set_running_at(struct tscope_session *s, int tid,
+			      const char *function, const char *file,
+			      uint32_t line)
+{
+	struct running_at *r = NULL;
+	for (size_t i = 0; i < s->nrunning_at; i++)
+		if (s->running_at[i].tid == tid)
+			r = &s->running_at[i];
+	if (!function) {
+		if (r) {
+			free(r->function);
+			free(r->file);
+			*r = s->running_at[--s->nrunning_at];
+		}
+		return NULL;
+	}
+	char *f = strdup(function), *fl = strdup(file ? file : "");
+	if (!f || !fl) {
+		free(f);
+		free(fl);
+		return &tscope_error_nomem;
+	}
+	if (!r) {
+		r = realloc(s->running_at, (s->nrunning_at + 1) * sizeof(*r));
+		if (!r) {
+			free(f);
+			free(fl);
+			return &tscope_error_nomem;
+		}
+		s->running_at = r;
+		r = &s->running_at[s->nrunning_at++];
+	} else {
+		free(r->function);
+		free(r->file);
+	}
+	*r = (struct running_at){tid, f, fl, line};
+	return NULL;
+}
+
+const struct running_at *session_running_at(const struct tscope_session *s, int tid)
+{
+	for (size_t i = 0; i < s->nrunning_at; i++)
+		if (s->running_at[i].tid == tid)
+			return &s->running_at[i];
+	return NULL;
+}
+
 void session_drop_model(struct tscope_session *s)
 {
 	if (s->model && s->model_free)
@@ -265,6 +313,11 @@ TSCOPE_PUBLIC void tscope_session_destroy(struct tscope_session *s)
 		free(s->thread_values[i].file);
 	}
 	free(s->thread_values);
+	for (size_t i = 0; i < s->nrunning_at; i++) {
+		free(s->running_at[i].function);
+		free(s->running_at[i].file);
+	}
+	free(s->running_at);
 	for (size_t i = 0; i < s->nthread_futures; i++)
 		free(s->thread_futures[i].type_name);
 	free(s->thread_futures);

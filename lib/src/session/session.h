@@ -40,6 +40,12 @@ struct tscope_session {
 		uint32_t line, decl_line;
 	} *thread_values; /* locals of synchronous frames */
 	size_t nthread_values;
+	struct running_at {
+		int tid;
+		char *function, *file;
+		uint32_t line;
+	} *running_at; /* tscope_session_set_running_at() */
+	size_t nrunning_at;
 	/* the model (render/), decoded once and kept until what it was
 	 * decoded from changes: session_drop_model() */
 	void *model;
@@ -51,6 +57,9 @@ struct tscope_session {
 /* The session's one copy of @text (frames' function names: a million
  * tasks share a few hundred), or NULL out of memory. */
 const char *session_intern(struct tscope_session *s, const char *text);
+
+/* The position tscope_session_set_running_at() gave thread @tid, or NULL. */
+const struct running_at *session_running_at(const struct tscope_session *s, int tid);
 
 /* Forget the session's model: the next document decodes it again. */
 void session_drop_model(struct tscope_session *s);
