@@ -149,6 +149,27 @@ static void describe_place(struct model *model, uint64_t addr,
 	sb_puts(o, " (in a heap block)");
 }
 
+/* reach_find's further roots: every task's live parts, kept (with their
+ * owners) for describe_place. */
+struct task_roots {
+	struct model *model;
+	size_t **owner, *nowner;
+	struct addr_range *ranges;
+	size_t nranges;
+};
+
+static const struct addr_range *more_task_roots(void *arg, size_t *n)
+{
+	struct task_roots *tr = arg;
+	for (size_t ti = 0; ti < tr->model->ntasks; ti++) {
+		size_t added = task_live_ranges(tr->model, ti, &tr->ranges, &tr->nranges);
+		for (size_t k = 0; k < added; k++)
+			PUSH(*tr->owner, *tr->nowner, ti);
+	}
+	*n = tr->nranges;
+	return tr->ranges;
+}
+
 /* A task waiting for a signal nothing can send: a Notify inside its own
  * future; a channel whose sending side no task holds and nothing reachable
  * in memory references (leaked, or lost with a thread). */
@@ -161,6 +182,7 @@ void find_lost_wakeups(struct model *model)
 	size_t ntargets = 0;
 	struct addr_range *ex = NULL, *roots = NULL;
 	size_t nex = 0, nroots = 0;
+	struct task_roots tr = {model, &owner, &nowner, NULL, 0};
 	for (size_t ti = 0; ti < model->ntasks; ti++) {
 		if (!g->wait_res[ti] || (model->tasks[ti].st & (TS_RUNNING | TS_COMPLETE | TS_NOTIFIED)))
 			continue;
@@ -209,17 +231,13 @@ void find_lost_wakeups(struct model *model)
 	}
 	if (!ncand || ncand != ntargets)
 		goto out;
-	/* Roots: the live parts of every task (alive by definition; owner[]
-	 * says whose range each is) and every thread's TLS: the program's own static block,
-	 * which ends at the thread pointer, and the thread control block
-	 * after it.  Not libc's TLS below it: its tcache pointer leads into
-	 * freed chunks, whose stale contents are no references. */
-	for (size_t ti = 0; ti < model->ntasks; ti++) {
-		size_t added = task_live_ranges(model, ti, &roots, &nroots);
-		for (size_t k = 0; k < added; k++)
-			PUSH(owner, nowner, ti);
-	}
-	size_t ntask_roots = nroots;
+	/* Roots: every thread's TLS: the program's own static block, which
+	 * ends at the thread pointer, and the thread control block after it.
+	 * Not libc's TLS below it: its tcache pointer leads into freed
+	 * chunks, whose stale contents are no references.  Then, only if
+	 * those leave a channel unreferenced, the live parts of every task
+	 * (alive by definition; owner[] says whose range each is): costly at
+	 * a million tasks, and not needed when the senders are found first. */
 	size_t nth;
 	struct tscope_thread *th = target_threads(s->target, &nth);
 	uint64_t align = s->prog->tls_align ? s->prog->tls_align : 1;
@@ -241,8 +259,8 @@ void find_lost_wakeups(struct model *model)
 	size_t nopaque = 0;
 	for (size_t ti = 0; ti < model->ntasks; ti++)
 		task_ranges(model, ti, &opaque, &nopaque);
-	bool ok = reach_find(s, roots, nroots, ex, nex, opaque, nopaque, targets,
-			     ntargets, found);
+	bool ok = reach_find(s, roots, nroots, more_task_roots, &tr, ex, nex,
+			     opaque, nopaque, targets, ntargets, found);
 	free(opaque);
 	if (!ok)
 		goto done;
@@ -303,7 +321,7 @@ void find_lost_wakeups(struct model *model)
 			  short_file(g->wait_at[ti].file), g->wait_at[ti].line);
 		describe_res(model, r, &d->text);
 		sb_puts(&d->text, ", referenced at ");
-		describe_place(model, found[k], roots, owner, ntask_roots, th, nth,
+		describe_place(model, found[k], tr.ranges, owner, tr.nranges, th, nth,
 			       &d->text);
 		sb_puts(&d->text, npossible > 4
 			? "): if those references are stale copies, the senders were "
@@ -319,6 +337,7 @@ out:
 	free(targets);
 	free(ex);
 	free(roots);
+	free(tr.ranges);
 }
 
 /* An idle task nothing can wake: no waker for it (tokio's WAKER_VTABLE

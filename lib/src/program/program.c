@@ -324,6 +324,7 @@ tscope_program_open(const char *path, struct tscope_program **ret)
 	strmap_init(&prog->futures);
 	strmap_init(&prog->call_lines);
 	strmap_init(&prog->call_line_nos);
+	strmap_init(&prog->local_lines);
 	prog->path = strdup(path);
 	if (!prog->path) {
 		err = &tscope_error_nomem;
@@ -414,6 +415,7 @@ TSCOPE_PUBLIC void tscope_program_destroy(struct tscope_program *prog)
 	strmap_free(&prog->futures);
 	strmap_free(&prog->call_lines);
 	strmap_free(&prog->call_line_nos);
+	strmap_free(&prog->local_lines);
 	for (size_t i = 0; i < prog->nrsyms; i++)
 		free(prog->rsyms[i].path);
 	free(prog->rsyms);
@@ -1474,15 +1476,31 @@ bool program_local_type(struct tscope_program *prog, uint64_t fn_die,
 bool program_local_line(struct tscope_program *prog, const char *fn,
 			const char *local, uint32_t *line_ret)
 {
-	uint64_t off;
+	uint64_t off, v;
 	if (!prog->indexed || !strmap_lookup(&prog->fnames, fn, &off))
 		return false;
+	/* Asked once per holder (a million at a million tasks) of a few
+	 * distinct locals: remembered, the DWARF is read once per local. */
+	char key[1280];
+	int n = snprintf(key, sizeof(key), "%s\x1f%s", fn, local);
+	bool keyed = n > 0 && (size_t)n < sizeof(key);
+	if (keyed && strmap_lookup(&prog->local_lines, key, &v)) {
+		if (v)
+			*line_ret = (uint32_t)v;
+		return v != 0;
+	}
 	Dwarf_Die die;
 	if (dwarf_offdie_b(die_dbg(prog, off), die_off(off), true, &die, NULL) !=
 	    DW_DLV_OK)
 		return false;
-	bool ok = local_decl_line(die_dbg(prog, off), die, local, line_ret);
+	uint32_t line = 0;
+	bool ok = local_decl_line(die_dbg(prog, off), die, local, &line);
 	dwarf_dealloc_die(die);
+	if (keyed)
+		strmap_insert(&prog->local_lines, key, (size_t)n,
+			      ok ? (1ull << 32) | line : 0);
+	if (ok)
+		*line_ret = line;
 	return ok;
 }
 

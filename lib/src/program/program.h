@@ -127,6 +127,7 @@ struct tscope_program {
 	bool futures_built;
 	struct strmap futures;    /* names of types with a Future::poll -> its DIE */
 	struct strmap call_lines, call_line_nos; /* program_await_call_line cache */
+	struct strmap local_lines; /* program_local_line cache: "fn\x1flocal" -> 1<<32 | line, or 0 */
 	uint64_t index_dies;      /* DIEs visited by the index pass */
 	char tokio_version[32];   /* "1.54.1" from tokio's unit names, or "" */
 	double index_seconds;     /* this session's: the walk, or the cache load */

@@ -207,6 +207,7 @@ struct scan {
 	size_t nex;
 	struct u64map targets; /* value -> index+1 */
 	uint64_t *found_at;
+	size_t left; /* targets not found yet */
 };
 
 static void mark(struct scan *sc, long bi)
@@ -230,7 +231,7 @@ static void scan_range(struct scan *sc, uint64_t lo, uint64_t hi)
 {
 	struct reach *r = sc->r;
 	lo = (lo + 7) & ~(uint64_t)7;
-	while (lo + 8 <= hi) {
+	while (lo + 8 <= hi && sc->left) {
 		const struct seg *g = find_seg(r, lo);
 		if (!g) {
 			lo += 8;
@@ -245,16 +246,31 @@ static void scan_range(struct scan *sc, uint64_t lo, uint64_t hi)
 			long bi = find_block(r, w);
 			if (((bi >= 0 && r->has_target[bi]) || (bi < 0 && r->stray_targets)) &&
 			    u64map_get(&sc->targets, w, &ti) && !excluded(sc->ex, sc->nex, a) &&
-			    !sc->found_at[ti - 1])
+			    !sc->found_at[ti - 1]) {
 				sc->found_at[ti - 1] = a;
+				if (!--sc->left)
+					return;
+			}
 			mark(sc, bi);
 		}
 		lo = end;
 	}
 }
 
+/* Scan the marked blocks not scanned yet, until none is left or every
+ * target is found. */
+static void closure(struct scan *sc)
+{
+	struct reach *r = sc->r;
+	while (r->nstack && sc->left) {
+		const struct block *b = &r->blocks[r->stack[--r->nstack]];
+		scan_range(sc, b->lo, b->hi);
+	}
+}
+
 bool reach_find(struct tscope_session *s, const struct addr_range *roots,
-		size_t nroots, const struct addr_range *exclude, size_t nexclude,
+		size_t nroots, reach_more_fn more, void *more_arg,
+		const struct addr_range *exclude, size_t nexclude,
 		const struct addr_range *opaque, size_t nopaque,
 		const uint64_t *targets, size_t ntargets, uint64_t *found_at)
 {
@@ -263,7 +279,7 @@ bool reach_find(struct tscope_session *s, const struct addr_range *roots,
 	if (!nseg)
 		return false;
 	struct reach r = {0};
-	struct scan sc = {&r, exclude, nexclude, {0}, found_at};
+	struct scan sc = {&r, exclude, nexclude, {0}, found_at, 0};
 	bool ok = false;
 	r.segs = calloc(nseg, sizeof(*r.segs));
 	if (!r.segs)
@@ -325,6 +341,9 @@ bool reach_find(struct tscope_session *s, const struct addr_range *roots,
 	}
 	for (size_t i = 0; i < ntargets; i++) {
 		found_at[i] = 0;
+		uint64_t had;
+		if (!u64map_get(&sc.targets, targets[i], &had))
+			sc.left++; /* a target given twice is found once */
 		u64map_put(&sc.targets, targets[i], i + 1);
 		long bi = find_block(&r, targets[i]);
 		if (bi >= 0)
@@ -344,9 +363,20 @@ bool reach_find(struct tscope_session *s, const struct addr_range *roots,
 			   s->prog->rw[k].vaddr + s->bias + s->prog->rw[k].memsz);
 	for (size_t k = 0; k < nroots; k++)
 		scan_range(&sc, roots[k].lo, roots[k].hi);
-	while (r.nstack) {
-		const struct block *b = &r.blocks[r.stack[--r.nstack]];
-		scan_range(&sc, b->lo, b->hi);
+	closure(&sc);
+	if (sc.left && more) {
+		size_t nextra = 0;
+		const struct addr_range *extra = more(more_arg, &nextra);
+		for (size_t k = 0; extra && k < nextra; k++)
+			scan_range(&sc, extra[k].lo, extra[k].hi);
+		closure(&sc);
+	}
+	/* A target given twice (two tasks on one channel) was recorded under
+	 * its last index: every index gets the answer. */
+	for (size_t i = 0; i < ntargets; i++) {
+		uint64_t j;
+		if (u64map_get(&sc.targets, targets[i], &j) && j - 1 != i)
+			found_at[i] = found_at[j - 1];
 	}
 	ok = true;
 out:

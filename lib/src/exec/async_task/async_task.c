@@ -415,7 +415,7 @@ static void atask_walk(struct model *m, void *state)
 	if (hdrs && at) {
 		for (size_t i = 0; i < ncand; i++)
 			hdrs[i] = cand[i].hdr;
-		reach_known = reach_find(s, NULL, 0, NULL, 0, NULL, 0, hdrs, ncand, at);
+		reach_known = reach_find(s, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, hdrs, ncand, at);
 	}
 	uint64_t ordinal = 0;
 	for (size_t i = 0; i < ncand; i++) {

@@ -439,7 +439,7 @@ static void unknown_walk(struct model *m, void *state)
 		if (lo > 0 && lo - 1 != i && p < u->found[lo - 1].data + u->found[lo - 1].size)
 			owned[i] = true;
 	}
-	bool reach_known = reach_find(s, NULL, 0, NULL, 0, NULL, 0, targets, n, at);
+	bool reach_known = reach_find(s, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, targets, n, at);
 	uint64_t ordinal = 0;
 	int rt = -1;
 	for (size_t i = 0; i < n; i++) {
