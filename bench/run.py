@@ -213,24 +213,35 @@ def sample():
         time.sleep(0.005)
 t = threading.Thread(target=sample)
 t.start()
-out = ctypes.c_void_p()
+# what the front asks for: gdb's info async-tasks --json and the CLI's
+# tasks --json a summary, then the whole document written out in pieces;
+# async diagnose --json the graph's summary
+docs = [binding.JSON_SUMMARY | flags] + ([] if flags & binding.JSON_GRAPH else [flags])
+n = 0
+def discard(b):
+    global n
+    n += len(b)
 t0 = time.perf_counter()
-err = binding.library().tscope_session_tasks_json(sess._h, flags | binding.JSON_COMPACT,
-                                                   ctypes.byref(out))
+err = None
+try:
+    for f in docs:
+        binding._json_stream(sess._h, f, discard)
+except binding.TaskscopeError as e:
+    err = e
 secs = time.perf_counter() - t0
 peak[0] = max(peak[0], anon())
 done.append(1)
 t.join()
-binding._check(err)
-n = len(ctypes.string_at(out))
-binding.library().tscope_free(out)
+if err:
+    raise err
 print(before, peak[0], n, secs)
 """
 
 
 def lib_mem(exe, core, graph, timeout):
     """(KB before, KB peak, bytes of JSON, seconds) of the library's decode
-    alone: one tscope_session_tasks_json() call, no Python parse."""
+    alone, with the documents the front asks for (the summary, then the
+    task list handed over in pieces; the graph's summary), no Python parse."""
     try:
         p = subprocess.run([sys.executable, "-c", LIB_MEM_PROBE, os.path.join(ROOT, "gdbext"), exe,
                             core, str(binding.JSON_GRAPH if graph else 0)], stdout=subprocess.PIPE,
@@ -680,15 +691,18 @@ def write_doc(results, d, slope, m, argv, load_before, repeat_n, timeout, mem_gb
     L.append("truth's task ids with their future types.")
     L.append("")
     L.append("Memory (d), the library: a child process builds the index and the session, reads")
-    L.append("its `RssAnon` (`/proc/self/status`), then calls `tscope_session_tasks_json()` while a")
-    L.append("thread samples `RssAnon` every 5 ms; peak minus before, per task, is the library's")
-    L.append("memory for the decode and its JSON text (the core is mmapped: its pages are")
-    L.append("file-backed, not in `RssAnon`). The CLI: its peak RSS is `ru_maxrss` of the child (what `/usr/bin/time -v`")
+    L.append("its `RssAnon` (`/proc/self/status`), then asks for the documents the front asks for")
+    L.append("(the task list: the summary, then the whole document through")
+    L.append("`tscope_session_tasks_json_write()`, handed over in pieces of about a megabyte and")
+    L.append("discarded; with the graph: the graph's summary) while a thread samples `RssAnon`")
+    L.append("every 5 ms; peak minus before, per task, is the library's memory for the decode and")
+    L.append("the text it holds (the core is mmapped: its pages are file-backed, not in")
+    L.append("`RssAnon`). The CLI: its peak RSS is `ru_maxrss` of the child (what `/usr/bin/time -v`")
     L.append("reports as \"Maximum resident set size\"); the core's pages are taken out by sampling")
     L.append("`RssAnon` in `/proc/PID/status` every 10 ms (resident anonymous memory: the RSS")
     L.append("without file-backed pages, which are the mmapped core, the executable and the")
-    L.append("shared libraries). This is the whole CLI process: the library's model and JSON")
-    L.append("text *and* Python's parse of it. The slope between the two largest cores is the")
+    L.append("shared libraries). This is the whole CLI process: the interpreter, the library's")
+    L.append("model and the pieces of text it writes. The slope between the two largest cores is the")
     L.append("cost of one more task, without the constant parts (interpreter, DWARF index).")
     L.append("")
     L.append("## Results")
@@ -730,12 +744,16 @@ def write_doc(results, d, slope, m, argv, load_before, repeat_n, timeout, mem_gb
     L.append("## Where the time goes")
     L.append("")
     L.append("gdb's commands beyond gdb's own load, split into the library's DWARF index (from")
-    L.append("its cache, as the commands ran), its decode (one `tscope_session_tasks_json()` call, no parse: the memory")
-    L.append("probe's timing) and the rest, which is the gdb front in Python (parsing the")
-    L.append("library's JSON document, rendering) and gdb's work for it: the compact document")
-    L.append("is parsed to see whether anything is to be added (running tasks' positions, a")
-    L.append("crash), then, when nothing is, the library's plain text is rendered and written as")
-    L.append("it is. The CLI's extra time over `lib: tasks` is that too.")
+    L.append("its cache, as the commands ran), its decode (the memory probe's timing: the")
+    L.append("documents the command asks for, in a fresh session, no parse) and the rest: the")
+    L.append("gdb front and gdb's work for it. `info async-tasks --json`")
+    L.append("asks the library for a summary document (the counts and the running tasks), finds")
+    L.append("where each running task is executing with gdb's unwinder, hands those positions")
+    L.append("to the library (`tscope_session_set_running_at()`) and writes the library's whole")
+    L.append("document out as it is, never parsing the task list; `async diagnose --json` asks for")
+    L.append("the graph's summary (the diagnoses only). What is left for the front is gdb's")
+    L.append("start of the extension, the unwind of the running tasks' threads and the write of")
+    L.append("the document. The CLI's extra time over `lib: tasks` is the same work.")
     L.append("")
     L += table(BREAKDOWN_HEADERS, breakdown_rows(results))
     L.append("")

@@ -131,6 +131,7 @@ def _declare(lib):
         "tscope_session_destroy": (None, [P]),
         "tscope_session_set_limits": (None, [P, ctypes.c_uint64]),
         "tscope_session_tasks_json": (P, [P, ctypes.c_uint, PP]),
+        "tscope_session_tasks_json_write": (P, [P, ctypes.c_uint, _WRITE_FN, P]),
         "tscope_session_thread_frames_json": (P, [P, ctypes.c_int, ctypes.c_uint, PP]),
         "tscope_session_add_executor": (P, [P, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
                                             ctypes.c_int, ctypes.c_char_p]),
@@ -177,23 +178,32 @@ def _json_text(call):
         library().tscope_free(out)
 
 
-_libc = ctypes.CDLL(None)
-_libc.strlen.restype = ctypes.c_size_t
-_libc.strlen.argtypes = [ctypes.c_void_p]
+_WRITE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
 
-def _json_write(call, write):
-    """Run a library call that returns a JSON document and hand its bytes
-    (UTF-8, ending in a newline) to write() as a memoryview over the
-    library's own buffer: no copy, no decode (a million tasks' document is
-    close to a gigabyte).  The buffer is freed when write() returns."""
-    out = ctypes.c_void_p()
-    _check(call(ctypes.byref(out)))
-    try:
-        n = _libc.strlen(out)
-        write(memoryview((ctypes.c_char * n).from_address(out.value)).cast("B"))
-    finally:
-        library().tscope_free(out)
+def _json_stream(handle, flags, write):
+    """The document of tscope_session_tasks_json_write(): its pieces (a
+    megabyte or so each, in order) handed to write() as memoryviews over
+    the library's buffer while it renders, so the whole text is never held
+    (a million tasks' document is close to a gigabyte).  An exception in
+    write() stops the render and is raised here."""
+    raised = []
+
+    def piece(_arg, buf, n):
+        try:
+            write(memoryview((ctypes.c_char * n).from_address(buf)).cast("B"))
+            return 0
+        except BaseException as e:  # noqa: B902 - re-raised below, after the C call
+            raised.append(e)
+            return 1
+
+    cb = _WRITE_FN(piece)
+    err = library().tscope_session_tasks_json_write(handle, flags, cb, None)
+    if raised:
+        if err:
+            library().tscope_error_destroy(err)
+        raise raised[0]
+    _check(err)
 
 
 def _json_result(call):
@@ -564,11 +574,11 @@ class Session(_Handle):
         return _json_text(lambda ret: library().tscope_session_tasks_json(self._h, flags, ret))
 
     def write_tasks_text(self, write, frames=False, locals=False, graph=False):
-        """tasks_text(), its bytes handed to write() without a copy (see
-        _json_write)."""
+        """tasks_text(), its bytes handed to write() in pieces while the
+        library renders them, without a copy (see _json_stream)."""
         flags = ((JSON_FRAMES if frames or locals else 0) | (JSON_LOCALS if locals else 0)
                  | (JSON_GRAPH if graph else 0))
-        _json_write(lambda ret: library().tscope_session_tasks_json(self._h, flags, ret), write)
+        _json_stream(self._h, flags, write)
 
     def thread_frames(self, tid, limit=0):
         """Thread tid's frames by the library's own unwinder (registers of

@@ -339,6 +339,21 @@ tscope_session_tasks_json(struct tscope_session *session, unsigned flags,
 			  char **ret);
 
 /*
+ * The same document handed to @write in pieces, in order, while it is
+ * rendered (about a megabyte each): a front end that writes the document
+ * out never holds it whole (a million tasks' document is close to a
+ * gigabyte).  @write returns 0 to go on, anything else to stop: the call
+ * then fails with TSCOPE_ERROR_OS.  An error before the first piece
+ * (nothing could be said) writes nothing; after it (out of memory, @write
+ * refused), what was written is an incomplete document and the error says
+ * so.
+ */
+typedef int (*tscope_write_fn)(void *arg, const char *buf, size_t len);
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_tasks_json_write(struct tscope_session *session, unsigned flags,
+				tscope_write_fn write, void *arg);
+
+/*
  * Add a future a thread drives outside any task (Runtime::block_on, the
  * body of #[tokio::main]): thread @tid, type @type_name (qualified DWARF
  * name) at @addr.  It is decoded like a task ("block_on" in the JSON) and

@@ -372,6 +372,49 @@ def test_running_at_given_to_the_library_is_in_its_documents(scenarios):
     assert not any("running_at" in t for t in json.loads(s.tasks_text())["tasks"])
 
 
+def test_document_written_in_pieces_is_the_whole_document(scenarios):
+    """tscope_session_tasks_json_write() (what --json writes through): on
+    mixed_10k with frames and the graph, several pieces, each a whole
+    UTF-8 text, joined the very text tscope_session_tasks_json() makes,
+    which lists the truth's tasks; a writer that fails stops the render,
+    its exception is raised, and the session still gives the document."""
+    binding = _binding()
+    sc = scenarios("mixed_10k")
+    s = binding.Session(binding.Program(sc.exe), binding.Target.core(sc.core))
+    pieces = []
+    flags = binding.JSON_FRAMES | binding.JSON_GRAPH
+    binding._json_stream(s._h, flags, lambda b: pieces.append(bytes(b)))
+    assert len(pieces) > 1, "expected a multi-megabyte document in several pieces"
+    for p in pieces:
+        p.decode("utf-8")  # a piece ends between whole JSON values
+    whole = binding._json_text(
+        lambda ret: binding.library().tscope_session_tasks_json(s._h, flags, ret))
+    assert b"".join(pieces).decode("utf-8") == whole
+    ids = {t["id"] for t in json.loads(whole)["tasks"]}
+    want = {t["id"] for t in sc.truth["tasks"]}
+    helpers.nonempty(want, "truth tasks")
+    assert ids == want
+
+    class Full(Exception):
+        pass
+
+    calls = []
+
+    def refuse(b):
+        calls.append(len(b))
+        raise Full()
+
+    with pytest.raises(Full):
+        binding._json_stream(s._h, flags, refuse)
+    assert len(calls) == 1, calls  # nothing more was handed over once it failed
+    # the library's own answer to a writer that refuses (the C API)
+    err = binding.library().tscope_session_tasks_json_write(
+        s._h, flags, binding._WRITE_FN(lambda _a, _b, _n: 1), None)
+    with pytest.raises(binding.TaskscopeError, match="incomplete"):
+        binding._check(err)
+    assert json.loads(s.tasks_text(frames=True, graph=True))["tasks"]
+
+
 def test_two_runtimes_in_one_process(scenarios):
     """two_runtimes: a multi-thread runtime and a current-thread runtime on a
     background thread. Both are found (each from its threads' CONTEXT), every

@@ -233,6 +233,7 @@ void graph_render(struct model *model, struct strbuf *o)
 			render_task_ids(model, r->dormant, r->ndormant, o);
 		}
 		sb_puts(o, "}");
+		render_flush(model->sink, o, false);
 	}
 	sb_puts(o, "],\n\"edges\": [");
 	bool first = true;
@@ -263,6 +264,7 @@ void graph_render(struct model *model, struct strbuf *o)
 				  (unsigned long long)model->tasks[r->join_task - 1].id);
 			first = false;
 		}
+		render_flush(model->sink, o, false);
 	}
 	sb_puts(o, "],\n");
 diagnoses:

@@ -114,6 +114,7 @@ struct task_rec {
 struct model {
 	struct tscope_session *s;
 	struct strbuf *out;
+	struct doc_sink *sink; /* where out goes while it renders (render_flush) */
 	unsigned flags;
 	struct future_hooks hooks;
 	const struct exec_ops *execs[MAX_EXECUTORS];

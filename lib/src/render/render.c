@@ -822,14 +822,29 @@ static void render_messages(struct strbuf *out, const char *key, char *const *ms
 	sb_puts(out, "]");
 }
 
+void render_flush(struct doc_sink *sink, struct strbuf *out, bool all)
+{
+	if (!sink || !sink->write || out->oom || (!all && out->len < (1u << 20)))
+		return;
+	if (out->len && !sink->failed) {
+		sink->started = true;
+		if (sink->write(sink->arg, out->s, out->len))
+			sink->failed = true;
+	}
+	out->len = 0;
+	if (out->s)
+		out->s[0] = '\0';
+}
+
 struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
-				  struct strbuf *out)
+				  struct strbuf *out, struct doc_sink *sink)
 {
 	struct model *model;
 	struct tscope_error *err = model_get(s, flags, &model);
 	if (err)
 		return err;
 	model->out = out;
+	model->sink = sink;
 	model->flags = flags;
 	sb_puts(out, "\"tasks\": [");
 	size_t shown = 0;
@@ -869,6 +884,7 @@ struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 		} else {
 			render_task(model, &model->tasks[i]);
 		}
+		render_flush(sink, out, false);
 	}
 	sb_puts(out, shown ? "\n],\n" : "],\n");
 	if (summary) {
@@ -899,6 +915,7 @@ struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 			continue;
 		sb_puts(out, shown++ ? ",\n  " : "\n  ");
 		render_task(model, &model->tasks[i]);
+		render_flush(sink, out, false);
 	}
 	sb_puts(out, "],\n");
 	if (model->flags & TSCOPE_JSON_GRAPH)
@@ -931,8 +948,39 @@ struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
 	}
 	sb_puts(out, "]");
 	model->out = NULL;
+	model->sink = NULL;
 	tcache = NULL;
 	text_cache_free(&cache);
+	return NULL;
+}
+
+static struct tscope_error *tasks_json(struct tscope_session *s, unsigned flags,
+				       struct strbuf *sb, struct doc_sink *sink)
+{
+	/* Symbols and DWARF of a stripped executable are in its debug file:
+	 * found (or not, and then that is the answer) before the walk. */
+	struct tscope_error *err = program_load_debug(s->prog);
+	if (err)
+		return err;
+	sb_puts(sb, "{\"schema\": \"taskscope/1\", \"program\": {\"path\": ");
+	sb_json_string(sb, s->prog->path);
+	sb_puts(sb, ", \"build_id\": ");
+	sb_json_string(sb, s->prog->build_id);
+	sb_puts(sb, ", \"debug_file\": ");
+	if (s->prog->debug_path)
+		sb_json_string(sb, s->prog->debug_path);
+	else
+		sb_puts(sb, "null");
+	sb_puts(sb, "}, \"target\": ");
+	sb_json_string(sb, target_describe(s->target));
+	if (target_has_snapshot(s->target)) {
+		sb_puts(sb, ", \"snapshot\": ");
+		target_snapshot_render(s->target, sb);
+	}
+	sb_puts(sb, ", ");
+	if ((err = model_render(s, flags, sb, sink)))
+		return err;
+	sb_puts(sb, "}\n");
 	return NULL;
 }
 
@@ -940,35 +988,50 @@ TSCOPE_PUBLIC struct tscope_error *
 tscope_session_tasks_json(struct tscope_session *s, unsigned flags,
 			  char **ret)
 {
-	/* Symbols and DWARF of a stripped executable are in its debug file:
-	 * found (or not, and then that is the answer) before the walk. */
-	struct tscope_error *err = program_load_debug(s->prog);
-	if (err)
-		return err;
 	struct strbuf sb;
 	sb_init(&sb);
-	sb_puts(&sb, "{\"schema\": \"taskscope/1\", \"program\": {\"path\": ");
-	sb_json_string(&sb, s->prog->path);
-	sb_puts(&sb, ", \"build_id\": ");
-	sb_json_string(&sb, s->prog->build_id);
-	sb_puts(&sb, ", \"debug_file\": ");
-	if (s->prog->debug_path)
-		sb_json_string(&sb, s->prog->debug_path);
-	else
-		sb_puts(&sb, "null");
-	sb_puts(&sb, "}, \"target\": ");
-	sb_json_string(&sb, target_describe(s->target));
-	if (target_has_snapshot(s->target)) {
-		sb_puts(&sb, ", \"snapshot\": ");
-		target_snapshot_render(s->target, &sb);
-	}
-	sb_puts(&sb, ", ");
-	err = model_render(s, flags, &sb);
+	struct tscope_error *err = tasks_json(s, flags, &sb, NULL);
 	if (err) {
 		sb_free(&sb);
 		return err;
 	}
-	sb_puts(&sb, "}\n");
 	*ret = sb_steal(&sb);
 	return *ret ? NULL : &tscope_error_nomem;
+}
+
+TSCOPE_PUBLIC struct tscope_error *
+tscope_session_tasks_json_write(struct tscope_session *s, unsigned flags,
+				tscope_write_fn write, void *arg)
+{
+	if (!write)
+		return tscope_error_create(TSCOPE_ERROR_INVALID_ARGUMENT,
+					   "tscope_session_tasks_json_write: no write function");
+	struct strbuf sb;
+	sb_init(&sb);
+	struct doc_sink sink = {write, arg, false, false};
+	struct tscope_error *err = tasks_json(s, flags, &sb, &sink);
+	bool oom = sb.oom;
+	if (!err && !oom)
+		render_flush(&sink, &sb, true);
+	sb_free(&sb);
+	if (err && sink.started) {
+		struct tscope_error *e = tscope_error_create(
+			tscope_error_code(err), "%s (the document written so far is incomplete)",
+			tscope_error_message(err));
+		tscope_error_destroy(err);
+		return e;
+	}
+	if (err)
+		return err;
+	if (oom)
+		return sink.started
+			? tscope_error_create(TSCOPE_ERROR_NO_MEMORY,
+					      "out of memory while writing the document: "
+					      "what was written is incomplete")
+			: &tscope_error_nomem;
+	if (sink.failed)
+		return tscope_error_create(TSCOPE_ERROR_OS,
+					   "the writer refused a piece of the document: "
+					   "what was written is incomplete");
+	return NULL;
 }

@@ -114,10 +114,25 @@ struct tscope_error *val_elements(struct tscope_session *s, struct tval v,
 struct tscope_error *type_size(struct tscope_session *s, uint64_t type,
 			       uint64_t *ret);
 
+/* Where a document goes while it is rendered: NULL write, all of it
+ * stays in the strbuf; else render_flush() hands what is there to @write
+ * once it passes a megabyte. */
+struct doc_sink {
+	tscope_write_fn write;
+	void *arg;
+	bool failed;  /* @write refused a piece: the rest is dropped */
+	bool started; /* a piece was written */
+};
+
 /* model.c: decode the model (every executor, the graph) and render its
- * part of the JSON document (after the program and target keys). */
+ * part of the JSON document (after the program and target keys) into
+ * @out, flushed to @sink (NULL: none) as it grows. */
 struct tscope_error *model_render(struct tscope_session *s, unsigned flags,
-				  struct strbuf *out);
+				  struct strbuf *out, struct doc_sink *sink);
+/* Hand @out's text to the render's sink once it passes a megabyte (or
+ * whatever there is, with @all), emptying @out; nothing without a sink.
+ * Only between whole JSON values. */
+void render_flush(struct doc_sink *sink, struct strbuf *out, bool all);
 
 /* Descend single-purpose wrappers (UnsafeCell, RefCell value, Cell) to the
  * first type with a variant part. */
