@@ -181,8 +181,31 @@ def inproc(fn):
     return Run(time.perf_counter() - t0, time.process_time() - c0, 0, 0, 0)
 
 
+def debug_info_mb(exe):
+    """Size of the executable's .debug_info section in MB (readelf -S), 0 unknown."""
+    try:
+        out = subprocess.run(["readelf", "-SW", exe], stdout=subprocess.PIPE, text=True,
+                             check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return 0
+    for line in out.splitlines():
+        f = line.replace("[ ", "[").split()
+        if len(f) > 5 and f[1] == ".debug_info":
+            return int(f[5], 16) / 1e6
+    return 0
+
+
+def large_dwarf(name):
+    """Whether @name is a large-DWARF service (core-fixtures/bigdwarf),
+    captured by capture-stacks."""
+    stacks = os.path.join(os.path.dirname(CAPTURE), "capture-stacks")
+    return os.path.exists(stacks) and name in subprocess.run(
+        [stacks, "--list-big"], stdout=subprocess.PIPE, text=True, check=False).stdout.split()
+
+
 def capture(name):
-    subprocess.run([CAPTURE, name, FIXTURES],
+    cap = os.path.join(os.path.dirname(CAPTURE), "capture-stacks") if large_dwarf(name) else CAPTURE
+    subprocess.run([cap, name, FIXTURES],
                    check=True, stdout=subprocess.DEVNULL, cwd=SCRATCH)
     d = os.path.join(FIXTURES, name)
     return os.path.join(d, "exe"), os.path.join(d, "core")
@@ -200,10 +223,12 @@ def anon():
         for line in f:
             if line.startswith("RssAnon:"):
                 return int(line.split()[1])
-exe, core, flags = sys.argv[2], sys.argv[3], int(sys.argv[4])
+exe, core, flags, limit = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 prog = binding.Program(exe)
 prog.index()
 sess = binding.Session(prog, binding.Target.core(core))
+if limit:
+    sess.set_limits(limit)
 before = anon()
 peak = [before]
 done = []
@@ -238,13 +263,14 @@ print(before, peak[0], n, secs)
 """
 
 
-def lib_mem(exe, core, graph, timeout):
+def lib_mem(exe, core, graph, timeout, limit=0):
     """(KB before, KB peak, bytes of JSON, seconds) of the library's decode
     alone, with the documents the front asks for (the summary, then the
     task list handed over in pieces; the graph's summary), no Python parse."""
     try:
         p = subprocess.run([sys.executable, "-c", LIB_MEM_PROBE, os.path.join(ROOT, "gdbext"), exe,
-                            core, str(binding.JSON_GRAPH if graph else 0)], stdout=subprocess.PIPE,
+                            core, str(binding.JSON_GRAPH if graph else 0), str(limit)],
+                           stdout=subprocess.PIPE,
                            text=True, cwd=SCRATCH, timeout=timeout, check=True)
     except subprocess.TimeoutExpired:
         print("  the library's decode alone took over %.0f s: no memory figure" % timeout,
@@ -276,7 +302,8 @@ def naive_check(out_file, core):
 
 def bench_scenario(name, rep, timeout):
     exe, core = capture(name)
-    r = {"name": name, "core_mb": os.path.getsize(core) / 1e6, "exe_mb": os.path.getsize(exe) / 1e6}
+    r = {"name": name, "core_mb": os.path.getsize(core) / 1e6, "exe_mb": os.path.getsize(exe) / 1e6,
+         "large_dwarf": large_dwarf(name), "debug_info_mb": debug_info_mb(exe)}
     print("%s: core %.0f MB, exe %.0f MB" % (name, r["core_mb"], r["exe_mb"]), file=sys.stderr)
     big = os.path.getsize(core) > 300e6
     n = 1 if big else rep
@@ -330,6 +357,9 @@ def bench_scenario(name, rep, timeout):
         return inproc(go)
     r["lib_mem_tasks"] = lib_mem(exe, core, False, timeout)
     r["lib_mem_graph"] = lib_mem(exe, core, True, timeout)
+    if r["large_dwarf"]:
+        # the same decode stopped after one task: what the binary costs
+        r["lib_mem_one"] = lib_mem(exe, core, False, timeout, limit=1)
     if not big:
         step("lib_tasks", lambda: lib_tasks(False))
         step("lib_graph", lambda: lib_tasks(True))
@@ -424,7 +454,10 @@ def derived(results):
         n = r["ntasks"]
         cli = r["cli_tasks"]
         d.append({
-            "name": r["name"], "ntasks": n,
+            "name": r["name"], "ntasks": n, "large_dwarf": r.get("large_dwarf", False),
+            "lib_mb": (r["lib_mem_tasks"][1] - r["lib_mem_tasks"][0]) / 1024,
+            "lib_one_mb": ((r["lib_mem_one"][1] - r["lib_mem_one"][0]) / 1024
+                           if r.get("lib_mem_one") else None),
             "a_tasks": ratio(r["gdb_tasks"], base), "a_bt": ratio(r["gdb_bt"], base),
             "a_diagnose": ratio(r["gdb_diagnose"], base), "a_naive": ratio(r["naive"], base),
             "extra_tasks": r["gdb_tasks"].wall - base.wall,
@@ -449,8 +482,11 @@ def derived(results):
                     ("gdb_tasks", "gdb_bt", "gdb_diagnose", "cli_tasks", "cli_diagnose")},
         })
     slope = None
-    if len(d) >= 2:
-        a, b = sorted(zip(results, d), key=lambda x: x[1]["ntasks"])[-2:]
+    # the slope is one program's (the mixed_scale cores), not the
+    # large-DWARF service's
+    same = [x for x in zip(results, d) if not x[0].get("large_dwarf")]
+    if len(same) >= 2:
+        a, b = sorted(same, key=lambda x: x[1]["ntasks"])[-2:]
         dn = b[1]["ntasks"] - a[1]["ntasks"]
         if dn > 0:
             slope = {"from": a[0]["name"], "to": b[0]["name"],
@@ -550,6 +586,10 @@ def targets(d, slope):
         out.append(("≥ %.0fx the naive walker beyond the load at %s" % (TARGET_NAIVE, x["name"]),
                     ("≥" if x["b_lower_bound"] else "") + "%.1fx (cpu %.1fx)" % (x["b"], x["b_cpu"]), x["b"] >= TARGET_NAIVE,
                     TARGET_NAIVE / x["b"] if x["b"] > 0 else float("inf")))
+        if x["large_dwarf"]:
+            # what a large binary costs is its DWARF's, not its tasks': no
+            # per-task figure (see "Where the memory goes")
+            continue
         out.append(("≤ 1 KB/task beyond the core's pages (library, task list) at %s" % x["name"],
                     "%.0f B (CLI process: %.0f B)" % (x["lib_per_task"], x["anon_per_task"]),
                     x["lib_per_task"] <= TARGET_BYTES_PER_TASK,
@@ -593,8 +633,8 @@ def git_head():
 
 def print_report(results, d, slope, m):
     for r in results:
-        print("%s: %d tasks, core %.0f MB, exe %.0f MB%s" % (
-            r["name"], r["ntasks"], r["core_mb"], r["exe_mb"],
+        print("%s: %d tasks, core %.0f MB, exe %.0f MB (.debug_info %.0f MB)%s" % (
+            r["name"], r["ntasks"], r["core_mb"], r["exe_mb"], r.get("debug_info_mb", 0),
             "" if r["complete"] else ", INCOMPLETE decode"))
         for line in table(("step", "wall", "cpu", "wall vs gdb load", "cpu vs gdb load"), rows_for(r)):
             print("  " + line)
@@ -641,7 +681,7 @@ def write_doc(results, d, slope, m, argv, load_before, repeat_n, timeout, mem_gb
     L.append("# Performance")
     L.append("")
     L.append("Generated by `bench/run.py --write-doc` (`./dev scale` runs it on the 10k, 100k and")
-    L.append("1M cores); rerun it to refresh. The figures are from one run on a shared")
+    L.append("1M cores and the large-DWARF service); rerun it to refresh. The figures are from one run on a shared")
     L.append("machine; the ratios are what compares (each is measured in the same run).")
     L.append("")
     L.append("## Machine")
@@ -663,7 +703,12 @@ def write_doc(results, d, slope, m, argv, load_before, repeat_n, timeout, mem_gb
     L.append("`core-fixtures/capture mixed_10k|mixed_100k|mixed_1m`): N tasks on a 2-worker")
     L.append("multi-thread runtime, 40% on a oneshot, 20% in an hour's sleep, 10% waiting for a")
     L.append("Mutex an idle task holds, 15% on an mpsc receiver, 10% in join chains of three,")
-    L.append("the rest on a Notify, and one AB-BA deadlock in the middle. Each command runs")
+    L.append("the rest on a Notify, and one AB-BA deadlock in the middle. The large-DWARF binary:")
+    L.append("`core-fixtures/bigdwarf/src/bin/big_service.rs` (`core-fixtures/capture-stacks")
+    L.append("big_service`), a service linking some 340 published crates (axum, tower-http, tonic,")
+    L.append("hyper, reqwest, async-graphql, seven clients of the AWS SDK, regex, clap,")
+    L.append("serde_yaml, tracing-subscriber, ...), one GraphQL request sent through its router")
+    L.append("at startup, then 20,000 idle sessions on oneshots. Each command runs")
     L.append("%d times (once for cores over 300 MB, and gdb's load always %d times); the median by"
              % (repeat_n, repeat_n))
     L.append("wall time is shown. A command is killed after %.0f s (shown as `>N s (timeout)`) and"
@@ -708,8 +753,8 @@ def write_doc(results, d, slope, m, argv, load_before, repeat_n, timeout, mem_gb
     L.append("## Results")
     L.append("")
     for r in results:
-        L.append("### %s: %d tasks, core %.0f MB, exe %.0f MB%s" % (
-            r["name"], r["ntasks"], r["core_mb"], r["exe_mb"],
+        L.append("### %s: %d tasks, core %.0f MB, exe %.0f MB (.debug_info %.0f MB)%s" % (
+            r["name"], r["ntasks"], r["core_mb"], r["exe_mb"], r.get("debug_info_mb", 0),
             "" if r["complete"] else " (incomplete decode)"))
         L.append("")
         L += table(("step", "wall", "cpu", "wall vs gdb load", "cpu vs gdb load"), rows_for(r))
@@ -741,6 +786,24 @@ def write_doc(results, d, slope, m, argv, load_before, repeat_n, timeout, mem_gb
         rows.append((what, got, "met" if met else "missed (%.1fx over)" % by if by != float("inf") else "missed"))
     L += table(("target", "measured", ""), rows)
     L.append("")
+    big = [x for x in d if x["large_dwarf"]]
+    if big:
+        L.append("## Where the memory goes")
+        L.append("")
+        for x in big:
+            L.append("On %s (%d tasks) the library's decode takes %.0f MB beyond its DWARF index" % (
+                x["name"], x["ntasks"], x["lib_mb"]))
+            L.append("(%.0f B a task if it were per task): a constant of the binary, not of its" % x["lib_per_task"])
+            L.append("tasks. libdwarf reads each section it is asked for (`.debug_info`, `.debug_str`,")
+            L.append("`.debug_line`, ...) into memory of its own, and the types the decode needs are")
+            if x["lib_one_mb"] is not None:
+                L.append("kept decoded; the same decode stopped after one task")
+                L.append("(`tscope_session_set_limits(1)`) takes %.0f MB of it: %.0f B per task beyond that." % (
+                    x["lib_one_mb"], (x["lib_mb"] - x["lib_one_mb"]) * 1048576 / max(x["ntasks"] - 1, 1)))
+            else:
+                L.append("kept decoded.")
+            L.append("The per-task targets are read on the mixed_scale cores, whose DWARF is 7 MB.")
+        L.append("")
     L.append("## Where the time goes")
     L.append("")
     L.append("gdb's commands beyond gdb's own load, split into the library's DWARF index (from")

@@ -244,3 +244,42 @@ def test_naive_walker_lists_exactly_the_truth(scenarios, tmp_path):
     wrong = ["task %d (%s): %s" % (i, kinds[i], types[i]) for i in kinds
              if not helpers.future_type_matches(sc.truth["kinds"][kinds[i]]["future_type"], types[i])]
     assert not wrong, "future types not the truth's:\n%s" % "\n".join(wrong[:20])
+
+
+@pytest.mark.skipif(not SCALE, reason="large-DWARF core: run with TASKSCOPE_SCALE=1 (./dev scale)")
+def test_large_dwarf_service_lists_its_truth(tmp_path):
+    """big_service (core-fixtures/bigdwarf: some 330 published crates, over
+    100 MB of .debug_info) through the gdb front and the CLI: its truth's
+    20,000 sessions, each once and nothing else, idle at the await line the
+    truth recorded in `session`, on a oneshot; no deadlock claimed."""
+    sc = helpers.capture("big_service", script=os.path.join(helpers.REPO, "core-fixtures",
+                                                             "capture-stacks"),
+                         timeout=SCALE_TIMEOUT)
+    size = 0
+    for line in subprocess.run(["readelf", "-SW", sc.exe], stdout=subprocess.PIPE, text=True,
+                               check=True).stdout.splitlines():
+        f = line.replace("[ ", "[").split()
+        if len(f) > 5 and f[1] == ".debug_info":
+            size = int(f[5], 16)
+    assert size > 100e6, "big_service's .debug_info is %.0f MB: no longer a large-DWARF binary" % (
+        size / 1e6)
+    truth = {t["id"]: t for t in sc.truth["tasks"]}
+    helpers.nonempty(truth, "truth tasks")
+    docs = {"cli": _cli("tasks", sc, str(tmp_path)),
+            "gdb": helpers.gdb_json(sc.exe, sc.core, "info async-tasks --json")}
+    for how, doc in docs.items():
+        found = collections.Counter(t["id"] for t in doc["tasks"])
+        assert set(found) == set(truth) and max(found.values()) == 1, (how, len(found), len(truth))
+        wrong = []
+        for t in doc["tasks"]:
+            want = truth[t["id"]]
+            loc = t.get("location") or {}
+            got = (t["state"], loc.get("line"), (t.get("waits_on") or {}).get("kind"))
+            if got != ("idle", want["chain"][0]["line"], "oneshot") \
+                    or not helpers.future_type_matches(want["future_type"], t.get("future")):
+                wrong.append("%s: task %d: %s, %s" % (how, t["id"], got, t.get("future")))
+        assert not wrong, "\n".join(wrong[:20])
+        assert doc["complete"], (how, doc["errors"][:5])
+    diag = _cli("diagnose", sc, str(tmp_path))
+    assert not [d for d in diag["diagnoses"] if d["confidence"] in ("certain", "likely")], \
+        diag["diagnoses"][:3]
