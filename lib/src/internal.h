@@ -40,7 +40,9 @@ struct strbuf {
 /* Room for @want elements of @size bytes in the malloc'ed array @arr
  * (NULL: none yet): @arr itself when its block already holds them, else
  * the array moved to a block twice that size (NULL out of memory, @arr
- * left as it was).  For arrays that keep no capacity: whatever made the
+ * left as it was); the first block holds exactly @want (most of these
+ * arrays keep one element: a oneshot's one waiter, a million times over).
+ * For arrays that keep no capacity: whatever made the
  * block (malloc, calloc, an exact realloc), growing one by one costs
  * O(n) copies in all, not O(n^2) (a lock with 100k waiters). */
 void *grow_room(void *arr, size_t want, size_t size);

@@ -95,7 +95,7 @@ void *grow_room(void *arr, size_t want, size_t size)
 		return NULL;
 	if (want * size <= malloc_usable_size(arr))
 		return arr;
-	return realloc(arr, (want < 4 ? 4 : 2 * want) * size);
+	return realloc(arr, (arr ? 2 * want : want) * size);
 }
 
 void sb_init(struct strbuf *sb) { memset(sb, 0, sizeof(*sb)); }

@@ -50,7 +50,8 @@ static size_t resource(struct model *m, enum res_kind kind, uint64_t key)
 static void waits(struct model *m, size_t task, size_t r, enum side side)
 {
 	struct graph *g = m->graph;
-	struct waiter w = {task, side, "app::worker", "src/main.rs", 10 + (uint32_t)task};
+	struct waiter w = {.task = task, .side = side, .function = "app::worker",
+			  .file = "src/main.rs", .line = 10 + (uint32_t)task};
 	g->wait_res[task] = r + 1;
 	g->wait_side[task] = side;
 	g->wait_at[task] = w;

@@ -441,7 +441,7 @@ static void decode_async(struct decoder *d, const struct ttype *t,
 	f->state = "unknown";
 	if (starts(vname, "Suspend")) {
 		f->state = "suspended";
-		f->await_index = strtol(vname + 7, NULL, 10);
+		f->await_index = (int32_t)strtol(vname + 7, NULL, 10);
 	} else if (!strcmp(vname, "Unresumed")) {
 		f->state = "unresumed";
 	} else if (!strcmp(vname, "Returned")) {
@@ -726,6 +726,8 @@ static bool is_user_frame(const struct fframe *f)
  * combinator. */
 static bool awaits_in_macro(const struct fframe *f)
 {
+	if (f->kind != FRAME_ASYNC)
+		return false;
 	return f->macro_file || (f->body_file && f->file && strcmp(f->body_file, f->file) != 0);
 }
 
@@ -834,7 +836,7 @@ static void render_frame(struct tscope_session *s, const struct fframe *f,
 	}
 	if (f->kind == FRAME_ASYNC && f->state) {
 		if (f->await_index >= 0)
-			sb_printf(o, ", \"await_index\": %ld", f->await_index);
+			sb_printf(o, ", \"await_index\": %d", (int)f->await_index);
 		sb_puts(o, ", \"file\": ");
 		sb_json_string(o, f->file);
 		sb_printf(o, ", \"line\": %u, ", f->line);
@@ -870,7 +872,7 @@ static void render_frame(struct tscope_session *s, const struct fframe *f,
 			sb_puts(o, "]");
 		}
 	}
-	if (f->concrete) {
+	if (f->kind == FRAME_BOX_DYN && f->concrete) {
 		sb_puts(o, ", \"concrete_type\": ");
 		sb_json_string(o, f->concrete);
 	}

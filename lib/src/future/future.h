@@ -26,37 +26,42 @@ enum frame_kind {
 struct fchain;
 
 struct fframe {
-	/* (the words first, the narrow fields packed last: a million tasks
-	 * keep a few frames each) */
+	/* (the words first, the narrow fields packed last, each kind's own
+	 * fields sharing their room: a million tasks keep a few frames each) */
 	const char *kind_name; /* "async fn", "async block", "leaf", ... */
 	const char *function;  /* display name (session_intern()ed) */
 	const char *type_name; /* DWARF type name */
 	struct tval v;
-	/* FRAME_ASYNC */
+	/* FRAME_ASYNC (NULL in other frames) */
 	const char *file;
 	const char *state; /* suspended, unresumed, returned, panicked */
-	/* an await inside an external macro (join!, select!): file/line are
-	 * the user's line the macro was written on, these the macro's own */
-	const char *macro_file;
-	const char *body_file; /* the async body's own file (Unresumed's), NULL */
-	long await_index;
-	const char *variant, *variant_member;
-	struct tval locals; /* the active variant struct: its members */
-	/* FRAME_BOX_DYN */
-	const char *concrete;
-	/* FRAME_JOIN */
-	uint64_t join_id, join_hdr, join_state;
-	/* FRAME_LEAF */
-	uint64_t size;
 	/* FRAME_COMBINATOR (and leaves that are sets) */
 	uint64_t children; /* JoinSet / FuturesUnordered size */
 	struct fchain *branches;
 	size_t nbranches;
 	char *error;
-	enum frame_kind kind;
+	/* Read only in a frame of their kind: they share their memory. */
+	union {
+		struct { /* FRAME_ASYNC */
+			/* an await inside an external macro (join!, select!):
+			 * file/line are the user's line the macro was written
+			 * on, these the macro's own */
+			const char *macro_file;
+			const char *body_file; /* the async body's own file (Unresumed's), NULL */
+			const char *variant, *variant_member;
+			struct tval locals; /* the active variant struct: its members */
+		};
+		const char *concrete; /* FRAME_BOX_DYN */
+		struct { /* FRAME_JOIN */
+			uint64_t join_id, join_hdr, join_state;
+			bool has_join;
+		};
+		uint64_t size; /* FRAME_LEAF */
+	};
+	int32_t await_index; /* FRAME_ASYNC, -1 none */
 	uint32_t line;
-	uint32_t macro_line;
-	bool has_join;
+	uint32_t macro_line; /* FRAME_ASYNC, with macro_file */
+	enum frame_kind kind;
 	bool has_children;
 	bool branches_truncated;
 };

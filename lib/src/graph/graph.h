@@ -89,23 +89,18 @@ struct holder {
 
 struct waiter {
 	size_t task;
-	enum side side;
 	const char *function, *file; /* the user frame that awaits */
+	enum side side;
 	uint32_t line;
 };
 
 struct resource {
-	enum res_kind kind;
+	/* (the words first, the narrow fields packed last: a resource a task) */
 	uint64_t key, addr;
 	const char *type_name;
-	bool state_known;
 	uint64_t avail;
-	bool closed;
-	bool has_bound;
 	uint64_t bound;
-	bool has_tx;
 	uint64_t tx_count;
-	bool value_sent;
 	size_t join_task; /* index+1 */
 	uint64_t arc;     /* the ArcInner shared by the channel's ends, 0 */
 	uint64_t deadline_ns; /* sleep: CLOCK_MONOTONIC, 0 unknown */
@@ -120,11 +115,17 @@ struct resource {
 	 * poll (futurelock) */
 	size_t *dormant;
 	size_t ndormant;
-	bool dormant_assigned; /* the permits went to an unpolled future */
 	/* where the first dormant future is kept: the local and its `let` */
 	const char *dormant_local, *dormant_file;
-	uint32_t dormant_line;
 	char *implausible; /* why its state is not to be trusted, NULL */
+	enum res_kind kind;
+	uint32_t dormant_line;
+	bool state_known;
+	bool closed;
+	bool has_bound;
+	bool has_tx;
+	bool value_sent;
+	bool dormant_assigned; /* the permits went to an unpolled future */
 };
 
 /* How sure a diagnosis is, and why: a core is one instant, and some

@@ -353,7 +353,7 @@ static void set_wait(struct model *model, size_t ti, size_t r, enum side side,
 	struct graph *g = model->graph;
 	if (r == SIZE_MAX)
 		return;
-	struct waiter w = {ti, side, NULL, NULL, 0};
+	struct waiter w = {.task = ti, .side = side};
 	if (user) {
 		w.function = user->function;
 		w.file = user->file;
@@ -583,7 +583,7 @@ static void branch_waits(struct model *model, size_t ti, const struct fframe *co
 			continue;
 		}
 		struct wait_found w;
-		struct bwait bw = {SIZE_MAX, SIDE_WAIT, {ti, SIDE_WAIT, NULL, NULL, 0},
+		struct bwait bw = {SIZE_MAX, SIDE_WAIT, {.task = ti, .side = SIDE_WAIT},
 				   in, b, branch_borrowed(in), false};
 		if (chain_wait(model, ti, b, outer_user, &w)) {
 			bw.res = w.res;

@@ -70,24 +70,17 @@ enum {
 struct vinfo;
 
 struct task_rec {
-	int exec;           /* index into model.execs */
+	/* (the words first, the narrow fields packed last: a million tasks) */
 	uint64_t hdr;       /* the task's address (tokio: its Header) */
 	uint64_t id;
-	bool has_id;
-	bool synthetic_id; /* numbered by taskscope: the executor has no id */
-	unsigned st;        /* TS_* */
 	uint64_t state;     /* the executor's own state word */
 	size_t rt;
-	int thread;         /* tid polling it, 0 if none */
 	const char *future_name; /* the root future's type (NULL unknown) */
 	struct tval cell;   /* the task's whole allocation as a typed value
 			     * (type 0: unknown), the graph's memory of it */
-	bool has_future;
 	struct tval future;
 	struct fchain chain;
 	char *error;
-	bool pseudo;  /* a thread's block_on future, not an executor's task */
-	bool implausible; /* a fact of it disagrees with another (model->implausible) */
 	const char *exec_name; /* the executor as a description named it,
 				* NULL: the executor's own name */
 	size_t wrapper_frames; /* leading frames that are the executor's own
@@ -99,16 +92,24 @@ struct task_rec {
 	 * the pool's queue, or running on a blocking thread); home_thread: the thread the home is bound to
 	 * (kernel tid, 0 unknown); home_index: which LocalSet */
 	const char *home;
-	int home_thread;
-	int home_index;
-	bool blocking_queued; /* home blocking_pool: in the pool's queue */
-	bool in_block_in_place; /* its thread left the runtime in its poll */
-	bool off_list; /* running, found on its thread's stack, no longer in
-			* its runtime's list: taken off by shutdown, being dropped */
 	/* tokio */
 	uint64_t owner;
 	const char *stage;
 	struct vinfo *vi;
+	int exec;           /* index into model.execs */
+	unsigned st;        /* TS_* */
+	int thread;         /* tid polling it, 0 if none */
+	int home_thread;
+	int home_index;
+	bool has_id;
+	bool synthetic_id; /* numbered by taskscope: the executor has no id */
+	bool has_future;
+	bool pseudo;  /* a thread's block_on future, not an executor's task */
+	bool implausible; /* a fact of it disagrees with another (model->implausible) */
+	bool blocking_queued; /* home blocking_pool: in the pool's queue */
+	bool in_block_in_place; /* its thread left the runtime in its poll */
+	bool off_list; /* running, found on its thread's stack, no longer in
+			* its runtime's list: taken off by shutdown, being dropped */
 };
 
 struct model {

@@ -104,7 +104,7 @@ static void render_loc_text(const struct fframe *loc, struct strbuf *o)
 	sb_puts(o, ", \"state\": ");
 	json_cached(o, loc->state);
 	if (loc->await_index >= 0)
-		sb_printf(o, ", \"await_index\": %ld", loc->await_index);
+		sb_printf(o, ", \"await_index\": %d", (int)loc->await_index);
 	sb_puts(o, "}");
 }
 
