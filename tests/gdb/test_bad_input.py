@@ -67,6 +67,21 @@ def test_program_without_tokio_json_fails_too(scenarios):
     assert not (text or "").strip(), "output printed despite the error:\n%s" % text
 
 
+def test_out_of_memory_says_what_to_ask_for_instead(scenarios):
+    """A document too big for gdb's Python (`async backtrace all --json` of a
+    million tasks with their frames runs out of memory there) is a clean
+    error that names smaller questions, not an "internal error" to report.
+    The MemoryError is raised where the front parses the library's document."""
+    sc = scenarios("mutex_deadlock")
+    rc, out, err = helpers.run_gdb(sc.exe, sc.core, [
+        "python import taskscope.binding as b; "
+        "b.Session.tasks = lambda *a, **k: (_ for _ in ()).throw(MemoryError())",
+        "async backtrace all --json"])
+    msg = _assert_clean_failure(rc, out, err, "out of memory", "async backtrace ID",
+                                "info async-tasks --json")
+    assert "internal error" not in msg, msg
+
+
 # ------------------------------------------------------------ truncated core
 
 @pytest.fixture(scope="module")
