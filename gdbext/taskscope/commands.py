@@ -504,11 +504,11 @@ class TaskscopeCommand(gdb.Command):
         except gdb.GdbError:
             raise
         except MemoryError:
-            # gdb's Python parses the whole document of what it shows: every
-            # task with its frames does not fit at a million tasks
+            # gdb's Python parses the whole document of what it shows: a
+            # million tasks with their frames do not fit
             raise gdb.GdbError(
                 "taskscope: out of memory: this command holds its whole document (every "
-                "task it shows, with its frames) in gdb's Python, and it does not fit; ask "
+                "task it shows) in gdb's Python, and it does not fit; ask "
                 "for less: one task (`async backtrace ID`), or the task list "
                 "(`info async-tasks --json`, written as the library's own text)")
         except Exception as e:

@@ -32,7 +32,7 @@ struct fframe {
 	const char *function;  /* display name (session_intern()ed) */
 	const char *type_name; /* DWARF type name */
 	struct tval v;
-	/* FRAME_ASYNC (NULL in other frames) */
+	/* FRAME_ASYNC (a FRAME_JOIN's state is "pending"; NULL in other frames) */
 	const char *file;
 	const char *state; /* suspended, unresumed, returned, panicked */
 	/* FRAME_COMBINATOR (and leaves that are sets) */
